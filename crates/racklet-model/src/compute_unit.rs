@@ -1,0 +1,39 @@
+//! `ComputeUnit`: the board in one tray slot, its role and its desired power state.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Desired state of one compute unit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ComputeUnitSpec {
+    /// Name of the `Chassis` it sits in.
+    #[schemars(length(min = 1, max = 63))]
+    pub chassis: String,
+    /// Tray slot, counted from 1 at the left.
+    #[schemars(range(min = 1, max = 7))]
+    pub tray: u32,
+    /// Name of a `BoardModel` (built-in catalog or your own).
+    #[schemars(length(min = 1, max = 63))]
+    pub board: String,
+    /// `Rmc` for the chassis' rack management controller tray, `Worker` otherwise.
+    #[serde(default)]
+    pub role: Role,
+    /// Whether the compute unit should be powered.
+    pub power_state: PowerState,
+}
+
+/// What a compute unit does in its chassis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema, Default)]
+pub enum Role {
+    #[default]
+    Worker,
+    Rmc,
+}
+
+/// Desired power state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum PowerState {
+    On,
+    Off,
+}

@@ -1,0 +1,160 @@
+//! A set of manifests read from files and directories, decoded into typed resources, with
+//! the built-in board catalog alongside.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::diag::{Diagnostic, Position};
+use crate::resource::{decode, AnyResource, BoardModel, Chassis, ComputeUnit, Rack};
+use crate::source::{parse_file, Document};
+
+/// One decoded resource with the document it came from (for positions in messages).
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub doc: Document,
+    pub resource: AnyResource,
+    /// True for resources of the built-in board catalog.
+    pub builtin: bool,
+}
+
+/// Resources loaded together and validated as one whole.
+#[derive(Debug, Clone, Default)]
+pub struct ManifestSet {
+    pub entries: Vec<Entry>,
+}
+
+macro_rules! typed_iter {
+    ($fn:ident, $variant:ident, $ty:ty) => {
+        pub fn $fn(&self) -> impl Iterator<Item = (&Entry, &$ty)> {
+            self.entries.iter().filter_map(|e| match &e.resource {
+                AnyResource::$variant(r) => Some((e, r)),
+                _ => None,
+            })
+        }
+    };
+}
+
+impl ManifestSet {
+    /// A set holding only the built-in board catalog.
+    pub fn with_catalog() -> Self {
+        ManifestSet {
+            entries: crate::catalog::entries().to_vec(),
+        }
+    }
+
+    typed_iter!(racks, Rack, Rack);
+    typed_iter!(chassis, Chassis, Chassis);
+    typed_iter!(compute_units, ComputeUnit, ComputeUnit);
+    typed_iter!(boards, BoardModel, BoardModel);
+
+    pub fn board(&self, name: &str) -> Option<&BoardModel> {
+        self.boards().map(|(_, b)| b).find(|b| b.name() == name)
+    }
+
+    pub fn chassis_named(&self, name: &str) -> Option<&Chassis> {
+        self.chassis().map(|(_, c)| c).find(|c| c.name() == name)
+    }
+
+    /// Parses and decodes one file's bytes, adding what decodes and returning every problem.
+    pub fn add_source(&mut self, file: &Arc<Path>, bytes: &[u8]) -> Vec<Diagnostic> {
+        let docs = match parse_file(file, bytes) {
+            Ok(docs) => docs,
+            Err(diags) => return diags,
+        };
+        let mut diags = Vec::new();
+        for doc in docs {
+            match decode(&doc) {
+                Ok(resource) => self.entries.push(Entry {
+                    doc,
+                    resource,
+                    builtin: false,
+                }),
+                Err(mut d) => diags.append(&mut d),
+            }
+        }
+        diags
+    }
+
+    /// Reads files and directories (recursively: `*.yaml`, `*.yml`, `*.json`).
+    pub fn add_paths(&mut self, paths: &[PathBuf]) -> Vec<Diagnostic> {
+        let mut diags = Vec::new();
+        for path in paths {
+            for file in manifest_files(path, &mut diags) {
+                let file: Arc<Path> = Arc::from(file.as_path());
+                match std::fs::read(&file) {
+                    Ok(bytes) => diags.append(&mut self.add_source(&file, &bytes)),
+                    Err(e) => diags.push(Diagnostic::new(
+                        &file,
+                        Position::START,
+                        format!("cannot read file: {e}"),
+                    )),
+                }
+            }
+        }
+        diags
+    }
+
+    /// Loads and validates `paths` with the built-in catalog: all problems, sorted.
+    pub fn load(paths: &[PathBuf]) -> (ManifestSet, Vec<Diagnostic>) {
+        let mut set = ManifestSet::with_catalog();
+        let mut diags = set.add_paths(paths);
+        diags.extend(crate::validate::validate(&set));
+        diags.sort();
+        diags.dedup();
+        (set, diags)
+    }
+}
+
+fn is_manifest(path: &Path) -> bool {
+    matches!(
+        path.extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase)
+            .as_deref(),
+        Some("yaml" | "yml" | "json")
+    )
+}
+
+/// Manifest files under `path`, sorted for stable output.
+fn manifest_files(path: &Path, diags: &mut Vec<Diagnostic>) -> Vec<PathBuf> {
+    let file: Arc<Path> = Arc::from(path);
+    let meta = match std::fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) => {
+            diags.push(Diagnostic::new(
+                &file,
+                Position::START,
+                format!("cannot read: {e}"),
+            ));
+            return Vec::new();
+        }
+    };
+    if !meta.is_dir() {
+        return vec![path.to_path_buf()];
+    }
+    let mut out = Vec::new();
+    let mut stack = vec![path.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) => {
+                diags.push(Diagnostic::new(
+                    &Arc::from(dir.as_path()),
+                    Position::START,
+                    format!("cannot read directory: {e}"),
+                ));
+                continue;
+            }
+        };
+        for entry in entries.flatten() {
+            let p = entry.path();
+            match entry.file_type() {
+                Ok(t) if t.is_dir() => stack.push(p),
+                Ok(_) if is_manifest(&p) => out.push(p),
+                _ => {}
+            }
+        }
+    }
+    out.sort();
+    out
+}

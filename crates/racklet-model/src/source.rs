@@ -1,0 +1,416 @@
+//! Reading manifest files into JSON values while remembering where every value came from.
+//!
+//! YAML (and JSON, which the same parser reads) is parsed event by event with
+//! `yaml-rust2`, so that each value's position can be kept in a [`Spans`] index keyed by
+//! JSON pointer. Later stages report problems by pointer and get `FILE:LINE:COLUMN` back.
+//! Untrusted input is bounded: file size, nesting depth and node count (which also
+//! defuses alias "billion laughs" expansion) all have limits with their own errors.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use serde_json::{Map, Number, Value};
+use yaml_rust2::parser::{Event, Parser};
+use yaml_rust2::scanner::{Marker, TScalarStyle};
+use yaml_rust2::Yaml;
+
+use crate::diag::{Diagnostic, Position};
+
+/// Largest manifest file read, in bytes.
+pub const MAX_FILE_BYTES: usize = 16 * 1024 * 1024;
+/// Deepest nesting of mappings and sequences accepted.
+pub const MAX_DEPTH: usize = 64;
+/// Most values (after alias expansion) accepted from one file.
+pub const MAX_NODES: usize = 2_000_000;
+
+/// Where each value of a document came from, by JSON pointer (`""` is the root).
+#[derive(Debug, Default, Clone)]
+pub struct Spans {
+    values: HashMap<String, Position>,
+    keys: HashMap<String, Position>,
+}
+
+impl Spans {
+    /// Position of the value at `pointer`, or of its nearest ancestor that has one.
+    pub fn value(&self, pointer: &str) -> Position {
+        let mut p = pointer;
+        loop {
+            if let Some(pos) = self.values.get(p) {
+                return *pos;
+            }
+            match p.rfind('/') {
+                Some(i) => p = &p[..i],
+                None => return Position::START,
+            }
+        }
+    }
+
+    /// Position of the mapping key that holds the value at `pointer` (falls back to the value).
+    pub fn key(&self, pointer: &str) -> Position {
+        self.keys
+            .get(pointer)
+            .copied()
+            .unwrap_or_else(|| self.value(pointer))
+    }
+}
+
+/// One document of a manifest file.
+#[derive(Debug, Clone)]
+pub struct Document {
+    pub file: Arc<Path>,
+    /// 0-based index of the document in its file.
+    pub index: usize,
+    pub value: Value,
+    pub spans: Spans,
+}
+
+impl Document {
+    pub fn diag_at(&self, pointer: &str, message: impl Into<String>) -> Diagnostic {
+        Diagnostic::new(&self.file, self.spans.value(pointer), message)
+    }
+
+    pub fn diag_at_key(&self, pointer: &str, message: impl Into<String>) -> Diagnostic {
+        Diagnostic::new(&self.file, self.spans.key(pointer), message)
+    }
+}
+
+/// Escapes one JSON-pointer segment (RFC 6901).
+pub fn escape_segment(segment: &str) -> String {
+    segment.replace('~', "~0").replace('/', "~1")
+}
+
+fn pos(mark: &Marker) -> Position {
+    // yaml-rust2 lines are 1-based and columns 0-based.
+    Position::new(
+        u32::try_from(mark.line()).unwrap_or(u32::MAX),
+        u32::try_from(mark.col() + 1).unwrap_or(u32::MAX),
+    )
+}
+
+/// Position of byte offset `offset` in `bytes`, counting columns in characters.
+fn position_of_byte(bytes: &[u8], offset: usize) -> Position {
+    let before = &bytes[..offset.min(bytes.len())];
+    let line = before.iter().filter(|b| **b == b'\n').count() + 1;
+    let line_start = before
+        .iter()
+        .rposition(|b| *b == b'\n')
+        .map_or(0, |i| i + 1);
+    let column = String::from_utf8_lossy(&before[line_start..])
+        .chars()
+        .count()
+        + 1;
+    Position::new(
+        u32::try_from(line).unwrap_or(u32::MAX),
+        u32::try_from(column).unwrap_or(u32::MAX),
+    )
+}
+
+/// Parses the bytes of one manifest file into its documents.
+///
+/// On any error the file contributes no documents (a half-read file would only produce
+/// misleading follow-up errors) and the diagnostics say what is wrong.
+pub fn parse_file(file: &Arc<Path>, bytes: &[u8]) -> Result<Vec<Document>, Vec<Diagnostic>> {
+    if bytes.len() > MAX_FILE_BYTES {
+        return Err(vec![Diagnostic::new(
+            file,
+            Position::START,
+            format!(
+                "file is {} bytes, larger than the {} byte limit for a manifest; split it into several files",
+                bytes.len(),
+                MAX_FILE_BYTES
+            ),
+        )]);
+    }
+    let text = match std::str::from_utf8(bytes) {
+        Ok(text) => text,
+        Err(e) => {
+            let at = e.valid_up_to();
+            return Err(vec![Diagnostic::new(
+                file,
+                position_of_byte(bytes, at),
+                format!(
+                    "file is not valid UTF-8 (byte 0x{:02X}); manifests must be UTF-8 text",
+                    bytes[at]
+                ),
+            )]);
+        }
+    };
+    let mut docs = Builder::new(file).run(text)?;
+    // A JSON file may hold an array of resources; treat each element as a document.
+    let is_json = file
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("json"));
+    if is_json && docs.len() == 1 && docs[0].value.is_array() {
+        let doc = docs.remove(0);
+        return Ok(split_array(doc));
+    }
+    Ok(docs)
+}
+
+fn split_array(doc: Document) -> Vec<Document> {
+    let Value::Array(items) = doc.value else {
+        return vec![doc];
+    };
+    items
+        .into_iter()
+        .enumerate()
+        .map(|(i, value)| {
+            let prefix = format!("/{i}");
+            let rebase = |m: &HashMap<String, Position>| {
+                m.iter()
+                    .filter_map(|(k, v)| {
+                        let rest = k.strip_prefix(&prefix)?;
+                        (rest.is_empty() || rest.starts_with('/')).then(|| (rest.to_string(), *v))
+                    })
+                    .collect()
+            };
+            Document {
+                file: Arc::clone(&doc.file),
+                index: i,
+                value,
+                spans: Spans {
+                    values: rebase(&doc.spans.values),
+                    keys: rebase(&doc.spans.keys),
+                },
+            }
+        })
+        .collect()
+}
+
+enum Frame {
+    Seq {
+        items: Vec<Value>,
+        anchor: usize,
+    },
+    Map {
+        map: Map<String, Value>,
+        key: Option<(String, Position)>,
+        anchor: usize,
+    },
+}
+
+struct Builder<'f> {
+    file: &'f Arc<Path>,
+    stack: Vec<Frame>,
+    /// JSON pointer of the value being built, one entry per open container plus the root.
+    pointer: String,
+    pointer_lens: Vec<usize>,
+    anchors: HashMap<usize, Value>,
+    nodes: usize,
+    spans: Spans,
+    docs: Vec<Document>,
+}
+
+fn count_nodes(v: &Value) -> usize {
+    match v {
+        Value::Array(a) => 1 + a.iter().map(count_nodes).sum::<usize>(),
+        Value::Object(o) => 1 + o.values().map(count_nodes).sum::<usize>(),
+        _ => 1,
+    }
+}
+
+fn scalar_value(text: String, style: TScalarStyle, tagged_str: bool) -> Result<Value, String> {
+    if style != TScalarStyle::Plain || tagged_str {
+        return Ok(Value::String(text));
+    }
+    Ok(match Yaml::from_str(&text) {
+        Yaml::Null => Value::Null,
+        Yaml::Boolean(b) => Value::Bool(b),
+        Yaml::Integer(i) => Value::Number(i.into()),
+        Yaml::Real(r) => {
+            let f: f64 = match r.as_str() {
+                ".inf" | ".Inf" | ".INF" | "+.inf" | "-.inf" | "-.Inf" | "-.INF" | ".nan"
+                | ".NaN" | ".NAN" => {
+                    return Err(format!("`{r}` is not a finite number; use a plain decimal"))
+                }
+                s => s.parse().map_err(|_| format!("`{r}` is not a number"))?,
+            };
+            Value::Number(
+                Number::from_f64(f).ok_or_else(|| format!("`{r}` is not a finite number"))?,
+            )
+        }
+        _ => Value::String(text),
+    })
+}
+
+impl<'f> Builder<'f> {
+    fn new(file: &'f Arc<Path>) -> Self {
+        Builder {
+            file,
+            stack: Vec::new(),
+            pointer: String::new(),
+            pointer_lens: Vec::new(),
+            anchors: HashMap::new(),
+            nodes: 0,
+            spans: Spans::default(),
+            docs: Vec::new(),
+        }
+    }
+
+    fn err(&self, at: Position, message: impl Into<String>) -> Vec<Diagnostic> {
+        vec![Diagnostic::new(self.file, at, message)]
+    }
+
+    fn run(mut self, text: &str) -> Result<Vec<Document>, Vec<Diagnostic>> {
+        let mut parser = Parser::new_from_str(text);
+        loop {
+            let (event, mark) = match parser.next_token() {
+                Ok(t) => t,
+                Err(e) => {
+                    return Err(
+                        self.err(pos(e.marker()), format!("YAML syntax error: {}", e.info()))
+                    )
+                }
+            };
+            let at = pos(&mark);
+            match event {
+                Event::StreamEnd => break,
+                Event::StreamStart | Event::Nothing => {}
+                Event::DocumentStart => {
+                    self.spans = Spans::default();
+                    self.anchors.clear();
+                }
+                Event::DocumentEnd => {}
+                Event::Alias(id) => {
+                    let Some(v) = self.anchors.get(&id).cloned() else {
+                        return Err(self.err(at, "YAML alias refers to an unknown anchor"));
+                    };
+                    self.nodes += count_nodes(&v);
+                    self.check_nodes(at)?;
+                    self.begin_value(at)?;
+                    self.finish_value(v, 0)?;
+                }
+                Event::Scalar(text, style, anchor, tag) => {
+                    self.nodes += 1;
+                    self.check_nodes(at)?;
+                    let tagged_str = tag.as_ref().is_some_and(|t| t.suffix == "str");
+                    // A mapping key: remember it, with the key's own position.
+                    if let Some(Frame::Map {
+                        key: key @ None, ..
+                    }) = self.stack.last_mut()
+                    {
+                        *key = Some((text, at));
+                        continue;
+                    }
+                    self.begin_value(at)?;
+                    let v = scalar_value(text, style, tagged_str).map_err(|m| self.err(at, m))?;
+                    self.finish_value(v, anchor)?;
+                }
+                Event::SequenceStart(anchor, _) | Event::MappingStart(anchor, _) => {
+                    self.nodes += 1;
+                    self.check_nodes(at)?;
+                    if let Some(Frame::Map { key: None, .. }) = self.stack.last() {
+                        return Err(self.err(
+                            at,
+                            "mapping keys must be plain strings, not mappings or sequences",
+                        ));
+                    }
+                    if self.stack.len() >= MAX_DEPTH {
+                        return Err(self.err(
+                            at,
+                            format!("document is nested deeper than {MAX_DEPTH} levels"),
+                        ));
+                    }
+                    self.begin_value(at)?;
+                    self.pointer_lens.push(self.pointer.len());
+                    self.stack
+                        .push(if matches!(event, Event::MappingStart(..)) {
+                            Frame::Map {
+                                map: Map::new(),
+                                key: None,
+                                anchor,
+                            }
+                        } else {
+                            Frame::Seq {
+                                items: Vec::new(),
+                                anchor,
+                            }
+                        });
+                }
+                Event::SequenceEnd | Event::MappingEnd => {
+                    let (v, anchor) = match self.stack.pop() {
+                        Some(Frame::Seq { items, anchor }) => (Value::Array(items), anchor),
+                        Some(Frame::Map { map, anchor, .. }) => (Value::Object(map), anchor),
+                        None => return Err(self.err(at, "YAML syntax error: unbalanced document")),
+                    };
+                    let len = self.pointer_lens.pop().unwrap_or(0);
+                    self.pointer.truncate(len);
+                    self.finish_value(v, anchor)?;
+                }
+            }
+        }
+        Ok(self.docs)
+    }
+
+    fn check_nodes(&self, at: Position) -> Result<(), Vec<Diagnostic>> {
+        if self.nodes > MAX_NODES {
+            return Err(self.err(
+                at,
+                format!("file holds more than {MAX_NODES} values (after expanding YAML aliases); split it into several files"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Extends the pointer for the value about to start and records its position.
+    fn begin_value(&mut self, at: Position) -> Result<(), Vec<Diagnostic>> {
+        match self.stack.last() {
+            None => self.pointer.clear(),
+            Some(Frame::Seq { items, .. }) => {
+                let i = items.len();
+                self.pointer.push('/');
+                self.pointer.push_str(&i.to_string());
+            }
+            Some(Frame::Map {
+                key: Some((k, key_at)),
+                map,
+                ..
+            }) => {
+                if map.contains_key(k) {
+                    return Err(self.err(*key_at, format!("duplicate key `{k}` in this mapping")));
+                }
+                let key_at = *key_at;
+                let seg = escape_segment(k);
+                self.pointer.push('/');
+                self.pointer.push_str(&seg);
+                self.spans.keys.insert(self.pointer.clone(), key_at);
+            }
+            Some(Frame::Map { key: None, .. }) => {}
+        }
+        self.spans.values.insert(self.pointer.clone(), at);
+        Ok(())
+    }
+
+    /// Attaches a completed value to its parent (or closes the document).
+    fn finish_value(&mut self, v: Value, anchor: usize) -> Result<(), Vec<Diagnostic>> {
+        if anchor != 0 {
+            self.anchors.insert(anchor, v.clone());
+        }
+        let key_start = self.pointer_lens.last().copied().unwrap_or(0);
+        match self.stack.last_mut() {
+            None => {
+                if !v.is_null() {
+                    self.docs.push(Document {
+                        file: Arc::clone(self.file),
+                        index: self.docs.len(),
+                        value: v,
+                        spans: std::mem::take(&mut self.spans),
+                    });
+                }
+                self.pointer.clear();
+            }
+            Some(Frame::Seq { items, .. }) => {
+                items.push(v);
+                self.pointer.truncate(key_start);
+            }
+            Some(Frame::Map { map, key, .. }) => {
+                if let Some((k, _)) = key.take() {
+                    map.insert(k, v);
+                }
+                self.pointer.truncate(key_start);
+            }
+        }
+        Ok(())
+    }
+}

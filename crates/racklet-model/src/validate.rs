@@ -1,0 +1,404 @@
+//! Semantic validation across a whole [`ManifestSet`]: names, references, geometry,
+//! power budgets and roles. Every rule runs on every resource, so one run reports every
+//! problem.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use crate::chassis::Rail;
+use crate::compute_unit::Role;
+use crate::diag::Diagnostic;
+use crate::manifest::{Entry, ManifestSet};
+use crate::resource::Kind;
+
+/// Every semantic problem in `set`, in no particular order.
+pub fn validate(set: &ManifestSet) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    unique_names(set, &mut out);
+    boards(set, &mut out);
+    racks(set, &mut out);
+    chassis(set, &mut out);
+    compute_units(set, &mut out);
+    rmc_per_chassis(set, &mut out);
+    rail_budgets(set, &mut out);
+    out
+}
+
+fn unique_names(set: &ManifestSet, out: &mut Vec<Diagnostic>) {
+    let mut seen: HashMap<(Kind, &str), &Entry> = HashMap::new();
+    for e in &set.entries {
+        let key = (e.resource.kind(), e.resource.name());
+        if let Some(first) = seen.get(&key) {
+            let where_first = if first.builtin {
+                "in the built-in board catalog".to_string()
+            } else {
+                format!(
+                    "at {}:{}",
+                    first.doc.file.display(),
+                    first.doc.spans.value("/metadata/name").line
+                )
+            };
+            out.push(e.doc.diag_at(
+                "/metadata/name",
+                format!(
+                    "duplicate {} name `{}`: already defined {where_first}; names must be unique per kind",
+                    key.0, key.1
+                ),
+            ));
+        } else {
+            seen.insert(key, e);
+        }
+    }
+}
+
+fn boards(set: &ManifestSet, out: &mut Vec<Diagnostic>) {
+    for (e, b) in set.boards() {
+        let t = &b.spec.thermal;
+        if t.throttle_celsius >= t.limit_celsius {
+            out.push(e.doc.diag_at(
+                "/spec/thermal/throttleCelsius",
+                format!(
+                    "throttleCelsius ({}) must be below limitCelsius ({})",
+                    t.throttle_celsius, t.limit_celsius
+                ),
+            ));
+        }
+        if t.forced_air_celsius_per_watt > t.still_air_celsius_per_watt {
+            out.push(e.doc.diag_at(
+                "/spec/thermal/forcedAirCelsiusPerWatt",
+                format!(
+                    "forcedAirCelsiusPerWatt ({}) must not exceed stillAirCelsiusPerWatt ({}): airflow can only cool better",
+                    t.forced_air_celsius_per_watt, t.still_air_celsius_per_watt
+                ),
+            ));
+        }
+        let p = &b.spec.power;
+        if p.idle_watts > p.load_watts {
+            out.push(e.doc.diag_at(
+                "/spec/power/idleWatts",
+                format!(
+                    "idleWatts ({}) must not exceed loadWatts ({}): loadWatts is the worst case",
+                    p.idle_watts, p.load_watts
+                ),
+            ));
+        }
+    }
+}
+
+fn racks(set: &ManifestSet, out: &mut Vec<Diagnostic>) {
+    let mut placed_in: HashMap<&str, &str> = HashMap::new();
+    for (e, rack) in set.racks() {
+        // (bottom, top, chassis name) of each placement that resolved.
+        let mut spans: Vec<(u32, u32, &str)> = Vec::new();
+        for (i, p) in rack.spec.chassis.iter().enumerate() {
+            let ptr = format!("/spec/chassis/{i}");
+            let Some(ch) = set.chassis_named(&p.name) else {
+                out.push(e.doc.diag_at(
+                    &format!("{ptr}/name"),
+                    format!(
+                        "rack `{}` places chassis `{}`, but no Chassis has that name",
+                        rack.name(),
+                        p.name
+                    ),
+                ));
+                continue;
+            };
+            if let Some(other) = placed_in.insert(&p.name, rack.name()) {
+                out.push(e.doc.diag_at(
+                    &format!("{ptr}/name"),
+                    format!("chassis `{}` is already placed in rack `{other}`; a chassis sits in one place", p.name),
+                ));
+                continue;
+            }
+            let top = p.position_u + ch.spec.height_u - 1;
+            if top > rack.spec.height_u {
+                out.push(e.doc.diag_at(
+                    &format!("{ptr}/positionU"),
+                    format!(
+                        "chassis `{}` is {}U tall; placed at U{} it reaches U{top}, above the top of the {}U rack `{}`; place it at U{} or lower",
+                        p.name,
+                        ch.spec.height_u,
+                        p.position_u,
+                        rack.spec.height_u,
+                        rack.name(),
+                        (rack.spec.height_u + 1).saturating_sub(ch.spec.height_u).max(1)
+                    ),
+                ));
+            }
+            for (bottom, other_top, other) in &spans {
+                if p.position_u <= *other_top && top >= *bottom {
+                    out.push(e.doc.diag_at(
+                        &format!("{ptr}/positionU"),
+                        format!(
+                            "chassis `{}` (U{}-U{top}) overlaps chassis `{other}` (U{bottom}-U{other_top}) in rack `{}`",
+                            p.name,
+                            p.position_u,
+                            rack.name()
+                        ),
+                    ));
+                }
+            }
+            spans.push((p.position_u, top, &p.name));
+        }
+    }
+}
+
+fn chassis(set: &ManifestSet, out: &mut Vec<Diagnostic>) {
+    for (e, ch) in set.chassis() {
+        let spec = &ch.spec;
+        let mut zones: HashMap<&str, usize> = HashMap::new();
+        let mut zoned_trays: HashMap<u32, &str> = HashMap::new();
+        for (i, z) in spec.fan_zones.iter().enumerate() {
+            if zones.insert(&z.name, i).is_some() {
+                out.push(e.doc.diag_at(
+                    &format!("/spec/fanZones/{i}/name"),
+                    format!(
+                        "duplicate fan zone name `{}` in chassis `{}`",
+                        z.name,
+                        ch.name()
+                    ),
+                ));
+            }
+            for (j, t) in z.trays.iter().enumerate() {
+                let ptr = format!("/spec/fanZones/{i}/trays/{j}");
+                if *t < 1 || *t > spec.trays.count {
+                    out.push(e.doc.diag_at(
+                        &ptr,
+                        format!(
+                            "fan zone `{}` lists tray {t}, but chassis `{}` has trays 1 to {}",
+                            z.name,
+                            ch.name(),
+                            spec.trays.count
+                        ),
+                    ));
+                } else if let Some(other) = zoned_trays.insert(*t, &z.name) {
+                    out.push(e.doc.diag_at(
+                        &ptr,
+                        format!("tray {t} is already in fan zone `{other}`; a tray is cooled by one zone"),
+                    ));
+                }
+            }
+        }
+        for (i, f) in spec.fans.iter().enumerate() {
+            if !zones.contains_key(f.zone.as_str()) {
+                let known = spec
+                    .fan_zones
+                    .iter()
+                    .map(|z| z.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                out.push(e.doc.diag_at(
+                    &format!("/spec/fans/{i}/zone"),
+                    format!(
+                        "fan `{}` is in zone `{}`, but chassis `{}` has no such fan zone (zones: {})",
+                        f.name,
+                        f.zone,
+                        ch.name(),
+                        if known.is_empty() { "none".into() } else { known }
+                    ),
+                ));
+            }
+        }
+        let mut fan_names = HashSet::new();
+        for (i, f) in spec.fans.iter().enumerate() {
+            if !fan_names.insert(f.name.as_str()) {
+                out.push(e.doc.diag_at(
+                    &format!("/spec/fans/{i}/name"),
+                    format!("duplicate fan name `{}` in chassis `{}`", f.name, ch.name()),
+                ));
+            }
+        }
+        let trays = set
+            .compute_units()
+            .filter(|(_, cu)| cu.spec.chassis == ch.name())
+            .count();
+        let ports = spec.backplane.usb_hub.ports as usize;
+        if trays > ports {
+            out.push(e.doc.diag_at(
+                "/spec/backplane/usbHub/ports",
+                format!(
+                    "the USB hub has {ports} ports but {trays} trays need one each for their BMC; use a hub with at least {trays} ports"
+                ),
+            ));
+        }
+    }
+}
+
+fn compute_units(set: &ManifestSet, out: &mut Vec<Diagnostic>) {
+    let mut booked: HashMap<(&str, u32), &str> = HashMap::new();
+    for (e, cu) in set.compute_units() {
+        let spec = &cu.spec;
+        let chassis = set.chassis_named(&spec.chassis);
+        match chassis {
+            None => out.push(e.doc.diag_at(
+                "/spec/chassis",
+                format!(
+                    "compute unit `{}` is in chassis `{}`, but no Chassis has that name",
+                    cu.name(),
+                    spec.chassis
+                ),
+            )),
+            Some(ch) => {
+                if spec.tray > ch.spec.trays.count {
+                    out.push(e.doc.diag_at(
+                        "/spec/tray",
+                        format!(
+                            "tray {} is out of range: chassis `{}` has trays 1 to {}",
+                            spec.tray,
+                            ch.name(),
+                            ch.spec.trays.count
+                        ),
+                    ));
+                } else if let Some(other) = booked.insert((ch.name(), spec.tray), cu.name()) {
+                    out.push(e.doc.diag_at(
+                        "/spec/tray",
+                        format!(
+                            "tray {} of chassis `{}` is already taken by compute unit `{other}`; pick a free tray",
+                            spec.tray,
+                            ch.name()
+                        ),
+                    ));
+                }
+            }
+        }
+        let Some(board) = set.board(&spec.board) else {
+            let mut known: Vec<&str> = set.boards().map(|(_, b)| b.name()).collect();
+            known.sort_unstable();
+            out.push(e.doc.diag_at(
+                "/spec/board",
+                format!(
+                    "unknown board `{}`; known boards: {}",
+                    spec.board,
+                    known.join(", ")
+                ),
+            ));
+            continue;
+        };
+        let Some(ch) = chassis else { continue };
+        let d = &board.spec.dimensions_mm;
+        let slot = &ch.spec.trays;
+        let mut misfits = Vec::new();
+        if d.thickness > slot.width_mm {
+            misfits.push(format!(
+                "{} mm thick but the tray slots are {} mm wide",
+                d.thickness, slot.width_mm
+            ));
+        }
+        if d.width > slot.height_mm {
+            misfits.push(format!(
+                "{} mm wide but the tray slots are {} mm high",
+                d.width, slot.height_mm
+            ));
+        }
+        if d.length > slot.depth_mm {
+            misfits.push(format!(
+                "{} mm long but the tray slots are {} mm deep",
+                d.length, slot.depth_mm
+            ));
+        }
+        if !misfits.is_empty() {
+            out.push(e.doc.diag_at(
+                "/spec/board",
+                format!(
+                    "board `{}` does not fit a tray of chassis `{}`: it is {}",
+                    board.name(),
+                    ch.name(),
+                    misfits.join(", and ")
+                ),
+            ));
+        }
+    }
+}
+
+fn rmc_per_chassis(set: &ManifestSet, out: &mut Vec<Diagnostic>) {
+    for (e, ch) in set.chassis() {
+        let rmcs: Vec<&Entry> = set
+            .compute_units()
+            .filter(|(_, cu)| cu.spec.chassis == ch.name() && cu.spec.role == Role::Rmc)
+            .map(|(e, _)| e)
+            .collect();
+        if rmcs.is_empty() {
+            out.push(e.doc.diag_at(
+                "/metadata/name",
+                format!(
+                    "chassis `{}` has no RMC tray: give exactly one of its ComputeUnits `role: Rmc`",
+                    ch.name()
+                ),
+            ));
+        }
+        for extra in rmcs.iter().skip(1) {
+            out.push(extra.doc.diag_at(
+                "/spec/role",
+                format!(
+                    "chassis `{}` already has an RMC (compute unit `{}`); a chassis has exactly one, make this one `role: Worker`",
+                    ch.name(),
+                    rmcs[0].resource.name()
+                ),
+            ));
+        }
+    }
+}
+
+/// Worst-case draw on each rail of each chassis, in watts, with what makes it up.
+pub fn rail_draws(set: &ManifestSet, chassis: &str) -> BTreeMap<Rail, (f64, Vec<String>)> {
+    let mut draws: BTreeMap<Rail, (f64, Vec<String>)> = BTreeMap::new();
+    let Some(ch) = set.chassis_named(chassis) else {
+        return draws;
+    };
+    let bp = &ch.spec.backplane;
+    let mut add = |rail: Rail, watts: f64, what: String| {
+        let d = draws.entry(rail).or_default();
+        d.0 += watts;
+        d.1.push(what);
+    };
+    let mut per_board: BTreeMap<&str, (usize, f64)> = BTreeMap::new();
+    let mut bmcs = 0;
+    for (_, cu) in set
+        .compute_units()
+        .filter(|(_, cu)| cu.spec.chassis == chassis)
+    {
+        bmcs += 1;
+        if let Some(b) = set.board(&cu.spec.board) {
+            let w = b.spec.power.load_watts / bp.tray_converter.efficiency;
+            let e = per_board.entry(b.name()).or_default();
+            e.0 += 1;
+            e.1 += w;
+        }
+    }
+    for (board, (n, w)) in per_board {
+        add(
+            bp.tray_converter.input,
+            w,
+            format!("{n} × {board} at full load"),
+        );
+    }
+    if bmcs > 0 {
+        add(
+            Rail::P5VSB,
+            bp.bmc_watts * bmcs as f64,
+            format!("{bmcs} BMCs"),
+        );
+    }
+    add(Rail::P5V, bp.usb_hub.watts, "the USB hub".into());
+    for f in &ch.spec.fans {
+        add(f.rail, f.max_watts, format!("fan `{}`", f.name));
+    }
+    draws
+}
+
+fn rail_budgets(set: &ManifestSet, out: &mut Vec<Diagnostic>) {
+    for (e, ch) in set.chassis() {
+        for (rail, (watts, parts)) in rail_draws(set, ch.name()) {
+            let amps = watts / rail.volts();
+            let limit = ch.spec.backplane.psu.rails.limit(rail).limit_amps;
+            if amps > limit {
+                out.push(e.doc.diag_at(
+                    &format!("{}/limitAmps", rail.pointer()),
+                    format!(
+                        "worst-case draw on {rail} is {amps:.2} A ({watts:.1} W: {}), above the PSU's {limit} A limit; use a stronger PSU or fewer trays",
+                        parts.join(", ")
+                    ),
+                ));
+            }
+        }
+    }
+}

@@ -1,0 +1,359 @@
+//! The twin's implementations of Racklet's hardware traits: what firmware holds instead
+//! of RP2040 pins, an I2C peripheral, a UART, PWM outputs and tachometers.
+//!
+//! A handle names its tray or fan by chassis and slot; if the hardware behind it is gone
+//! (tray pulled) GPIO writes do nothing, I2C is not acknowledged and the console is
+//! silent, as on a board whose tray has left the backplane.
+
+use std::convert::Infallible;
+
+use embedded_hal::digital::{ErrorType as PinErrorType, OutputPin, StatefulOutputPin};
+use embedded_hal::i2c::{self, I2c, Operation};
+use embedded_hal::pwm::{ErrorType as PwmErrorType, SetDutyCycle};
+use racklet_hal::{
+    Monotonic, PortEvent, PortState, SensorError, Tachometer, TemperatureSensor, TrayPeripherals,
+    UsbHub,
+};
+
+use crate::pac1921::SensorFault;
+use crate::tray::{TrayTwin, SHUNT_OHMS};
+use crate::{Twin, TwinError, TwinState, VirtualClock};
+
+/// Which tray a handle belongs to.
+#[derive(Debug, Clone)]
+struct TrayRef {
+    twin: Twin,
+    chassis: usize,
+    index: usize,
+}
+
+impl TrayRef {
+    fn with<R>(&self, f: impl FnOnce(&mut TrayTwin, f64) -> R) -> R {
+        let mut s = self.twin.lock();
+        let now = s.now_seconds();
+        f(&mut s.chassis[self.chassis].trays[self.index], now)
+    }
+}
+
+/// Which GPIO line of the BMC HAT.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Line {
+    DcdcEnable,
+    EepromWriteProtect,
+}
+
+/// A BMC output pin.
+#[derive(Debug, Clone)]
+pub struct TwinPin {
+    tray: TrayRef,
+    line: Line,
+}
+
+impl TwinPin {
+    fn set(&mut self, high: bool) {
+        let line = self.line;
+        self.tray.with(|t, _| {
+            if t.installed.is_none() {
+                return;
+            }
+            match line {
+                Line::DcdcEnable => t.dcdc_en = high,
+                Line::EepromWriteProtect => t.eeprom_wp = high,
+            }
+        });
+    }
+}
+
+impl PinErrorType for TwinPin {
+    type Error = Infallible;
+}
+
+impl OutputPin for TwinPin {
+    fn set_low(&mut self) -> Result<(), Infallible> {
+        self.set(false);
+        Ok(())
+    }
+
+    fn set_high(&mut self) -> Result<(), Infallible> {
+        self.set(true);
+        Ok(())
+    }
+}
+
+impl StatefulOutputPin for TwinPin {
+    fn is_set_high(&mut self) -> Result<bool, Infallible> {
+        let line = self.line;
+        Ok(self.tray.with(|t, _| match line {
+            Line::DcdcEnable => t.dcdc_en,
+            Line::EepromWriteProtect => t.eeprom_wp,
+        }))
+    }
+
+    fn is_set_low(&mut self) -> Result<bool, Infallible> {
+        self.is_set_high().map(|h| !h)
+    }
+}
+
+/// I2C errors of the twin's bus.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TwinI2cError;
+
+impl i2c::Error for TwinI2cError {
+    fn kind(&self) -> i2c::ErrorKind {
+        i2c::ErrorKind::NoAcknowledge(i2c::NoAcknowledgeSource::Address)
+    }
+}
+
+/// The BMC HAT's I2C bus, with the PAC1921 at its address.
+#[derive(Debug, Clone)]
+pub struct TwinI2c {
+    tray: TrayRef,
+}
+
+impl i2c::ErrorType for TwinI2c {
+    type Error = TwinI2cError;
+}
+
+impl I2c for TwinI2c {
+    fn transaction(
+        &mut self,
+        address: u8,
+        operations: &mut [Operation<'_>],
+    ) -> Result<(), TwinI2cError> {
+        self.tray.with(|t, _| {
+            if address != racklet_pac1921::DEFAULT_ADDRESS || t.installed.is_none() {
+                return Err(TwinI2cError);
+            }
+            for op in operations {
+                match op {
+                    Operation::Write(bytes) => t.pac.i2c_write(bytes).map_err(|_| TwinI2cError)?,
+                    Operation::Read(buf) => t.pac.i2c_read(buf).map_err(|_| TwinI2cError)?,
+                }
+            }
+            Ok(())
+        })
+    }
+}
+
+/// The compute unit's UART, as the BMC sees it. Reads never block: with nothing to
+/// read, `read` returns 0; check `read_ready` first.
+#[derive(Debug, Clone)]
+pub struct TwinConsole {
+    tray: TrayRef,
+}
+
+impl embedded_io::ErrorType for TwinConsole {
+    type Error = Infallible;
+}
+
+impl embedded_io::Read for TwinConsole {
+    fn read(&mut self, buf: &mut [u8]) -> Result<usize, Infallible> {
+        Ok(self.tray.with(|t, _| {
+            let n = buf.len().min(t.console_out.len());
+            for (b, v) in buf.iter_mut().zip(t.console_out.drain(..n)) {
+                *b = v;
+            }
+            n
+        }))
+    }
+}
+
+impl embedded_io::ReadReady for TwinConsole {
+    fn read_ready(&mut self) -> Result<bool, Infallible> {
+        Ok(self.tray.with(|t, _| !t.console_out.is_empty()))
+    }
+}
+
+impl embedded_io::Write for TwinConsole {
+    fn write(&mut self, buf: &[u8]) -> Result<usize, Infallible> {
+        self.tray.with(|t, now| t.console_input(buf, now));
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> Result<(), Infallible> {
+        Ok(())
+    }
+}
+
+/// The SoC temperature sensor next to the compute unit.
+#[derive(Debug, Clone)]
+pub struct TwinTemperature {
+    tray: TrayRef,
+}
+
+impl TemperatureSensor for TwinTemperature {
+    fn read_millicelsius(&mut self) -> Result<i32, SensorError> {
+        let mut s = self.tray.twin.lock();
+        let noise = s.noise(0.15);
+        let t = &s.chassis[self.tray.chassis].trays[self.tray.index];
+        if t.installed.is_none() {
+            return Err(SensorError::Absent);
+        }
+        let celsius = match t.temperature_fault {
+            SensorFault::Silent => return Err(SensorError::Absent),
+            SensorFault::Stuck => t.stuck_celsius.unwrap_or(t.soc_celsius),
+            SensorFault::Healthy => t.soc_celsius + noise,
+        };
+        // The sensor resolves 0.1 °C.
+        Ok(((celsius * 10.0).round() as i32) * 100)
+    }
+}
+
+/// A fan's PWM input. Duty is in thousandths.
+#[derive(Debug, Clone)]
+pub struct TwinFanPwm {
+    twin: Twin,
+    chassis: usize,
+    fan: usize,
+}
+
+impl PwmErrorType for TwinFanPwm {
+    type Error = Infallible;
+}
+
+impl SetDutyCycle for TwinFanPwm {
+    fn max_duty_cycle(&self) -> u16 {
+        1000
+    }
+
+    fn set_duty_cycle(&mut self, duty: u16) -> Result<(), Infallible> {
+        let mut s = self.twin.lock();
+        s.chassis[self.chassis].fans[self.fan].duty = f64::from(duty.min(1000)) / 1000.0;
+        Ok(())
+    }
+}
+
+/// A fan's tachometer: two pulses per revolution counted over a one-second gate, so it
+/// resolves 30 RPM.
+#[derive(Debug, Clone)]
+pub struct TwinTach {
+    twin: Twin,
+    chassis: usize,
+    fan: usize,
+}
+
+impl Tachometer for TwinTach {
+    fn rpm(&mut self) -> Result<u32, SensorError> {
+        let mut s = self.twin.lock();
+        let jitter = s.noise(0.005);
+        let rpm = s.chassis[self.chassis].fans[self.fan].rpm * (1.0 + jitter);
+        Ok(((rpm / 30.0).round().max(0.0) as u32) * 30)
+    }
+}
+
+/// The backplane USB hub as its host (the RMC) sees it.
+#[derive(Debug, Clone)]
+pub struct TwinUsbHub {
+    twin: Twin,
+    chassis: usize,
+}
+
+impl UsbHub for TwinUsbHub {
+    fn port_count(&self) -> u8 {
+        u8::try_from(self.twin.lock().chassis[self.chassis].hub_ports.len()).unwrap_or(u8::MAX)
+    }
+
+    fn port(&self, port: u8) -> PortState {
+        let s = self.twin.lock();
+        s.chassis[self.chassis]
+            .hub_ports
+            .get(usize::from(port).wrapping_sub(1))
+            .copied()
+            .unwrap_or(PortState::Empty)
+    }
+
+    fn next_event(&mut self) -> Option<PortEvent> {
+        self.twin.lock().chassis[self.chassis]
+            .hub_events
+            .pop_front()
+    }
+}
+
+impl Monotonic for Twin {
+    fn now_micros(&self) -> u64 {
+        self.clock().now_micros()
+    }
+}
+
+/// The peripherals one tray's BMC drives, backed by the twin.
+pub type TwinTrayPeripherals =
+    TrayPeripherals<TwinPin, TwinPin, TwinI2c, TwinConsole, TwinTemperature, VirtualClock>;
+
+fn locate(s: &TwinState, chassis: &str, slot: u32) -> Result<(usize, usize), TwinError> {
+    let c = s.chassis_index(chassis)?;
+    let i = s.chassis[c]
+        .trays
+        .iter()
+        .position(|t| t.slot == slot)
+        .ok_or_else(|| TwinError::NoTray {
+            chassis: chassis.into(),
+            slot,
+        })?;
+    Ok((c, i))
+}
+
+impl Twin {
+    /// The hardware of one tray's BMC.
+    pub fn tray_peripherals(
+        &self,
+        chassis: &str,
+        slot: u32,
+    ) -> Result<TwinTrayPeripherals, TwinError> {
+        let (c, i) = locate(&self.lock(), chassis, slot)?;
+        let tray = TrayRef {
+            twin: self.clone(),
+            chassis: c,
+            index: i,
+        };
+        Ok(TrayPeripherals {
+            dcdc_enable: TwinPin {
+                tray: tray.clone(),
+                line: Line::DcdcEnable,
+            },
+            eeprom_wp: TwinPin {
+                tray: tray.clone(),
+                line: Line::EepromWriteProtect,
+            },
+            i2c: TwinI2c { tray: tray.clone() },
+            console: TwinConsole { tray: tray.clone() },
+            soc_temperature: TwinTemperature { tray },
+            clock: self.clock(),
+            shunt_ohms: SHUNT_OHMS,
+        })
+    }
+
+    /// PWM input and tachometer of one fan.
+    pub fn fan(&self, chassis: &str, fan: &str) -> Result<(TwinFanPwm, TwinTach), TwinError> {
+        let s = self.lock();
+        let c = s.chassis_index(chassis)?;
+        let f = s.chassis[c]
+            .fans
+            .iter()
+            .position(|x| x.name == fan)
+            .ok_or_else(|| TwinError::NoFan {
+                chassis: chassis.into(),
+                fan: fan.into(),
+            })?;
+        Ok((
+            TwinFanPwm {
+                twin: self.clone(),
+                chassis: c,
+                fan: f,
+            },
+            TwinTach {
+                twin: self.clone(),
+                chassis: c,
+                fan: f,
+            },
+        ))
+    }
+
+    /// The chassis' USB hub, for its RMC.
+    pub fn usb_hub(&self, chassis: &str) -> Result<TwinUsbHub, TwinError> {
+        let c = self.lock().chassis_index(chassis)?;
+        Ok(TwinUsbHub {
+            twin: self.clone(),
+            chassis: c,
+        })
+    }
+}
