@@ -405,10 +405,15 @@ pub fn decode(doc: &Document) -> Result<AnyResource, Vec<Diagnostic>> {
         Some(Value::String(v)) if v == API_VERSION => {}
         Some(other) => diags.push(doc.diag_at(
             "/apiVersion",
-            format!(
-                "unknown apiVersion {}; this version of Racklet reads {API_VERSION}",
-                describe(other)
-            ),
+            match other {
+                Value::String(v) => {
+                    format!("unknown apiVersion {v:?}; this version of Racklet reads {API_VERSION}")
+                }
+                other => format!(
+                    "`apiVersion` is {}, expected the string {API_VERSION}",
+                    describe(other)
+                ),
+            },
         )),
     }
     let known = Kind::ALL
@@ -449,9 +454,18 @@ pub fn decode(doc: &Document) -> Result<AnyResource, Vec<Diagnostic>> {
     let validator = &kind.compiled().1;
     for err in validator.iter_errors(&doc.value) {
         let (message, key_pointer) = schema_message(doc, &err);
+        let at = err.instance_path().as_str();
         let d = match key_pointer {
             Some(p) => doc.diag_at_key(&p, message),
-            None => doc.diag_at(err.instance_path().as_str(), message),
+            // A missing field is reported where its mapping's key is.
+            None if matches!(
+                err.kind(),
+                jsonschema::error::ValidationErrorKind::Required { .. }
+            ) =>
+            {
+                doc.diag_at_key(at, message)
+            }
+            None => doc.diag_at(at, message),
         };
         diags.push(d);
     }

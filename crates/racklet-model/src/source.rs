@@ -136,11 +136,27 @@ pub fn parse_file(file: &Arc<Path>, bytes: &[u8]) -> Result<Vec<Document>, Vec<D
             )]);
         }
     };
-    let mut docs = Builder::new(file).run(text)?;
-    // A JSON file may hold an array of resources; treat each element as a document.
     let is_json = file
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("json"));
+    if is_json {
+        // JSON's own parser gives the precise syntax error; YAML's would be vaguer.
+        let mut stream =
+            serde_json::Deserializer::from_str(text).into_iter::<serde::de::IgnoredAny>();
+        if let Some(Err(e)) = stream.find(Result::is_err) {
+            let at = Position::new(
+                u32::try_from(e.line()).unwrap_or(u32::MAX),
+                u32::try_from(e.column()).unwrap_or(u32::MAX).max(1),
+            );
+            return Err(vec![Diagnostic::new(
+                file,
+                at,
+                format!("JSON syntax error: {e}"),
+            )]);
+        }
+    }
+    let mut docs = Builder::new(file).run(text)?;
+    // A JSON file may hold an array of resources; treat each element as a document.
     if is_json && docs.len() == 1 && docs[0].value.is_array() {
         let doc = docs.remove(0);
         return Ok(split_array(doc));
@@ -254,6 +270,7 @@ impl<'f> Builder<'f> {
 
     fn run(mut self, text: &str) -> Result<Vec<Document>, Vec<Diagnostic>> {
         let mut parser = Parser::new_from_str(text);
+        let mut doc_start = Position::START;
         loop {
             let (event, mark) = match parser.next_token() {
                 Ok(t) => t,
@@ -270,6 +287,7 @@ impl<'f> Builder<'f> {
                 Event::DocumentStart => {
                     self.spans = Spans::default();
                     self.anchors.clear();
+                    doc_start = at;
                 }
                 Event::DocumentEnd => {}
                 Event::Alias(id) => {
@@ -287,10 +305,20 @@ impl<'f> Builder<'f> {
                     let tagged_str = tag.as_ref().is_some_and(|t| t.suffix == "str");
                     // A mapping key: remember it, with the key's own position.
                     if let Some(Frame::Map {
-                        key: key @ None, ..
+                        key: key @ None,
+                        map,
+                        ..
                     }) = self.stack.last_mut()
                     {
+                        let first = map.is_empty();
                         *key = Some((text, at));
+                        // yaml-rust2 marks a block mapping after its first key; the first
+                        // key is where people see the mapping start.
+                        if first {
+                            if let Some(p) = self.spans.values.get_mut(&self.pointer) {
+                                *p = (*p).min(at);
+                            }
+                        }
                         continue;
                     }
                     self.begin_value(at)?;
@@ -312,6 +340,8 @@ impl<'f> Builder<'f> {
                             format!("document is nested deeper than {MAX_DEPTH} levels"),
                         ));
                     }
+                    // A document's root is reported where the document starts.
+                    let at = if self.stack.is_empty() { doc_start } else { at };
                     self.begin_value(at)?;
                     self.pointer_lens.push(self.pointer.len());
                     self.stack

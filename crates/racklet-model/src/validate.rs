@@ -28,14 +28,13 @@ fn unique_names(set: &ManifestSet, out: &mut Vec<Diagnostic>) {
     for e in &set.entries {
         let key = (e.resource.kind(), e.resource.name());
         if let Some(first) = seen.get(&key) {
+            let line = first.doc.spans.value("/metadata/name").line;
             let where_first = if first.builtin {
                 "in the built-in board catalog".to_string()
+            } else if first.doc.file == e.doc.file {
+                format!("on line {line}")
             } else {
-                format!(
-                    "at {}:{}",
-                    first.doc.file.display(),
-                    first.doc.spans.value("/metadata/name").line
-                )
+                format!("at {}:{line}", first.doc.file.display())
             };
             out.push(e.doc.diag_at(
                 "/metadata/name",

@@ -1,0 +1,189 @@
+//! The `racklet` binary as users run it: exit codes, output formats, `up`'s life cycle.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn racklet() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_racklet"))
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("racklet-cli-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+#[test]
+fn validate_accepts_the_examples() {
+    let out = racklet()
+        .arg("validate")
+        .arg(root().join("examples"))
+        .output()
+        .expect("runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.stdout.is_empty());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("9 resource(s) valid"));
+}
+
+#[test]
+fn validate_reports_every_problem_with_file_line_column_and_fails() {
+    let case = root().join("tests/malformed/46-several-problems-in-one-file.yaml");
+    let out = racklet().arg("validate").arg(&case).output().expect("runs");
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 4, "{stdout}");
+    for line in &lines {
+        let rest = line
+            .strip_prefix(&format!("{}:", case.display()))
+            .expect("starts with the file");
+        let mut parts = rest.splitn(3, ':');
+        let line_no: u32 = parts
+            .next()
+            .and_then(|l| l.parse().ok())
+            .expect("line number");
+        let col: u32 = parts.next().and_then(|c| c.parse().ok()).expect("column");
+        assert!(line_no >= 1 && col >= 1);
+    }
+    assert!(String::from_utf8_lossy(&out.stderr).contains("4 problem(s) found"));
+}
+
+#[test]
+fn validate_names_a_missing_path_instead_of_panicking() {
+    let out = racklet()
+        .args(["validate", "/nonexistent/rack.yaml"])
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.starts_with("/nonexistent/rack.yaml:1:1: cannot read:"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn schema_prints_every_kind_and_rejects_unknown_ones() {
+    let out = racklet().arg("schema").output().expect("runs");
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let mut kinds: Vec<&String> = v.as_object().expect("object").keys().collect();
+    kinds.sort();
+    assert_eq!(kinds, ["BoardModel", "Chassis", "ComputeUnit", "Rack"]);
+    let out = racklet()
+        .args(["schema", "--kind", "Gizmo"])
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown kind \"Gizmo\""));
+}
+
+#[test]
+fn up_seeds_its_data_dir_prints_ready_and_stops_after_its_duration() {
+    let dir = scratch("up");
+    let out = racklet()
+        .args([
+            "up",
+            "--duration",
+            "2",
+            "--speed",
+            "20",
+            "--refresh",
+            "0.5",
+            "--data-dir",
+        ])
+        .arg(&dir)
+        .output()
+        .expect("runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.lines().any(|l| l == "racklet is ready"), "{stdout}");
+    assert!(
+        stdout.contains("node-1") && stdout.contains("rmc-1"),
+        "{stdout}"
+    );
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.contains("rmc-1") && l.contains("running")),
+        "booted at 20x: {stdout}"
+    );
+    assert!(stdout.trim_end().ends_with("racklet stopped"), "{stdout}");
+    let endpoints: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("endpoints.json")).expect("written"))
+            .expect("JSON");
+    assert!(endpoints.is_array());
+    assert!(
+        dir.join("manifests/rack.yaml").exists(),
+        "examples seeded into the data dir"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn up_refuses_invalid_manifests_with_their_positions() {
+    let dir = scratch("invalid");
+    let case = root().join("tests/malformed/27-chassis-without-rmc.yaml");
+    let out = racklet()
+        .arg("up")
+        .arg("--data-dir")
+        .arg(&dir)
+        .arg("--manifests")
+        .arg(&case)
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("27-chassis-without-rmc.yaml:3:18: chassis `ch` has no RMC tray"),
+        "{stderr}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn up_shuts_down_cleanly_on_ctrl_c() {
+    let dir = scratch("sigint");
+    let mut child = racklet()
+        .arg("up")
+        .arg("--data-dir")
+        .arg(&dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("starts");
+    let stdout = child.stdout.take().expect("piped");
+    let mut lines = BufReader::new(stdout).lines();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let line = lines.next().expect("output before ready").expect("utf-8");
+        if line == "racklet is ready" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not ready in time");
+    }
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let exit = child.wait().expect("exits");
+    assert!(exit.success(), "{exit:?}");
+    assert_eq!(rest.last().map(String::as_str), Some("racklet stopped"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
