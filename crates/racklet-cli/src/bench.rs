@@ -29,7 +29,7 @@ pub fn synthetic_rack(chassis: usize) -> String {
     for c in 0..chassis {
         let _ = write!(
             s,
-            "---\napiVersion: racklet.io/v1alpha1\nkind: Chassis\nmetadata: {{name: c{c}}}\nspec:\n  heightU: 2\n  trays: {{count: 7, widthMm: 30, heightMm: 80, depthMm: 120}}\n  backplane:\n    psu:\n      model: SFX 300 W\n      rails:\n        +12V: {{limitAmps: 10}}\n        +5V: {{limitAmps: 8}}\n        +5VSB: {{limitAmps: 2.5}}\n    usbHub: {{ports: 7, watts: 1.0}}\n    trayConverter: {{input: +12V, efficiency: 0.9}}\n    bmcWatts: 0.5\n  fans:\n    - {{name: f1, zone: z, rail: +12V, maxRpm: 3000, maxWatts: 2.4, maxAirflowCfm: 30}}\n  fanZones:\n    - {{name: z, trays: [1, 2, 3, 4, 5, 6, 7]}}\n"
+            "---\napiVersion: racklet.io/v1alpha1\nkind: Chassis\nmetadata: {{name: c{c}}}\nspec:\n  heightU: 2\n  trays: {{count: 7, widthMm: 30, heightMm: 80, depthMm: 120}}\n  rmcTray: 7\n  backplane:\n    psu:\n      model: SFX 300 W\n      rails:\n        +12V: {{limitAmps: 10}}\n        +5V: {{limitAmps: 8}}\n        +5VSB: {{limitAmps: 2.5}}\n    usbHub: {{ports: 7, watts: 1.0}}\n    trayConverter: {{input: +12V, efficiency: 0.9}}\n    bmcWatts: 0.5\n  fans:\n    - {{name: f1, zone: z, rail: +12V, maxRpm: 3000, maxWatts: 2.4, maxAirflowCfm: 30}}\n  fanZones:\n    - {{name: z, trays: [1, 2, 3, 4, 5, 6, 7]}}\n"
         );
         for t in 1..=7 {
             let board = if t % 2 == 0 { "rpi5" } else { "rpi4b" };

@@ -28,6 +28,9 @@ const EXAMPLES: [(&str, &str); 2] = [
     ),
 ];
 
+/// Fastest virtual clock `up` runs (the twin of a 7-tray chassis manages ~3000x).
+const MAX_SPEED: f64 = 1000.0;
+
 /// Fan duty while no fan loop runs.
 const FIXED_FAN_PERCENT: u8 = 40;
 
@@ -91,9 +94,19 @@ fn workload(slot: u32, t: f64) -> f64 {
 
 pub fn run(args: UpArgs) -> anyhow::Result<()> {
     anyhow::ensure!(
-        args.speed > 0.0 && args.speed.is_finite(),
-        "--speed must be a positive number"
+        args.speed > 0.0 && args.speed <= MAX_SPEED,
+        "--speed must be above 0 and at most {MAX_SPEED} (virtual seconds per wall second)"
     );
+    anyhow::ensure!(
+        args.refresh.is_finite() && args.refresh >= 0.05,
+        "--refresh must be at least 0.05 seconds"
+    );
+    if let Some(d) = args.duration {
+        anyhow::ensure!(
+            d.is_finite() && d >= 0.0,
+            "--duration must be a non-negative number of seconds"
+        );
+    }
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("cannot create data dir {}", args.data_dir.display()))?;
     let manifests = match &args.manifests {
@@ -146,6 +159,19 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
         }
     }
 
+    // Signal handlers exist before "ready" is printed, so a Ctrl-C right after it is
+    // handled as a clean stop, not the default kill.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let signals = runtime.block_on(async {
+        use tokio::signal::unix::{signal, SignalKind};
+        anyhow::Ok((
+            signal(SignalKind::interrupt())?,
+            signal(SignalKind::terminate())?,
+        ))
+    })?;
+
     // No network services yet; later layers add their endpoints here.
     let endpoints: Vec<Endpoint> = Vec::new();
     write_atomic(
@@ -158,30 +184,31 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
     println!("racklet is ready");
     std::io::stdout().flush().ok();
 
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    runtime.block_on(drive(&twin, &args))?;
+    runtime.block_on(drive(&twin, &args, signals))?;
     println!("racklet stopped");
     Ok(())
 }
 
-async fn drive(twin: &Twin, args: &UpArgs) -> anyhow::Result<()> {
+async fn drive(
+    twin: &Twin,
+    args: &UpArgs,
+    (mut interrupt, mut terminate): (tokio::signal::unix::Signal, tokio::signal::unix::Signal),
+) -> anyhow::Result<()> {
     let started = Instant::now();
     let mut tick = tokio::time::interval(Duration::from_millis(50));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut last = Instant::now();
     let mut last_table = Instant::now() - Duration::from_secs(3600);
     let tty = std::io::stdout().is_terminal();
-    let ctrl_c = tokio::signal::ctrl_c();
-    tokio::pin!(ctrl_c);
     loop {
         tokio::select! {
-            r = &mut ctrl_c => { r.context("cannot wait for Ctrl-C")?; break; }
+            _ = interrupt.recv() => break,
+            _ = terminate.recv() => break,
             _ = tick.tick() => {}
         }
         let now = Instant::now();
-        let virtual_dt = (now - last).mul_f64(args.speed);
+        // A stalled process (suspended laptop) does not replay the time it missed.
+        let virtual_dt = (now - last).min(Duration::from_secs(1)).mul_f64(args.speed);
         last = now;
         let t = twin.now().as_secs_f64();
         for s in twin.snapshot() {

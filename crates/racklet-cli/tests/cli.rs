@@ -155,35 +155,59 @@ fn up_refuses_invalid_manifests_with_their_positions() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Kills the child if the test fails before it exits.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 #[test]
 fn up_shuts_down_cleanly_on_ctrl_c() {
     let dir = scratch("sigint");
-    let mut child = racklet()
-        .arg("up")
-        .arg("--data-dir")
-        .arg(&dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("starts");
-    let stdout = child.stdout.take().expect("piped");
-    let mut lines = BufReader::new(stdout).lines();
+    let mut child = KillOnDrop(
+        racklet()
+            .arg("up")
+            .arg("--data-dir")
+            .arg(&dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starts"),
+    );
+    let stdout = child.0.stdout.take().expect("piped");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let line = lines.next().expect("output before ready").expect("utf-8");
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = rx
+            .recv_timeout(left)
+            .expect("\"racklet is ready\" within 30 s");
         if line == "racklet is ready" {
             break;
         }
-        assert!(Instant::now() < deadline, "not ready in time");
     }
     let status = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
+        .args(["-INT", &child.0.id().to_string()])
         .status()
         .expect("kill runs");
     assert!(status.success());
-    let rest: Vec<String> = lines.map_while(Result::ok).collect();
-    let exit = child.wait().expect("exits");
+    let mut last = String::new();
+    while let Ok(line) = rx.recv_timeout(Duration::from_secs(10)) {
+        last = line;
+    }
+    let exit = child.0.wait().expect("exits");
     assert!(exit.success(), "{exit:?}");
-    assert_eq!(rest.last().map(String::as_str), Some("racklet stopped"));
+    assert_eq!(last, "racklet stopped");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -14,8 +14,12 @@ pub struct ChassisSpec {
     /// Height in rack units.
     #[schemars(range(min = 1, max = 10))]
     pub height_u: u32,
-    /// The tray slots, numbered 1..=count from the left; the RMC is usually the rightmost.
+    /// The tray slots, numbered 1..=count from the left.
     pub trays: TraySlots,
+    /// The tray wired as the USB hub's host: its compute unit is the chassis' rack
+    /// management controller (usually the rightmost tray).
+    #[schemars(range(min = 1, max = 7))]
+    pub rmc_tray: u32,
     pub backplane: Backplane,
     /// Fans, each in one zone.
     #[serde(default)]
@@ -110,6 +114,15 @@ pub enum Rail {
 
 impl Rail {
     pub const ALL: [Rail; 3] = [Rail::P12V, Rail::P5V, Rail::P5VSB];
+
+    /// Position in [`Rail::ALL`], for per-rail arrays.
+    pub fn index(self) -> usize {
+        match self {
+            Rail::P12V => 0,
+            Rail::P5V => 1,
+            Rail::P5VSB => 2,
+        }
+    }
 
     pub fn volts(self) -> f64 {
         match self {

@@ -25,6 +25,6 @@ pub mod source;
 pub mod validate;
 
 pub use diag::{Diagnostic, Position};
-pub use manifest::{Entry, ManifestSet};
+pub use manifest::{Entry, ManifestSet, Rejected};
 pub use meta::API_VERSION;
 pub use resource::{AnyResource, BoardModel, Chassis, ComputeUnit, Kind, Rack, Resource};

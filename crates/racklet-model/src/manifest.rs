@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::diag::{Diagnostic, Position};
-use crate::resource::{decode, AnyResource, BoardModel, Chassis, ComputeUnit, Rack};
+use crate::resource::{decode, AnyResource, BoardModel, Chassis, ComputeUnit, Kind, Rack};
 use crate::source::{parse_file, Document};
 
 /// One decoded resource with the document it came from (for positions in messages).
@@ -21,11 +21,39 @@ pub struct Entry {
 #[derive(Debug, Clone, Default)]
 pub struct ManifestSet {
     pub entries: Vec<Entry>,
+    /// Documents that could not be decoded. Rules across the set do not report follow-on
+    /// errors about them (a missing chassis that was merely malformed, say).
+    pub rejected: Vec<Rejected>,
+}
+
+/// What is known of a document that failed to decode, read from its raw value.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Rejected {
+    pub kind: Option<String>,
+    pub name: Option<String>,
+    /// `spec.chassis`, for compute units.
+    pub chassis: Option<String>,
+}
+
+impl Rejected {
+    fn of(doc: &Document) -> Rejected {
+        let text = |p: &str| {
+            doc.value
+                .pointer(p)
+                .and_then(|v| v.as_str())
+                .map(str::to_string)
+        };
+        Rejected {
+            kind: text("/kind"),
+            name: text("/metadata/name"),
+            chassis: text("/spec/chassis"),
+        }
+    }
 }
 
 macro_rules! typed_iter {
     ($fn:ident, $variant:ident, $ty:ty) => {
-        pub fn $fn(&self) -> impl Iterator<Item = (&Entry, &$ty)> {
+        pub fn $fn(&self) -> impl DoubleEndedIterator<Item = (&Entry, &$ty)> {
             self.entries.iter().filter_map(|e| match &e.resource {
                 AnyResource::$variant(r) => Some((e, r)),
                 _ => None,
@@ -39,7 +67,15 @@ impl ManifestSet {
     pub fn with_catalog() -> Self {
         ManifestSet {
             entries: crate::catalog::entries().to_vec(),
+            rejected: Vec::new(),
         }
+    }
+
+    /// Whether a document of `kind` named `name` was present but could not be decoded.
+    pub fn was_rejected(&self, kind: Kind, name: &str) -> bool {
+        self.rejected
+            .iter()
+            .any(|r| r.kind.as_deref() == Some(kind.as_str()) && r.name.as_deref() == Some(name))
     }
 
     typed_iter!(racks, Rack, Rack);
@@ -69,7 +105,10 @@ impl ManifestSet {
                     resource,
                     builtin: false,
                 }),
-                Err(mut d) => diags.append(&mut d),
+                Err(mut d) => {
+                    self.rejected.push(Rejected::of(&doc));
+                    diags.append(&mut d);
+                }
             }
         }
         diags

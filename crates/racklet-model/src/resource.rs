@@ -271,7 +271,7 @@ fn schema_message(
             format!("{owner} is missing the required field `{p}`")
         }
         K::AdditionalProperties { unexpected } => {
-            let known = known_properties(err.schema_path().as_str(), doc, &pointer);
+            let known = known_properties(err.schema_path().as_str(), doc);
             let owner = if pointer.is_empty() {
                 "the document".to_string()
             } else {
@@ -337,7 +337,7 @@ fn schema_message(
 }
 
 /// The property names a mapping may have, taken from the schema that rejected it.
-fn known_properties(schema_path: &str, doc: &Document, _pointer: &str) -> Option<String> {
+fn known_properties(schema_path: &str, doc: &Document) -> Option<String> {
     let kind = doc
         .value
         .get("kind")
@@ -483,6 +483,37 @@ pub fn decode(doc: &Document) -> Result<AnyResource, Vec<Diagnostic>> {
     typed.map_err(|d| vec![d])
 }
 
+/// Deserialises a schema-checked document. The schema cannot say everything serde
+/// checks (JSON Schema counts `1.0` as an integer; integer widths), so errors here are
+/// located and explained too.
 fn typed<T: DeserializeOwned>(doc: &Document) -> Result<T, Diagnostic> {
-    T::deserialize(&doc.value).map_err(|e| doc.diag_at("", format!("cannot read resource: {e}")))
+    serde_path_to_error::deserialize(&doc.value).map_err(|e| {
+        let mut pointer = String::new();
+        for seg in e.path().iter() {
+            use serde_path_to_error::Segment;
+            match seg {
+                Segment::Seq { index } => pointer.push_str(&format!("/{index}")),
+                Segment::Map { key } => {
+                    pointer.push('/');
+                    pointer.push_str(&crate::source::escape_segment(key));
+                }
+                Segment::Enum { .. } | Segment::Unknown => {}
+            }
+        }
+        let found = doc
+            .value
+            .pointer(&pointer)
+            .map(describe)
+            .unwrap_or_else(|| "nothing".into());
+        let wanted = e.inner().to_string();
+        let wanted = wanted.split(", expected ").nth(1).unwrap_or(&wanted);
+        let wanted = match wanted {
+            "u8" | "u16" | "u32" | "u64" => "a whole number that fits",
+            other => other,
+        };
+        doc.diag_at(
+            &pointer,
+            format!("`{}` is {found}, expected {wanted}", field_path(&pointer)),
+        )
+    })
 }

@@ -140,56 +140,143 @@ pub fn parse_file(file: &Arc<Path>, bytes: &[u8]) -> Result<Vec<Document>, Vec<D
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("json"));
     if is_json {
-        // JSON's own parser gives the precise syntax error; YAML's would be vaguer.
-        let mut stream =
-            serde_json::Deserializer::from_str(text).into_iter::<serde::de::IgnoredAny>();
-        if let Some(Err(e)) = stream.find(Result::is_err) {
-            let at = Position::new(
-                u32::try_from(e.line()).unwrap_or(u32::MAX),
-                u32::try_from(e.column()).unwrap_or(u32::MAX).max(1),
-            );
-            return Err(vec![Diagnostic::new(
-                file,
-                at,
-                format!("JSON syntax error: {e}"),
-            )]);
+        return parse_json(file, text);
+    }
+    Builder::new(file).run(text)
+}
+
+/// JSON files: values from JSON's own parser (exact syntax errors, every valid escape),
+/// positions from the YAML event stream over the same text when it can read it. A
+/// top-level array holds one resource per element.
+fn parse_json(file: &Arc<Path>, text: &str) -> Result<Vec<Document>, Vec<Diagnostic>> {
+    let mut values = Vec::new();
+    for v in serde_json::Deserializer::from_str(text).into_iter::<Value>() {
+        match v {
+            Ok(v) => values.push(v),
+            Err(e) => {
+                let at = position_of_line_column(text.as_bytes(), e.line(), e.column());
+                let message = e.to_string();
+                let message = message
+                    .rsplit_once(" at line ")
+                    .map_or(message.as_str(), |(m, _)| m);
+                return Err(vec![Diagnostic::new(
+                    file,
+                    at,
+                    format!("JSON syntax error: {message}"),
+                )]);
+            }
         }
     }
-    let mut docs = Builder::new(file).run(text)?;
-    // A JSON file may hold an array of resources; treat each element as a document.
-    if is_json && docs.len() == 1 && docs[0].value.is_array() {
-        let doc = docs.remove(0);
-        return Ok(split_array(doc));
+    // The YAML pass enforces the depth, size and duplicate-key rules with positions; a
+    // YAML *syntax* error on valid JSON (YAML reads a little less) only costs positions.
+    let spans: Vec<Spans> = match Builder::new(file).run(text) {
+        Ok(docs) if docs.len() == values.len() => docs.into_iter().map(|d| d.spans).collect(),
+        Ok(_) => Vec::new(),
+        Err(diags)
+            if diags
+                .iter()
+                .all(|d| d.message.starts_with("YAML syntax error")) =>
+        {
+            if values.iter().any(|v| depth(v) > MAX_DEPTH) {
+                return Err(vec![Diagnostic::new(
+                    file,
+                    Position::START,
+                    format!("document is nested deeper than {MAX_DEPTH} levels"),
+                )]);
+            }
+            Vec::new()
+        }
+        Err(diags) => return Err(diags),
+    };
+    let mut spans = spans.into_iter();
+    let docs: Vec<Document> = values
+        .into_iter()
+        .filter(|v| !v.is_null())
+        .enumerate()
+        .map(|(index, value)| Document {
+            file: Arc::clone(file),
+            index,
+            value,
+            spans: spans.next().unwrap_or_default(),
+        })
+        .collect();
+    if let [doc] = docs.as_slice() {
+        if doc.value.is_array() {
+            return Ok(docs.into_iter().flat_map(split_array).collect());
+        }
     }
     Ok(docs)
+}
+
+fn depth(v: &Value) -> usize {
+    let mut max = 0;
+    let mut stack = vec![(v, 1usize)];
+    while let Some((v, d)) = stack.pop() {
+        max = max.max(d);
+        match v {
+            Value::Array(a) => stack.extend(a.iter().map(|x| (x, d + 1))),
+            Value::Object(o) => stack.extend(o.values().map(|x| (x, d + 1))),
+            _ => {}
+        }
+    }
+    max
+}
+
+/// Converts a 1-based line and byte column (as serde_json reports them) to a position.
+fn position_of_line_column(bytes: &[u8], line: usize, column: usize) -> Position {
+    let line_start = if line <= 1 {
+        0
+    } else {
+        bytes
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| **b == b'\n')
+            .nth(line - 2)
+            .map_or(bytes.len(), |(i, _)| i + 1)
+    };
+    position_of_byte(bytes, line_start + column.saturating_sub(1))
 }
 
 fn split_array(doc: Document) -> Vec<Document> {
     let Value::Array(items) = doc.value else {
         return vec![doc];
     };
+    // Bucket every span by its element index in one pass.
+    type Bucket = (HashMap<String, Position>, HashMap<String, Position>);
+    let mut buckets: Vec<Bucket> = vec![Default::default(); items.len()];
+    let split = |pointer: &str| -> Option<(usize, String)> {
+        let rest = pointer.strip_prefix('/')?;
+        let (index, tail) = rest.split_once('/').map_or((rest, ""), |(i, t)| (i, t));
+        let tail = if tail.is_empty() {
+            String::new()
+        } else {
+            format!("/{tail}")
+        };
+        Some((index.parse().ok()?, tail))
+    };
+    for (pointer, pos) in doc.spans.values {
+        if let Some((i, tail)) = split(&pointer) {
+            if let Some(b) = buckets.get_mut(i) {
+                b.0.insert(tail, pos);
+            }
+        }
+    }
+    for (pointer, pos) in doc.spans.keys {
+        if let Some((i, tail)) = split(&pointer) {
+            if let Some(b) = buckets.get_mut(i) {
+                b.1.insert(tail, pos);
+            }
+        }
+    }
     items
         .into_iter()
+        .zip(buckets)
         .enumerate()
-        .map(|(i, value)| {
-            let prefix = format!("/{i}");
-            let rebase = |m: &HashMap<String, Position>| {
-                m.iter()
-                    .filter_map(|(k, v)| {
-                        let rest = k.strip_prefix(&prefix)?;
-                        (rest.is_empty() || rest.starts_with('/')).then(|| (rest.to_string(), *v))
-                    })
-                    .collect()
-            };
-            Document {
-                file: Arc::clone(&doc.file),
-                index: i,
-                value,
-                spans: Spans {
-                    values: rebase(&doc.spans.values),
-                    keys: rebase(&doc.spans.keys),
-                },
-            }
+        .map(|(index, (value, (values, keys)))| Document {
+            file: Arc::clone(&doc.file),
+            index,
+            value,
+            spans: Spans { values, keys },
         })
         .collect()
 }

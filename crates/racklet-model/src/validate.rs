@@ -1,6 +1,7 @@
 //! Semantic validation across a whole [`ManifestSet`]: names, references, geometry,
 //! power budgets and roles. Every rule runs on every resource, so one run reports every
-//! problem.
+//! problem. Rules say nothing about references to documents that were present but failed
+//! to decode: those already have their own errors.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -8,19 +9,51 @@ use crate::chassis::Rail;
 use crate::compute_unit::Role;
 use crate::diag::Diagnostic;
 use crate::manifest::{Entry, ManifestSet};
-use crate::resource::Kind;
+use crate::resource::{BoardModel, Chassis, ComputeUnit, Kind};
 
 /// Every semantic problem in `set`, in no particular order.
 pub fn validate(set: &ManifestSet) -> Vec<Diagnostic> {
+    let index = Index::new(set);
     let mut out = Vec::new();
     unique_names(set, &mut out);
     boards(set, &mut out);
-    racks(set, &mut out);
-    chassis(set, &mut out);
-    compute_units(set, &mut out);
-    rmc_per_chassis(set, &mut out);
-    rail_budgets(set, &mut out);
+    racks(set, &index, &mut out);
+    for (e, ch) in set.chassis() {
+        chassis(e, ch, &mut out);
+        rmc(set, e, ch, &index, &mut out);
+        rail_budget(e, ch, &index, &mut out);
+    }
+    compute_units(set, &index, &mut out);
     out
+}
+
+/// Lookups built once per validation, so rules stay linear in the number of resources.
+struct Index<'a> {
+    chassis: HashMap<&'a str, &'a Chassis>,
+    boards: HashMap<&'a str, &'a BoardModel>,
+    units: HashMap<&'a str, Vec<(&'a Entry, &'a ComputeUnit)>>,
+}
+
+impl<'a> Index<'a> {
+    fn new(set: &'a ManifestSet) -> Self {
+        let mut units: HashMap<&str, Vec<_>> = HashMap::new();
+        for (e, cu) in set.compute_units() {
+            units
+                .entry(cu.spec.chassis.as_str())
+                .or_default()
+                .push((e, cu));
+        }
+        Index {
+            // First definition wins; duplicates are reported by `unique_names`.
+            chassis: set.chassis().rev().map(|(_, c)| (c.name(), c)).collect(),
+            boards: set.boards().rev().map(|(_, b)| (b.name(), b)).collect(),
+            units,
+        }
+    }
+
+    fn units_in(&self, chassis: &str) -> &[(&'a Entry, &'a ComputeUnit)] {
+        self.units.get(chassis).map_or(&[], Vec::as_slice)
+    }
 }
 
 fn unique_names(set: &ManifestSet, out: &mut Vec<Diagnostic>) {
@@ -83,22 +116,24 @@ fn boards(set: &ManifestSet, out: &mut Vec<Diagnostic>) {
     }
 }
 
-fn racks(set: &ManifestSet, out: &mut Vec<Diagnostic>) {
+fn racks(set: &ManifestSet, index: &Index<'_>, out: &mut Vec<Diagnostic>) {
     let mut placed_in: HashMap<&str, &str> = HashMap::new();
     for (e, rack) in set.racks() {
         // (bottom, top, chassis name) of each placement that resolved.
         let mut spans: Vec<(u32, u32, &str)> = Vec::new();
         for (i, p) in rack.spec.chassis.iter().enumerate() {
             let ptr = format!("/spec/chassis/{i}");
-            let Some(ch) = set.chassis_named(&p.name) else {
-                out.push(e.doc.diag_at(
-                    &format!("{ptr}/name"),
-                    format!(
-                        "rack `{}` places chassis `{}`, but no Chassis has that name",
-                        rack.name(),
-                        p.name
-                    ),
-                ));
+            let Some(ch) = index.chassis.get(p.name.as_str()) else {
+                if !set.was_rejected(Kind::Chassis, &p.name) {
+                    out.push(e.doc.diag_at(
+                        &format!("{ptr}/name"),
+                        format!(
+                            "rack `{}` places chassis `{}`, but no Chassis has that name",
+                            rack.name(),
+                            p.name
+                        ),
+                    ));
+                }
                 continue;
             };
             if let Some(other) = placed_in.insert(&p.name, rack.name()) {
@@ -108,18 +143,28 @@ fn racks(set: &ManifestSet, out: &mut Vec<Diagnostic>) {
                 ));
                 continue;
             }
-            let top = p.position_u + ch.spec.height_u - 1;
-            if top > rack.spec.height_u {
+            let height = ch.spec.height_u;
+            let top = p.position_u.saturating_add(height).saturating_sub(1);
+            if height > rack.spec.height_u {
+                out.push(e.doc.diag_at(
+                    &format!("{ptr}/name"),
+                    format!(
+                        "chassis `{}` is {height}U tall, taller than the {}U rack `{}`; use a taller rack",
+                        p.name,
+                        rack.spec.height_u,
+                        rack.name()
+                    ),
+                ));
+            } else if top > rack.spec.height_u {
                 out.push(e.doc.diag_at(
                     &format!("{ptr}/positionU"),
                     format!(
-                        "chassis `{}` is {}U tall; placed at U{} it reaches U{top}, above the top of the {}U rack `{}`; place it at U{} or lower",
+                        "chassis `{}` is {height}U tall; placed at U{} it reaches U{top}, above the top of the {}U rack `{}`; place it at U{} or lower",
                         p.name,
-                        ch.spec.height_u,
                         p.position_u,
                         rack.spec.height_u,
                         rack.name(),
-                        (rack.spec.height_u + 1).saturating_sub(ch.spec.height_u).max(1)
+                        rack.spec.height_u + 1 - height
                     ),
                 ));
             }
@@ -141,93 +186,105 @@ fn racks(set: &ManifestSet, out: &mut Vec<Diagnostic>) {
     }
 }
 
-fn chassis(set: &ManifestSet, out: &mut Vec<Diagnostic>) {
-    for (e, ch) in set.chassis() {
-        let spec = &ch.spec;
-        let mut zones: HashMap<&str, usize> = HashMap::new();
-        let mut zoned_trays: HashMap<u32, &str> = HashMap::new();
-        for (i, z) in spec.fan_zones.iter().enumerate() {
-            if zones.insert(&z.name, i).is_some() {
-                out.push(e.doc.diag_at(
-                    &format!("/spec/fanZones/{i}/name"),
-                    format!(
-                        "duplicate fan zone name `{}` in chassis `{}`",
-                        z.name,
-                        ch.name()
-                    ),
-                ));
-            }
-            for (j, t) in z.trays.iter().enumerate() {
-                let ptr = format!("/spec/fanZones/{i}/trays/{j}");
-                if *t < 1 || *t > spec.trays.count {
-                    out.push(e.doc.diag_at(
-                        &ptr,
-                        format!(
-                            "fan zone `{}` lists tray {t}, but chassis `{}` has trays 1 to {}",
-                            z.name,
-                            ch.name(),
-                            spec.trays.count
-                        ),
-                    ));
-                } else if let Some(other) = zoned_trays.insert(*t, &z.name) {
-                    out.push(e.doc.diag_at(
-                        &ptr,
-                        format!("tray {t} is already in fan zone `{other}`; a tray is cooled by one zone"),
-                    ));
-                }
-            }
-        }
-        for (i, f) in spec.fans.iter().enumerate() {
-            if !zones.contains_key(f.zone.as_str()) {
-                let known = spec
-                    .fan_zones
-                    .iter()
-                    .map(|z| z.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                out.push(e.doc.diag_at(
-                    &format!("/spec/fans/{i}/zone"),
-                    format!(
-                        "fan `{}` is in zone `{}`, but chassis `{}` has no such fan zone (zones: {})",
-                        f.name,
-                        f.zone,
-                        ch.name(),
-                        if known.is_empty() { "none".into() } else { known }
-                    ),
-                ));
-            }
-        }
-        let mut fan_names = HashSet::new();
-        for (i, f) in spec.fans.iter().enumerate() {
-            if !fan_names.insert(f.name.as_str()) {
-                out.push(e.doc.diag_at(
-                    &format!("/spec/fans/{i}/name"),
-                    format!("duplicate fan name `{}` in chassis `{}`", f.name, ch.name()),
-                ));
-            }
-        }
-        let trays = set
-            .compute_units()
-            .filter(|(_, cu)| cu.spec.chassis == ch.name())
-            .count();
-        let ports = spec.backplane.usb_hub.ports as usize;
-        if trays > ports {
+fn chassis(e: &Entry, ch: &Chassis, out: &mut Vec<Diagnostic>) {
+    let spec = &ch.spec;
+    let mut zones: HashSet<&str> = HashSet::new();
+    let mut zoned_trays: HashMap<u32, &str> = HashMap::new();
+    for (i, z) in spec.fan_zones.iter().enumerate() {
+        if !zones.insert(&z.name) {
             out.push(e.doc.diag_at(
-                "/spec/backplane/usbHub/ports",
+                &format!("/spec/fanZones/{i}/name"),
                 format!(
-                    "the USB hub has {ports} ports but {trays} trays need one each for their BMC; use a hub with at least {trays} ports"
+                    "duplicate fan zone name `{}` in chassis `{}`",
+                    z.name,
+                    ch.name()
                 ),
             ));
         }
+        for (j, t) in z.trays.iter().enumerate() {
+            let ptr = format!("/spec/fanZones/{i}/trays/{j}");
+            if *t < 1 || *t > spec.trays.count {
+                out.push(e.doc.diag_at(
+                    &ptr,
+                    format!(
+                        "fan zone `{}` lists tray {t}, but chassis `{}` has trays 1 to {}",
+                        z.name,
+                        ch.name(),
+                        spec.trays.count
+                    ),
+                ));
+            } else if let Some(other) = zoned_trays.insert(*t, &z.name) {
+                out.push(e.doc.diag_at(
+                    &ptr,
+                    format!(
+                        "tray {t} is already in fan zone `{other}`; a tray is cooled by one zone"
+                    ),
+                ));
+            }
+        }
+    }
+    let mut fan_names = HashSet::new();
+    for (i, f) in spec.fans.iter().enumerate() {
+        if !zones.contains(f.zone.as_str()) {
+            let known = spec
+                .fan_zones
+                .iter()
+                .map(|z| z.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ");
+            out.push(e.doc.diag_at(
+                &format!("/spec/fans/{i}/zone"),
+                format!(
+                    "fan `{}` is in zone `{}`, but chassis `{}` has no such fan zone (zones: {})",
+                    f.name,
+                    f.zone,
+                    ch.name(),
+                    if known.is_empty() {
+                        "none".into()
+                    } else {
+                        known
+                    }
+                ),
+            ));
+        }
+        if !fan_names.insert(f.name.as_str()) {
+            out.push(e.doc.diag_at(
+                &format!("/spec/fans/{i}/name"),
+                format!("duplicate fan name `{}` in chassis `{}`", f.name, ch.name()),
+            ));
+        }
+    }
+    // The backplane wires tray slot N's BMC to hub port N.
+    let ports = spec.backplane.usb_hub.ports;
+    if ports < spec.trays.count {
+        out.push(e.doc.diag_at(
+            "/spec/backplane/usbHub/ports",
+            format!(
+                "the USB hub has {ports} ports but the chassis has {} tray slots, each wired to its own port for its BMC; use a hub with at least {} ports",
+                spec.trays.count, spec.trays.count
+            ),
+        ));
+    }
+    if spec.rmc_tray > spec.trays.count {
+        out.push(e.doc.diag_at(
+            "/spec/rmcTray",
+            format!(
+                "rmcTray {} is out of range: chassis `{}` has trays 1 to {}",
+                spec.rmc_tray,
+                ch.name(),
+                spec.trays.count
+            ),
+        ));
     }
 }
 
-fn compute_units(set: &ManifestSet, out: &mut Vec<Diagnostic>) {
+fn compute_units(set: &ManifestSet, index: &Index<'_>, out: &mut Vec<Diagnostic>) {
     let mut booked: HashMap<(&str, u32), &str> = HashMap::new();
     for (e, cu) in set.compute_units() {
         let spec = &cu.spec;
-        let chassis = set.chassis_named(&spec.chassis);
+        let chassis = index.chassis.get(spec.chassis.as_str()).copied();
         match chassis {
+            None if set.was_rejected(Kind::Chassis, &spec.chassis) => {}
             None => out.push(e.doc.diag_at(
                 "/spec/chassis",
                 format!(
@@ -259,17 +316,19 @@ fn compute_units(set: &ManifestSet, out: &mut Vec<Diagnostic>) {
                 }
             }
         }
-        let Some(board) = set.board(&spec.board) else {
-            let mut known: Vec<&str> = set.boards().map(|(_, b)| b.name()).collect();
-            known.sort_unstable();
-            out.push(e.doc.diag_at(
-                "/spec/board",
-                format!(
-                    "unknown board `{}`; known boards: {}",
-                    spec.board,
-                    known.join(", ")
-                ),
-            ));
+        let Some(board) = index.boards.get(spec.board.as_str()) else {
+            if !set.was_rejected(Kind::BoardModel, &spec.board) {
+                let mut known: Vec<&str> = index.boards.keys().copied().collect();
+                known.sort_unstable();
+                out.push(e.doc.diag_at(
+                    "/spec/board",
+                    format!(
+                        "unknown board `{}`; known boards: {}",
+                        spec.board,
+                        known.join(", ")
+                    ),
+                ));
+            }
             continue;
         };
         let Some(ch) = chassis else { continue };
@@ -308,41 +367,64 @@ fn compute_units(set: &ManifestSet, out: &mut Vec<Diagnostic>) {
     }
 }
 
-fn rmc_per_chassis(set: &ManifestSet, out: &mut Vec<Diagnostic>) {
-    for (e, ch) in set.chassis() {
-        let rmcs: Vec<&Entry> = set
-            .compute_units()
-            .filter(|(_, cu)| cu.spec.chassis == ch.name() && cu.spec.role == Role::Rmc)
-            .map(|(e, _)| e)
-            .collect();
-        if rmcs.is_empty() {
-            out.push(e.doc.diag_at(
-                "/metadata/name",
+fn rmc(set: &ManifestSet, e: &Entry, ch: &Chassis, index: &Index<'_>, out: &mut Vec<Diagnostic>) {
+    let rmcs: Vec<&(&Entry, &ComputeUnit)> = index
+        .units_in(ch.name())
+        .iter()
+        .filter(|(_, cu)| cu.spec.role == Role::Rmc)
+        .collect();
+    let unit_rejected = set.rejected.iter().any(|r| {
+        r.kind.as_deref() == Some("ComputeUnit") && r.chassis.as_deref() == Some(ch.name())
+    });
+    if rmcs.is_empty() && !unit_rejected {
+        out.push(e.doc.diag_at(
+            "/metadata/name",
+            format!(
+                "chassis `{}` has no RMC tray: give the ComputeUnit in tray {} (rmcTray) `role: Rmc`",
+                ch.name(),
+                ch.spec.rmc_tray
+            ),
+        ));
+    }
+    for (entry, cu) in &rmcs {
+        if cu.spec.tray != ch.spec.rmc_tray {
+            out.push(entry.doc.diag_at(
+                "/spec/tray",
                 format!(
-                    "chassis `{}` has no RMC tray: give exactly one of its ComputeUnits `role: Rmc`",
-                    ch.name()
+                    "compute unit `{}` is the RMC but sits in tray {}; the USB hub host of chassis `{}` is tray {} (rmcTray)",
+                    cu.name(),
+                    cu.spec.tray,
+                    ch.name(),
+                    ch.spec.rmc_tray
                 ),
             ));
         }
-        for extra in rmcs.iter().skip(1) {
-            out.push(extra.doc.diag_at(
+    }
+    if let Some(((_, first), rest)) = rmcs.split_first().map(|(f, r)| (**f, r)) {
+        for (entry, _) in rest {
+            out.push(entry.doc.diag_at(
                 "/spec/role",
                 format!(
                     "chassis `{}` already has an RMC (compute unit `{}`); a chassis has exactly one, make this one `role: Worker`",
                     ch.name(),
-                    rmcs[0].resource.name()
+                    first.name()
                 ),
             ));
         }
     }
 }
 
-/// Worst-case draw on each rail of each chassis, in watts, with what makes it up.
+/// Worst-case draw on each rail of a chassis, in watts, with what makes it up.
 pub fn rail_draws(set: &ManifestSet, chassis: &str) -> BTreeMap<Rail, (f64, Vec<String>)> {
+    let index = Index::new(set);
+    match index.chassis.get(chassis) {
+        Some(ch) => draws(ch, &index),
+        None => BTreeMap::new(),
+    }
+}
+
+fn draws(ch: &Chassis, index: &Index<'_>) -> BTreeMap<Rail, (f64, Vec<String>)> {
     let mut draws: BTreeMap<Rail, (f64, Vec<String>)> = BTreeMap::new();
-    let Some(ch) = set.chassis_named(chassis) else {
-        return draws;
-    };
     let bp = &ch.spec.backplane;
     let mut add = |rail: Rail, watts: f64, what: String| {
         let d = draws.entry(rail).or_default();
@@ -350,17 +432,12 @@ pub fn rail_draws(set: &ManifestSet, chassis: &str) -> BTreeMap<Rail, (f64, Vec<
         d.1.push(what);
     };
     let mut per_board: BTreeMap<&str, (usize, f64)> = BTreeMap::new();
-    let mut bmcs = 0;
-    for (_, cu) in set
-        .compute_units()
-        .filter(|(_, cu)| cu.spec.chassis == chassis)
-    {
-        bmcs += 1;
-        if let Some(b) = set.board(&cu.spec.board) {
-            let w = b.spec.power.load_watts / bp.tray_converter.efficiency;
+    let units = index.units_in(ch.name());
+    for (_, cu) in units {
+        if let Some(b) = index.boards.get(cu.spec.board.as_str()) {
             let e = per_board.entry(b.name()).or_default();
             e.0 += 1;
-            e.1 += w;
+            e.1 += b.spec.power.load_watts / bp.tray_converter.efficiency;
         }
     }
     for (board, (n, w)) in per_board {
@@ -370,11 +447,11 @@ pub fn rail_draws(set: &ManifestSet, chassis: &str) -> BTreeMap<Rail, (f64, Vec<
             format!("{n} × {board} at full load"),
         );
     }
-    if bmcs > 0 {
+    if !units.is_empty() {
         add(
             Rail::P5VSB,
-            bp.bmc_watts * bmcs as f64,
-            format!("{bmcs} BMCs"),
+            bp.bmc_watts * units.len() as f64,
+            format!("{} BMCs", units.len()),
         );
     }
     add(Rail::P5V, bp.usb_hub.watts, "the USB hub".into());
@@ -384,20 +461,18 @@ pub fn rail_draws(set: &ManifestSet, chassis: &str) -> BTreeMap<Rail, (f64, Vec<
     draws
 }
 
-fn rail_budgets(set: &ManifestSet, out: &mut Vec<Diagnostic>) {
-    for (e, ch) in set.chassis() {
-        for (rail, (watts, parts)) in rail_draws(set, ch.name()) {
-            let amps = watts / rail.volts();
-            let limit = ch.spec.backplane.psu.rails.limit(rail).limit_amps;
-            if amps > limit {
-                out.push(e.doc.diag_at(
-                    &format!("{}/limitAmps", rail.pointer()),
-                    format!(
-                        "worst-case draw on {rail} is {amps:.2} A ({watts:.1} W: {}), above the PSU's {limit} A limit; use a stronger PSU or fewer trays",
-                        parts.join(", ")
-                    ),
-                ));
-            }
+fn rail_budget(e: &Entry, ch: &Chassis, index: &Index<'_>, out: &mut Vec<Diagnostic>) {
+    for (rail, (watts, parts)) in draws(ch, index) {
+        let amps = watts / rail.volts();
+        let limit = ch.spec.backplane.psu.rails.limit(rail).limit_amps;
+        if amps > limit {
+            out.push(e.doc.diag_at(
+                &format!("{}/limitAmps", rail.pointer()),
+                format!(
+                    "worst-case draw on {rail} is {amps:.2} A ({watts:.1} W: {}), above the PSU's {limit} A limit; use a stronger PSU or fewer trays",
+                    parts.join(", ")
+                ),
+            ));
         }
     }
 }

@@ -72,21 +72,3 @@ fn malformed_corpus_gives_its_expected_errors() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
-
-#[test]
-fn every_diagnostic_names_a_line_and_column() {
-    for entry in std::fs::read_dir(corpus_dir()).expect("corpus directory exists") {
-        let path = entry.expect("readable entry").path();
-        if path.extension().is_some_and(|e| e == "expected") {
-            continue;
-        }
-        let (_, diags) = ManifestSet::load(std::slice::from_ref(&path));
-        for d in diags {
-            assert!(
-                d.position.line >= 1 && d.position.column >= 1,
-                "{}: {d}",
-                path.display()
-            );
-        }
-    }
-}

@@ -97,10 +97,19 @@ fn json_array_of_resources_is_read_as_documents() {
 
 #[test]
 fn yaml_anchors_and_aliases_are_expanded() {
-    let text = b"apiVersion: racklet.io/v1alpha1\nkind: Rack\nmetadata: &m {name: r1}\nspec: {heightU: 6}\n---\napiVersion: racklet.io/v1alpha1\nkind: Rack\nmetadata: {name: r2, labels: {a: b}}\nspec: {heightU: 6}\n";
+    let text = b"apiVersion: racklet.io/v1alpha1\nkind: Rack\nmetadata: {name: r1, labels: &l {team: infra}}\nspec: &s {heightU: 6}\n---\napiVersion: racklet.io/v1alpha1\nkind: Rack\nmetadata: {name: r2, labels: {team: infra}}\nspec: {heightU: 6}\n---\napiVersion: racklet.io/v1alpha1\nkind: Rack\nmetadata: {name: r3, labels: &l2 {team: ops}, annotations: *l2}\nspec: {heightU: 4}\n";
     let (set, diags) = load_text("a.yaml", text);
     assert!(diags.is_empty(), "{diags:?}");
-    assert_eq!(set.racks().count(), 2);
+    let r3 = set
+        .racks()
+        .map(|(_, r)| r)
+        .find(|r| r.name() == "r3")
+        .expect("r3");
+    assert_eq!(
+        r3.metadata.annotations, r3.metadata.labels,
+        "the alias expands to the anchored mapping"
+    );
+    assert_eq!(r3.metadata.annotations["team"], "ops");
 }
 
 #[test]
@@ -211,4 +220,90 @@ fn rail_draws_add_boards_fans_bmcs_and_hub() {
     assert!((draws[&Rail::P12V].0 - expected_12v).abs() < 1e-9);
     assert!((draws[&Rail::P5VSB].0 - 7.0 * 0.5).abs() < 1e-9);
     assert!((draws[&Rail::P5V].0 - 1.0).abs() < 1e-9);
+}
+
+#[test]
+fn nesting_limit_applies_to_flow_style_too() {
+    let text = format!(
+        "a: {}{}\n",
+        "[".repeat(MAX_DEPTH + 1),
+        "]".repeat(MAX_DEPTH + 1)
+    );
+    let (_, diags) = load_text("flow.yaml", text.as_bytes());
+    assert_eq!(diags.len(), 1, "{diags:?}");
+    assert!(
+        diags[0].contains("nested deeper than 64 levels"),
+        "{}",
+        diags[0]
+    );
+    let json = format!("{}{}", "[".repeat(200), "]".repeat(200));
+    let (_, diags) = load_text("deep.json", json.as_bytes());
+    assert_eq!(diags.len(), 1, "{diags:?}");
+}
+
+#[test]
+fn valid_json_that_yaml_cannot_read_is_still_accepted() {
+    // A surrogate-pair escape: valid JSON, rejected by YAML's scanner.
+    let text = br#"{"apiVersion": "racklet.io/v1alpha1", "kind": "Rack", "metadata": {"name": "r1", "annotations": {"note": "\ud83d\ude00"}}, "spec": {"heightU": 6}}"#;
+    let (set, diags) = load_text("emoji.json", text);
+    assert!(diags.is_empty(), "{diags:?}");
+    let (_, rack) = set.racks().next().expect("rack");
+    assert_eq!(rack.metadata.annotations["note"], "\u{1F600}");
+}
+
+#[test]
+fn json_syntax_error_columns_count_characters() {
+    let (_, diags) = load_text("e.json", "{\"a\": \"ééééé\", 1}".as_bytes());
+    assert_eq!(
+        diags,
+        ["e.json:1:16: JSON syntax error: key must be a string"]
+    );
+}
+
+#[test]
+fn large_json_array_of_resources_loads() {
+    let mut text = String::from("[");
+    for i in 0..40_000 {
+        if i > 0 {
+            text.push(',');
+        }
+        text.push_str(&format!(
+            r#"{{"apiVersion":"racklet.io/v1alpha1","kind":"Rack","metadata":{{"name":"r{i}"}},"spec":{{"heightU":6}}}}"#
+        ));
+    }
+    text.push(']');
+    let (set, diags) = load_text("big.json", text.as_bytes());
+    assert!(diags.is_empty(), "{:?}", &diags[..diags.len().min(3)]);
+    assert_eq!(set.racks().count(), 40_000);
+}
+
+#[test]
+fn whole_number_written_as_decimal_is_located_and_explained() {
+    let text = b"apiVersion: racklet.io/v1alpha1\nkind: Rack\nmetadata: {name: r1}\nspec: {heightU: 2.0}\n";
+    let (_, diags) = load_text("f.yaml", text);
+    assert_eq!(
+        diags,
+        ["f.yaml:4:17: `spec.heightU` is the number 2.0, expected a whole number that fits"]
+    );
+}
+
+#[test]
+fn malformed_documents_do_not_cause_follow_on_reference_errors() {
+    let dir = examples();
+    let mut text = std::fs::read_to_string(dir.join("rack.yaml")).expect("example");
+    text = text.replace("heightU: 2\n", "heightU: two\n");
+    text.push_str("---\n");
+    text.push_str(
+        &std::fs::read_to_string(dir.join("compute-units.yaml"))
+            .expect("example")
+            .replace("role: Rmc", "role: Boss"),
+    );
+    let (_, diags) = load_text("rack.yaml", text.as_bytes());
+    assert_eq!(diags.len(), 2, "only the two real problems: {diags:#?}");
+    assert!(diags
+        .iter()
+        .any(|d| d.contains("`spec.heightU` is the string \"two\"")));
+    assert!(diags
+        .iter()
+        .any(|d| d.contains("`spec.role` is the string \"Boss\"")));
 }

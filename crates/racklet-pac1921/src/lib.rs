@@ -14,7 +14,8 @@
 
 use embedded_hal::i2c::I2c;
 
-/// Default 7-bit I2C address (ADDR_SEL resistor open on the Racklet BMC HAT: 0x4C).
+/// 7-bit I2C address of the PAC1921 on the Racklet BMC HAT: 0x4C, chosen with the
+/// ADDR_SEL resistor (the address-to-resistor table is in the datasheet).
 pub const DEFAULT_ADDRESS: u8 = 0x4C;
 
 /// Register addresses.

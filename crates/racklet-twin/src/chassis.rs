@@ -147,11 +147,11 @@ impl ChassisTwin {
     }
 
     pub fn rail(&self, rail: Rail) -> &RailTwin {
-        &self.rails[rail as usize]
+        &self.rails[rail.index()]
     }
 
     pub fn rail_mut(&mut self, rail: Rail) -> &mut RailTwin {
-        &mut self.rails[rail as usize]
+        &mut self.rails[rail.index()]
     }
 
     pub fn tray(&self, slot: u32) -> Option<&TrayTwin> {
@@ -160,6 +160,11 @@ impl ChassisTwin {
 
     pub fn tray_mut(&mut self, slot: u32) -> Option<&mut TrayTwin> {
         self.trays.iter_mut().find(|t| t.slot == slot)
+    }
+
+    /// Fans cooling tray index `i` (its zone's fans).
+    pub fn fans_of_tray(&self, i: usize) -> impl Iterator<Item = &FanTwin> {
+        self.tray_fans[i].iter().map(|f| &self.fans[*f])
     }
 
     /// Airflow fraction (0 to 1) through the zone of tray index `i`.
@@ -200,13 +205,17 @@ impl ChassisTwin {
             let airflow = self.airflow(i);
             let ambient = self.ambient_celsius;
             let tray = &mut self.trays[i];
-            tray.step(now, dt, supplied, airflow, ambient);
             if !standby || tray.installed.is_none() {
+                // The BMC HAT lives on +5VSB: without it the RP2040 resets, its outputs
+                // fall to their safe defaults and the PAC1921 powers down.
+                tray.dcdc_en = false;
+                tray.eeprom_wp = true;
                 tray.pac.reset();
             }
+            tray.step(now, dt, supplied, airflow, ambient);
         }
         for fan in &mut self.fans {
-            let powered = self.rails[fan.rail as usize].ok(now);
+            let powered = self.rails[fan.rail.index()].ok(now);
             let target = if fan.failed || !powered || fan.duty < FAN_MIN_DUTY {
                 0.0
             } else {
@@ -226,14 +235,14 @@ impl ChassisTwin {
         let mut watts = [0.0f64; 3];
         let bmcs = self.trays.iter().filter(|t| t.installed.is_some()).count();
         for t in &self.trays {
-            watts[converter.input as usize] += t.board_watts / converter.efficiency;
+            watts[converter.input.index()] += t.board_watts / converter.efficiency;
         }
         if standby {
-            watts[Rail::P5VSB as usize] += self.spec.backplane.bmc_watts * bmcs as f64;
+            watts[Rail::P5VSB.index()] += self.spec.backplane.bmc_watts * bmcs as f64;
         }
-        watts[Rail::P5V as usize] += self.spec.backplane.usb_hub.watts;
+        watts[Rail::P5V.index()] += self.spec.backplane.usb_hub.watts;
         for fan in &self.fans {
-            watts[fan.rail as usize] += fan.watts();
+            watts[fan.rail.index()] += fan.watts();
         }
         for (r, w) in self.rails.iter_mut().zip(watts) {
             r.amps = if r.ok(now) { w / r.rail.volts() } else { 0.0 };
@@ -251,7 +260,8 @@ impl ChassisTwin {
     }
 
     fn update_hub(&mut self, now: f64) {
-        let standby = self.rail(Rail::P5VSB).ok(now);
+        // The hub chip runs from +5V; each BMC on its port from +5VSB.
+        let standby = self.rail(Rail::P5VSB).ok(now) && self.rail(Rail::P5V).ok(now);
         for (i, port) in self.hub_ports.iter_mut().enumerate() {
             let state = match self.trays.get(i) {
                 Some(t) if standby && t.installed.is_some() => PortState::Attached {

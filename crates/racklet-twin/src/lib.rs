@@ -96,11 +96,14 @@ pub enum Fault {
         chassis: String,
         slot: u32,
     },
+    /// A tray goes into a slot. `bmc_serial` is its BMC's USB serial number: `None` when
+    /// the tray that was pulled from this slot comes back, a new number for another tray.
     TrayInserted {
         chassis: String,
         slot: u32,
         board: String,
         hostname: String,
+        bmc_serial: Option<u64>,
     },
 }
 
@@ -142,7 +145,7 @@ impl TwinState {
 
     /// Advances the simulation by `by`, in fixed steps.
     pub fn advance(&mut self, by: Duration) {
-        let end = self.now + by;
+        let end = self.now.saturating_add(by);
         while self.now < end {
             let dt = self.step.min(end - self.now);
             self.now += dt;
@@ -207,6 +210,7 @@ impl TwinState {
                 slot,
                 board,
                 hostname,
+                bmc_serial,
             } => {
                 let inst = self.installed(&board, &hostname)?;
                 let ambient = self.chassis_mut(&chassis)?.ambient_celsius;
@@ -215,6 +219,9 @@ impl TwinState {
                     return Err(TwinError::Occupied { chassis, slot });
                 }
                 tray.installed = Some(inst);
+                if let Some(serial) = bmc_serial {
+                    tray.bmc_serial = serial;
+                }
                 tray.soc_celsius = ambient;
                 tray.console_out.clear();
             }
@@ -260,7 +267,7 @@ impl Twin {
         boards.entries = set.boards().map(|(e, _)| e.clone()).collect();
         let mut state = TwinState {
             chassis: Vec::new(),
-            rng: rng.clone(),
+            rng: ChaCha8Rng::seed_from_u64(config.seed ^ 0x5EED),
             now: Duration::ZERO,
             step: config.step.max(Duration::from_micros(10)),
             boards,
@@ -292,7 +299,6 @@ impl Twin {
             c.step(0.0, 0.0);
             state.chassis.push(c);
         }
-        state.rng = ChaCha8Rng::seed_from_u64(config.seed ^ 0x5EED);
         Ok(Twin {
             state: Arc::new(Mutex::new(state)),
             clock: VirtualClock::default(),
@@ -348,19 +354,7 @@ impl Twin {
         for c in &s.chassis {
             for (i, t) in c.trays.iter().enumerate() {
                 let airflow = c.airflow(i);
-                let zone_rpm: Vec<f64> = c
-                    .spec
-                    .fan_zones
-                    .iter()
-                    .find(|z| z.trays.contains(&t.slot))
-                    .map(|z| {
-                        c.fans
-                            .iter()
-                            .filter(|f| f.zone == z.name)
-                            .map(|f| f.rpm)
-                            .collect()
-                    })
-                    .unwrap_or_default();
+                let zone_rpm: Vec<f64> = c.fans_of_tray(i).map(|f| f.rpm).collect();
                 out.push(TraySnapshot {
                     chassis: c.name.clone(),
                     slot: t.slot,

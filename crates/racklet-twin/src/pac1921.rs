@@ -8,7 +8,9 @@
 //! here: overflow flags are recomputed at each result update; pin-controlled accumulation
 //! stops after 2048 samples' worth of time; the revision register reads 0x02.
 
-use racklet_pac1921::{overflow, reg, Config, Mode, Scale, MANUFACTURER_ID, PRODUCT_ID};
+use racklet_pac1921::{
+    integration, overflow, reg, Config, Mode, Scale, MANUFACTURER_ID, PRODUCT_ID,
+};
 
 /// A sensor fault injected into the twin.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -85,7 +87,7 @@ impl Pac1921Model {
             _ => {
                 let period = f64::from(self.config.period_us()) * 1e-6;
                 while dt > 0.0 {
-                    let used = dt.min(period - self.acc[3]);
+                    let used = dt.min((period - self.acc[3]).max(0.0));
                     for (a, x) in self.acc.iter_mut().zip(inputs) {
                         *a += x * used;
                     }
@@ -174,11 +176,17 @@ impl Pac1921Model {
         };
         self.pointer = addr;
         for &b in data {
+            let before = self.config;
             match self.pointer {
                 reg::GAIN_CONFIG => self.config.gain = b,
                 reg::INTEGRATION_CONFIG => self.config.integration = b,
                 reg::CONTROL => self.config.control = b,
                 _ => {} // read-only registers ignore writes
+            }
+            // A new mode, gain or sample count starts a fresh window.
+            let window = |c: &Config| (c.gain, c.control, c.integration & integration::SMPL_MASK);
+            if window(&before) != window(&self.config) {
+                self.acc = [0.0; 4];
             }
             self.update_integrating();
             self.pointer = self.pointer.wrapping_add(1);

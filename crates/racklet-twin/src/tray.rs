@@ -5,7 +5,7 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use racklet_model::board::BoardModelSpec;
+use racklet_model::board::{BoardModelSpec, BoardThermal};
 
 use crate::pac1921::{Pac1921Model, SensorFault};
 
@@ -73,6 +73,8 @@ pub struct TrayTwin {
     pub pac: Pac1921Model,
     pub temperature_fault: SensorFault,
     pub stuck_celsius: Option<f64>,
+    /// Successful writes to the compute unit's bootloader EEPROM.
+    pub eeprom_writes: u32,
     pub console_out: VecDeque<u8>,
     console_line: Vec<u8>,
     pub console_dropped: u64,
@@ -97,6 +99,7 @@ impl TrayTwin {
             pac: Pac1921Model::new(SHUNT_OHMS),
             temperature_fault: SensorFault::Healthy,
             stuck_celsius: None,
+            eeprom_writes: 0,
             console_out: VecDeque::new(),
             console_line: Vec::new(),
             console_dropped: 0,
@@ -169,6 +172,16 @@ impl TrayTwin {
                 self.start_boot(now);
                 return;
             }
+            "rpi-eeprom-update -a" => {
+                if self.eeprom_wp {
+                    self.emit(
+                        "rpi-eeprom-update: EEPROM is write-protected (WP asserted by the BMC)\r\n",
+                    );
+                } else {
+                    self.eeprom_writes += 1;
+                    self.emit("rpi-eeprom-update: EEPROM updated\r\n");
+                }
+            }
             "uname" => self.emit("Linux\r\n"),
             "hostname" => self.emit(&format!("{host}\r\n")),
             other => self.emit(&format!("-sh: {other}: not found\r\n")),
@@ -188,8 +201,9 @@ impl TrayTwin {
         ));
     }
 
-    /// Current draw right now at the board input, in watts.
-    fn demand_watts(&self, at: f64) -> f64 {
+    /// Average draw at the board input over the step `[start, start + dt]`, in watts:
+    /// the in-rush counts for the part of the step it overlaps.
+    fn demand_watts(&self, start: f64, dt: f64) -> f64 {
         let Some(inst) = &self.installed else {
             return 0.0;
         };
@@ -203,8 +217,11 @@ impl TrayTwin {
             }
             OsState::Halted => p.off_watts,
         };
-        if self.os != OsState::Off && at - self.powered_since < p.inrush_millis * 1e-3 {
-            base.max(p.inrush_amps * p.input_volts)
+        let inrush_end = self.powered_since + p.inrush_millis * 1e-3;
+        let overlap = (inrush_end - start).clamp(0.0, dt);
+        let inrush = p.inrush_amps * p.input_volts;
+        if self.os != OsState::Off && overlap > 0.0 && inrush > base && dt > 0.0 {
+            base + (inrush - base) * overlap / dt
         } else {
             base
         }
@@ -252,7 +269,7 @@ impl TrayTwin {
             }
         }
         self.board_watts = if powered {
-            self.demand_watts(start)
+            self.demand_watts(start, dt)
         } else {
             0.0
         };
@@ -267,9 +284,7 @@ impl TrayTwin {
         // First-order thermal model, integrated exactly for a constant power over dt.
         if let Some(inst) = &self.installed {
             let t = &inst.board.thermal;
-            let airflow = airflow.clamp(0.0, 1.0);
-            let r = t.still_air_celsius_per_watt
-                - (t.still_air_celsius_per_watt - t.forced_air_celsius_per_watt) * airflow;
+            let r = thermal_resistance(t, airflow);
             let tau = r * t.heat_capacity_joules_per_celsius;
             let steady = ambient + self.board_watts * r;
             self.soc_celsius = steady + (self.soc_celsius - steady) * (-dt / tau).exp();
@@ -283,10 +298,12 @@ impl TrayTwin {
     /// The analytic steady-state SoC temperature for the current draw and airflow.
     pub fn steady_state_celsius(&self, airflow: f64, ambient: f64) -> Option<f64> {
         let inst = self.installed.as_ref()?;
-        let t = &inst.board.thermal;
-        let r = t.still_air_celsius_per_watt
-            - (t.still_air_celsius_per_watt - t.forced_air_celsius_per_watt)
-                * airflow.clamp(0.0, 1.0);
-        Some(ambient + self.board_watts * r)
+        Some(ambient + self.board_watts * thermal_resistance(&inst.board.thermal, airflow))
     }
+}
+
+/// SoC-to-ambient thermal resistance at an airflow fraction (0 still air, 1 full fans).
+pub fn thermal_resistance(t: &BoardThermal, airflow: f64) -> f64 {
+    t.still_air_celsius_per_watt
+        - (t.still_air_celsius_per_watt - t.forced_air_celsius_per_watt) * airflow.clamp(0.0, 1.0)
 }

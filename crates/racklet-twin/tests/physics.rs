@@ -184,9 +184,6 @@ fn failed_fan_makes_temperatures_rise_in_its_zone_only() {
         );
     }
     for slot in 5..=7usize {
-        if slot == 6 {
-            continue; // node-6's desired state is Off in the example, but here it is on too
-        }
         assert!(
             (after[slot - 1] - before[slot - 1]).abs() < 0.5,
             "tray {slot} is in the other zone"
@@ -241,6 +238,7 @@ fn pulled_tray_drops_its_rail_draw_to_zero_and_leaves_the_hub() {
         slot: 1,
         board: "rpi4b".into(),
         hostname: "node-1".into(),
+        bmc_serial: None,
     })
     .expect("slot is free");
     twin.advance(Duration::from_millis(1));
@@ -453,4 +451,153 @@ fn fan_spins_up_with_a_lag_and_tach_follows() {
     assert!(early > 500 && early < 1500, "{early} RPM after 0.5 s");
     assert!(late > 2900, "{late} RPM after 8.5 s");
     assert_eq!(late % 30, 0, "tach resolves 30 RPM");
+}
+
+#[test]
+fn another_tray_in_the_slot_brings_another_bmc_serial() {
+    let twin = example_twin(Duration::from_millis(1), 1);
+    let mut hub = twin.usb_hub(CH).expect("hub");
+    twin.advance(Duration::from_millis(1));
+    while hub.next_event().is_some() {}
+    twin.inject(Fault::TrayPulled {
+        chassis: CH.into(),
+        slot: 2,
+    })
+    .expect("tray");
+    twin.inject(Fault::TrayInserted {
+        chassis: CH.into(),
+        slot: 2,
+        board: "rpi5".into(),
+        hostname: "node-2b".into(),
+        bmc_serial: Some(0xB0B),
+    })
+    .expect("slot is free");
+    twin.advance(Duration::from_millis(1));
+    assert_eq!(hub.port(2), PortState::Attached { serial: 0xB0B });
+    assert!(matches!(
+        twin.inject(Fault::TrayInserted {
+            chassis: CH.into(),
+            slot: 2,
+            board: "rpi5".into(),
+            hostname: "x".into(),
+            bmc_serial: None
+        }),
+        Err(racklet_twin::TwinError::Occupied { .. })
+    ));
+}
+
+#[test]
+fn running_draw_and_energy_follow_the_board_model() {
+    let twin = example_twin(Duration::from_millis(1), 1);
+    power_on(&twin, 1);
+    fans(&twin, 100);
+    twin.advance(Duration::from_secs(25)); // rpi4b boots in 20 s
+    twin.set_load(CH, 1, 0.5).expect("tray");
+    twin.advance(Duration::from_millis(1));
+    let (watts, e0) = tray(&twin, 1, |t| (t.board_watts, t.energy_joules));
+    // idle 3.1 W + half of the 3.3 W between idle and full load (6.4 W).
+    assert!((watts - 4.75).abs() < 1e-9, "{watts} W");
+    twin.advance(Duration::from_secs(10));
+    let e1 = tray(&twin, 1, |t| t.energy_joules);
+    assert!((e1 - e0 - 47.5).abs() < 1e-6, "{} J in 10 s", e1 - e0);
+}
+
+#[test]
+fn temperature_after_one_time_constant_is_the_analytic_exponential() {
+    let twin = example_twin(Duration::from_millis(10), 1);
+    power_on(&twin, 1);
+    fans(&twin, 100);
+    twin.advance(Duration::from_secs(900)); // booted, idle, settled, fans at speed
+    twin.set_load(CH, 1, 1.0).expect("tray");
+    twin.advance(Duration::from_millis(10));
+    let (t0, steady, tau) = {
+        let s = twin.lock();
+        let c = &s.chassis[0];
+        let t = c.tray(1).expect("tray");
+        let thermal = &t.installed.as_ref().expect("board").board.thermal;
+        let r = racklet_twin::tray::thermal_resistance(thermal, c.airflow(0));
+        (
+            t.soc_celsius,
+            t.steady_state_celsius(c.airflow(0), 25.0).expect("board"),
+            r * thermal.heat_capacity_joules_per_celsius,
+        )
+    };
+    twin.advance(Duration::from_secs_f64(tau));
+    let t1 = tray(&twin, 1, |t| t.soc_celsius);
+    let expected = steady + (t0 - steady) * (-1.0f64).exp();
+    assert!(
+        (t1 - expected).abs() < 0.05,
+        "T(τ) = {t1} °C, expected {expected} °C (τ = {tau} s)"
+    );
+}
+
+#[test]
+fn inrush_energy_does_not_depend_on_the_step_size() {
+    let energy = |step_ms: u64| {
+        let twin = example_twin(Duration::from_millis(step_ms), 1);
+        power_on(&twin, 1);
+        twin.advance(Duration::from_secs(1));
+        tray(&twin, 1, |t| t.energy_joules)
+    };
+    // 5 ms of 1.7 A at 5.1 V, then booting at 3.6 W.
+    let expected = 0.005 * 1.7 * 5.1 + 0.995 * 3.6;
+    for step in [1, 10, 100] {
+        let e = energy(step);
+        assert!(
+            (e - expected).abs() < 1e-9,
+            "{step} ms steps: {e} J, expected {expected} J"
+        );
+    }
+}
+
+#[test]
+fn eeprom_writes_need_the_bmc_to_release_write_protect() {
+    let twin = example_twin(Duration::from_millis(10), 1);
+    let mut p = twin.tray_peripherals(CH, 1).expect("tray");
+    p.dcdc_enable.set_high().ok();
+    twin.advance(Duration::from_secs(25));
+    let mut buf = [0u8; 8192];
+    let _ = p.console.read(&mut buf);
+    p.console
+        .write_all(b"rpi-eeprom-update -a\n")
+        .expect("write");
+    let n = p.console.read(&mut buf).expect("read");
+    assert!(String::from_utf8_lossy(&buf[..n]).contains("write-protected"));
+    assert_eq!(tray(&twin, 1, |t| t.eeprom_writes), 0);
+    p.eeprom_wp.set_low().ok();
+    p.console
+        .write_all(b"rpi-eeprom-update -a\n")
+        .expect("write");
+    let n = p.console.read(&mut buf).expect("read");
+    assert!(String::from_utf8_lossy(&buf[..n]).contains("EEPROM updated"));
+    assert_eq!(tray(&twin, 1, |t| t.eeprom_writes), 1);
+}
+
+#[test]
+fn losing_standby_power_resets_bmcs_to_power_off() {
+    let twin = example_twin(Duration::from_millis(1), 1);
+    power_on(&twin, 1);
+    twin.advance(Duration::from_secs(1));
+    let mut hub = twin.usb_hub(CH).expect("hub");
+    while hub.next_event().is_some() {}
+    twin.inject(Fault::Brownout {
+        chassis: CH.into(),
+        rail: Rail::P5VSB,
+        volts: 3.0,
+        duration: Duration::from_millis(50),
+    })
+    .expect("chassis");
+    twin.advance(Duration::from_millis(10));
+    assert_eq!(hub.port(1), PortState::Empty, "BMCs drop off the hub");
+    twin.advance(Duration::from_secs(1));
+    assert!(
+        matches!(hub.port(1), PortState::Attached { .. }),
+        "and come back"
+    );
+    let (dcdc, wp, os) = tray(&twin, 1, |t| (t.dcdc_en, t.eeprom_wp, t.os));
+    assert!(
+        !dcdc && wp,
+        "a rebooted BMC starts with DCDC_EN low and WP high"
+    );
+    assert_eq!(os, OsState::Off);
 }
