@@ -1,0 +1,157 @@
+//! The closed set of messages. Adding a variant is a protocol change: bump
+//! [`crate::PROTOCOL_VERSION`].
+
+use heapless::Vec;
+use serde::{Deserialize, Serialize};
+
+/// Largest console chunk in one message.
+pub const CONSOLE_CHUNK: usize = 384;
+/// Largest firmware chunk in one message.
+pub const FIRMWARE_CHUNK: usize = 512;
+
+/// A request from the rack management daemon to a BMC, with its id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestEnvelope {
+    pub id: u32,
+    pub request: Request,
+}
+
+/// A BMC's answer to the request with the same id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResponseEnvelope {
+    pub id: u32,
+    pub response: Response,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Request {
+    Status,
+    Power(PowerAction),
+    ClearFaults,
+    ConsoleWrite(Vec<u8, CONSOLE_CHUNK>),
+    /// Console bytes from sequence number `from` on (the BMC keeps a history ring).
+    ConsoleRead {
+        from: u64,
+    },
+    SetBootMode(BootMode),
+    SetEepromWriteProtect(bool),
+    Inventory,
+    /// Starts a firmware transfer into the inactive slot.
+    FirmwareBegin {
+        size: u32,
+        version: u32,
+    },
+    FirmwareChunk {
+        offset: u32,
+        data: Vec<u8, FIRMWARE_CHUNK>,
+    },
+    /// Ends the transfer; the BMC verifies the Ed25519 signature before marking the slot.
+    FirmwareFinish {
+        signature: Vec<u8, 64>,
+    },
+    /// Boots the new slot once; it must confirm or the BMC falls back.
+    FirmwareActivate,
+    /// Confirms the running slot as good.
+    FirmwareConfirm,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Response {
+    Ack,
+    Status(BmcStatus),
+    Console {
+        from: u64,
+        next: u64,
+        data: Vec<u8, CONSOLE_CHUNK>,
+    },
+    Inventory(Inventory),
+    Error(ErrorCode),
+}
+
+/// Power actions (the Redfish `ResetType`s a tray supports).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PowerAction {
+    On,
+    ForceOff,
+    GracefulShutdown,
+    ForceRestart,
+    PowerCycle,
+}
+
+/// The BMC's power state machine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PowerState {
+    Off,
+    PoweringOn,
+    On,
+    GracefulShutdown,
+    /// Off because of a latched fault; `ClearFaults` first.
+    Fault,
+}
+
+/// Latched faults, as bits.
+pub mod fault {
+    pub const OVER_CURRENT: u8 = 1 << 0;
+    pub const OVER_TEMPERATURE: u8 = 1 << 1;
+    pub const POWER_ON_TIMEOUT: u8 = 1 << 2;
+    pub const WATCHDOG: u8 = 1 << 3;
+}
+
+/// A sensor value or why there is none; never a NaN or a made-up 0.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Reading {
+    /// Milli-units: mW, m°C.
+    Milli(i64),
+    Absent,
+    Stale,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BmcStatus {
+    pub power: PowerState,
+    pub faults: u8,
+    pub power_milliwatts: Reading,
+    pub energy_millijoules: u64,
+    pub soc_millicelsius: Reading,
+    pub boot_mode: BootMode,
+    pub eeprom_write_protected: bool,
+    pub uptime_ms: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BootMode {
+    /// The board's own boot order (SD, eMMC, USB ...).
+    Local,
+    /// Racklet's zero-trust network boot.
+    Network,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Slot {
+    A,
+    B,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Inventory {
+    pub board: heapless::String<32>,
+    pub serial: u64,
+    pub firmware_version: u32,
+    pub active_slot: Slot,
+    /// True while running a new slot that has not confirmed yet.
+    pub trial: bool,
+    pub boot_counter: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ErrorCode {
+    /// Not possible in the current state (e.g. power on with a latched fault).
+    InvalidState,
+    BadRequest,
+    /// The firmware image's signature does not verify with the rack's trust anchors.
+    BadSignature,
+    /// A chunk outside the announced image, or the image is incomplete.
+    BadImage,
+    /// An older firmware version than the anti-rollback counter allows.
+    Rollback,
+}
