@@ -90,3 +90,20 @@ pub trait UsbHub {
     /// The next port change since the last call, oldest first.
     fn next_event(&mut self) -> Option<PortEvent>;
 }
+
+/// Persistent storage for a BMC's key store (a flash sector on the board).
+pub trait KeyStorage {
+    type Error: core::fmt::Debug;
+    /// The stored bytes, or `None` when nothing was ever stored.
+    fn load(&mut self, buf: &mut [u8]) -> Result<Option<usize>, Self::Error>;
+    fn store(&mut self, bytes: &[u8]) -> Result<(), Self::Error>;
+}
+
+/// A BMC's two firmware slots (flash partitions).
+pub trait FirmwareSlots {
+    type Error: core::fmt::Debug;
+    fn capacity(&self) -> u32;
+    fn erase(&mut self, slot: u8) -> Result<(), Self::Error>;
+    fn write(&mut self, slot: u8, offset: u32, data: &[u8]) -> Result<(), Self::Error>;
+    fn read(&mut self, slot: u8, offset: u32, buf: &mut [u8]) -> Result<(), Self::Error>;
+}

@@ -306,13 +306,8 @@ pub struct Pac1921<I> {
 }
 
 impl<I: I2c> Pac1921<I> {
-    /// Checks the IDs, configures the gains and starts integrating.
-    pub fn new(
-        i2c: I,
-        address: u8,
-        gain_config: u8,
-        shunt_ohms: f64,
-    ) -> Result<Self, Error<I::Error>> {
+    /// A driver for the chip at `address`; nothing is sent until [`Pac1921::init`].
+    pub fn new(i2c: I, address: u8, gain_config: u8, shunt_ohms: f64) -> Self {
         let config = Config {
             gain: gain_config,
             integration: (11 << integration::SMPL_SHIFT)
@@ -321,27 +316,33 @@ impl<I: I2c> Pac1921<I> {
                 | integration::READ_INT_OVERRIDE,
             control: (Mode::VPowerPinControlled as u8) << control::MXSL_SHIFT,
         };
-        let mut dev = Pac1921 {
+        Pac1921 {
             i2c,
             address,
             config,
             scale: Scale::new(&config, shunt_ohms),
-        };
-        let product = dev.read_u8(reg::PRODUCT_ID)?;
-        let manufacturer = dev.read_u8(reg::MANUFACTURER_ID)?;
+        }
+    }
+
+    /// Checks the IDs, configures the gains and starts the first integration window.
+    /// Safe to call again after a power loss of the chip.
+    pub fn init(&mut self) -> Result<(), Error<I::Error>> {
+        let product = self.read_u8(reg::PRODUCT_ID)?;
+        let manufacturer = self.read_u8(reg::MANUFACTURER_ID)?;
         if product != PRODUCT_ID || manufacturer != MANUFACTURER_ID {
             return Err(Error::NotPac1921 {
                 product,
                 manufacturer,
             });
         }
-        dev.write(reg::GAIN_CONFIG, config.gain)?;
-        dev.write(reg::CONTROL, config.control)?;
-        dev.write(
+        let config = self.config;
+        self.write(reg::GAIN_CONFIG, config.gain)?;
+        self.write(reg::CONTROL, config.control)?;
+        self.write(
             reg::INTEGRATION_CONFIG,
             config.integration | integration::INT_EN,
         )?;
-        Ok(dev)
+        Ok(())
     }
 
     pub fn scale(&self) -> Scale {

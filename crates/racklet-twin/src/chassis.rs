@@ -211,6 +211,8 @@ impl ChassisTwin {
                 tray.dcdc_en = false;
                 tray.eeprom_wp = true;
                 tray.pac.reset();
+                tray.usb_to_bmc.clear();
+                tray.usb_to_host.clear();
             }
             tray.step(now, dt, supplied, airflow, ambient);
         }

@@ -11,12 +11,12 @@ use embedded_hal::digital::{ErrorType as PinErrorType, OutputPin, StatefulOutput
 use embedded_hal::i2c::{self, I2c, Operation};
 use embedded_hal::pwm::{ErrorType as PwmErrorType, SetDutyCycle};
 use racklet_hal::{
-    Monotonic, PortEvent, PortState, SensorError, Tachometer, TemperatureSensor, TrayPeripherals,
-    UsbHub,
+    FirmwareSlots, KeyStorage, Monotonic, PortEvent, PortState, SensorError, Tachometer,
+    TemperatureSensor, TrayPeripherals, UsbHub,
 };
 
 use crate::pac1921::SensorFault;
-use crate::tray::{TrayTwin, SHUNT_OHMS};
+use crate::tray::{TrayTwin, SHUNT_OHMS, USB_BUFFER};
 use crate::{Twin, TwinError, TwinState, VirtualClock};
 
 /// Which tray a handle belongs to.
@@ -354,6 +354,196 @@ impl Twin {
         Ok(TwinUsbHub {
             twin: self.clone(),
             chassis: c,
+        })
+    }
+}
+
+/// The link is gone: the tray was pulled or lost standby power.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the USB device is not attached")]
+pub struct Detached;
+
+impl embedded_io::Error for Detached {
+    fn kind(&self) -> embedded_io::ErrorKind {
+        embedded_io::ErrorKind::NotConnected
+    }
+}
+
+fn push_bounded(q: &mut std::collections::VecDeque<u8>, bytes: &[u8]) {
+    for &b in bytes {
+        if q.len() >= USB_BUFFER {
+            q.pop_front();
+        }
+        q.push_back(b);
+    }
+}
+
+/// The BMC's end of its USB CDC link. Reads never block: 0 means nothing yet.
+#[derive(Debug, Clone)]
+pub struct TwinUsbDevice {
+    tray: TrayRef,
+}
+
+impl embedded_io::ErrorType for TwinUsbDevice {
+    type Error = Detached;
+}
+
+impl embedded_io::Read for TwinUsbDevice {
+    fn read(&mut self, buf: &mut [u8]) -> Result<usize, Detached> {
+        self.tray.with(|t, _| {
+            if t.installed.is_none() {
+                return Err(Detached);
+            }
+            let n = buf.len().min(t.usb_to_bmc.len());
+            for (b, v) in buf.iter_mut().zip(t.usb_to_bmc.drain(..n)) {
+                *b = v;
+            }
+            Ok(n)
+        })
+    }
+}
+
+impl embedded_io::Write for TwinUsbDevice {
+    fn write(&mut self, buf: &[u8]) -> Result<usize, Detached> {
+        self.tray.with(|t, _| {
+            if t.installed.is_none() {
+                return Err(Detached);
+            }
+            push_bounded(&mut t.usb_to_host, buf);
+            Ok(buf.len())
+        })
+    }
+
+    fn flush(&mut self) -> Result<(), Detached> {
+        Ok(())
+    }
+}
+
+/// The host's (RMC's) end of the USB link to one hub port.
+#[derive(Debug, Clone)]
+pub struct TwinUsbHostPort {
+    twin: Twin,
+    chassis: usize,
+    index: usize,
+}
+
+impl TwinUsbHostPort {
+    fn with<R>(&self, f: impl FnOnce(&mut TrayTwin) -> Result<R, Detached>) -> Result<R, Detached> {
+        let mut s = self.twin.lock();
+        let standby = s.chassis[self.chassis].hub_ports.get(self.index).copied();
+        if !matches!(standby, Some(PortState::Attached { .. })) {
+            return Err(Detached);
+        }
+        f(&mut s.chassis[self.chassis].trays[self.index])
+    }
+
+    /// Sends bytes to the BMC.
+    pub fn write(&self, bytes: &[u8]) -> Result<(), Detached> {
+        self.with(|t| {
+            push_bounded(&mut t.usb_to_bmc, bytes);
+            Ok(())
+        })
+    }
+
+    /// Takes whatever the BMC sent.
+    pub fn read(&self) -> Result<Vec<u8>, Detached> {
+        self.with(|t| Ok(t.usb_to_host.drain(..).collect()))
+    }
+}
+
+/// A BMC's flash, kept in the twin's tray (it travels with the tray).
+#[derive(Debug, Clone)]
+pub struct TwinFlash {
+    tray: TrayRef,
+}
+
+/// Size of each firmware slot: the RP2040 board's 2 MiB flash, halved, less the key store.
+pub const SLOT_BYTES: u32 = 960 * 1024;
+
+impl KeyStorage for TwinFlash {
+    type Error = Detached;
+
+    fn load(&mut self, buf: &mut [u8]) -> Result<Option<usize>, Detached> {
+        self.tray.with(|t, _| {
+            Ok(t.flash.key_store.as_ref().map(|k| {
+                let n = k.len().min(buf.len());
+                buf[..n].copy_from_slice(&k[..n]);
+                n
+            }))
+        })
+    }
+
+    fn store(&mut self, bytes: &[u8]) -> Result<(), Detached> {
+        self.tray.with(|t, _| {
+            t.flash.key_store = Some(bytes.to_vec());
+            Ok(())
+        })
+    }
+}
+
+impl FirmwareSlots for TwinFlash {
+    type Error = Detached;
+
+    fn capacity(&self) -> u32 {
+        SLOT_BYTES
+    }
+
+    fn erase(&mut self, slot: u8) -> Result<(), Detached> {
+        self.tray.with(|t, _| {
+            t.flash.slots[usize::from(slot & 1)].clear();
+            Ok(())
+        })
+    }
+
+    fn write(&mut self, slot: u8, offset: u32, data: &[u8]) -> Result<(), Detached> {
+        self.tray.with(|t, _| {
+            let s = &mut t.flash.slots[usize::from(slot & 1)];
+            let end = offset as usize + data.len();
+            if end > SLOT_BYTES as usize {
+                return Err(Detached);
+            }
+            if s.len() < end {
+                s.resize(end, 0xFF);
+            }
+            s[offset as usize..end].copy_from_slice(data);
+            Ok(())
+        })
+    }
+
+    fn read(&mut self, slot: u8, offset: u32, buf: &mut [u8]) -> Result<(), Detached> {
+        self.tray.with(|t, _| {
+            let s = &t.flash.slots[usize::from(slot & 1)];
+            for (i, b) in buf.iter_mut().enumerate() {
+                *b = s.get(offset as usize + i).copied().unwrap_or(0xFF);
+            }
+            Ok(())
+        })
+    }
+}
+
+impl Twin {
+    /// The BMC's end of a tray's USB link, and its flash.
+    pub fn bmc_usb_and_flash(
+        &self,
+        chassis: &str,
+        slot: u32,
+    ) -> Result<(TwinUsbDevice, TwinFlash), TwinError> {
+        let (c, i) = locate(&self.lock(), chassis, slot)?;
+        let tray = TrayRef {
+            twin: self.clone(),
+            chassis: c,
+            index: i,
+        };
+        Ok((TwinUsbDevice { tray: tray.clone() }, TwinFlash { tray }))
+    }
+
+    /// The host's end of the USB link on hub port `port` (1-based, = tray slot).
+    pub fn usb_host_port(&self, chassis: &str, port: u8) -> Result<TwinUsbHostPort, TwinError> {
+        let (c, i) = locate(&self.lock(), chassis, u32::from(port))?;
+        Ok(TwinUsbHostPort {
+            twin: self.clone(),
+            chassis: c,
+            index: i,
         })
     }
 }

@@ -25,7 +25,7 @@ use rand_chacha::ChaCha8Rng;
 pub use chassis::{ChassisTwin, FanTwin, RailTwin};
 pub use clock::VirtualClock;
 pub use pac1921::SensorFault;
-pub use tray::{Installed, OsState, TrayTwin};
+pub use tray::{BmcFlash, Installed, OsState, TrayTwin};
 
 /// Errors building or driving the twin.
 #[derive(Debug, thiserror::Error)]
@@ -200,6 +200,8 @@ impl TwinState {
             Fault::TrayPulled { chassis, slot } => {
                 let tray = self.tray_mut(&chassis, slot)?;
                 tray.installed = None;
+                tray.usb_to_bmc.clear();
+                tray.usb_to_host.clear();
                 tray.dcdc_en = false; // the BMC leaves with the tray; a new one boots with DCDC_EN low
                 tray.eeprom_wp = true;
                 tray.load = 0.0;

@@ -78,7 +78,22 @@ pub struct TrayTwin {
     pub console_out: VecDeque<u8>,
     console_line: Vec<u8>,
     pub console_dropped: u64,
+    /// USB CDC link between this slot's BMC and the hub's host (the RMC).
+    pub usb_to_bmc: VecDeque<u8>,
+    pub usb_to_host: VecDeque<u8>,
+    /// The BMC's flash: key store and the two firmware slots. It travels with the tray.
+    pub flash: BmcFlash,
 }
+
+/// The contents of a BMC's flash.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BmcFlash {
+    pub key_store: Option<Vec<u8>>,
+    pub slots: [Vec<u8>; 2],
+}
+
+/// Bytes a USB link buffers in each direction before the oldest are dropped.
+pub const USB_BUFFER: usize = 64 * 1024;
 
 impl TrayTwin {
     pub fn new(slot: u32, bmc_serial: u64, installed: Option<Installed>, ambient: f64) -> Self {
@@ -103,6 +118,9 @@ impl TrayTwin {
             console_out: VecDeque::new(),
             console_line: Vec::new(),
             console_dropped: 0,
+            usb_to_bmc: VecDeque::new(),
+            usb_to_host: VecDeque::new(),
+            flash: BmcFlash::default(),
         }
     }
 

@@ -54,8 +54,8 @@ fn energy_equals_integral_of_power_within_pac1921_resolution() {
     let twin = example_twin(Duration::from_millis(1), 1);
     let p = twin.tray_peripherals(CH, 1).expect("tray");
     let mut dcdc = p.dcdc_enable;
-    let mut pac =
-        Pac1921::new(p.i2c, DEFAULT_ADDRESS, GAIN_5V, p.shunt_ohms).expect("PAC1921 answers");
+    let mut pac = Pac1921::new(p.i2c, DEFAULT_ADDRESS, GAIN_5V, p.shunt_ohms);
+    pac.init().expect("PAC1921 answers");
     dcdc.set_high().ok();
     fans(&twin, 50);
     let window = Duration::from_millis(500);
@@ -378,7 +378,7 @@ fn silent_and_stuck_sensors_are_named_states() {
     })
     .expect("tray");
     assert!(matches!(
-        Pac1921::new(p.i2c, DEFAULT_ADDRESS, GAIN_5V, p.shunt_ohms),
+        Pac1921::new(p.i2c, DEFAULT_ADDRESS, GAIN_5V, p.shunt_ohms).init(),
         Err(racklet_pac1921::Error::Bus(_))
     ));
 }
@@ -389,8 +389,8 @@ fn pac1921_saturates_and_flags_overflow_when_gain_is_too_high() {
     let p = twin.tray_peripherals(CH, 1).expect("tray");
     let mut dcdc = p.dcdc_enable;
     // DI gain 128: 78 mA full scale, far below a Pi's draw.
-    let mut pac =
-        Pac1921::new(p.i2c, DEFAULT_ADDRESS, (7 << 3) | 2, p.shunt_ohms).expect("PAC1921");
+    let mut pac = Pac1921::new(p.i2c, DEFAULT_ADDRESS, (7 << 3) | 2, p.shunt_ohms);
+    pac.init().expect("PAC1921");
     dcdc.set_high().ok();
     twin.advance(Duration::from_secs(1));
     let r = pac.finish_window().expect("reading");

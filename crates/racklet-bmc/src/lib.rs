@@ -1,0 +1,551 @@
+//! The BMC firmware core: everything a tray's RP2040 does, written against the
+//! `racklet-hal` traits only, so the same code drives a real board or the digital twin.
+//!
+//! `#![no_std]` with no heap: all state is in [`Bmc`], whose size is its whole static
+//! footprint. The board's main loop calls [`Bmc::tick`] periodically and hands bytes from
+//! the USB link to [`Bmc::receive`], writing back what it returns.
+#![no_std]
+
+pub mod console;
+pub mod power;
+pub mod storage;
+
+use ed25519_dalek::{Signature, SigningKey, VerifyingKey};
+use embedded_hal::digital::StatefulOutputPin;
+use embedded_hal::i2c::I2c;
+use embedded_io::{Read, ReadReady, Write};
+use racklet_hal::{Monotonic, TemperatureSensor, TrayPeripherals};
+use racklet_mgmt_proto::link::{BmcEvent, BmcLink};
+use racklet_mgmt_proto::message::{
+    BmcStatus, BootMode, ErrorCode, Inventory, PowerState, Reading, Request, RequestEnvelope,
+    Response, ResponseEnvelope, Slot, CONSOLE_CHUNK,
+};
+use racklet_mgmt_proto::FrameReader;
+use racklet_pac1921::{EnergyAccumulator, Pac1921, DEFAULT_ADDRESS};
+use rand_core::{CryptoRng, RngCore};
+use sha2::{Digest, Sha512};
+
+pub use power::{PowerConfig, PowerMachine};
+pub use storage::{FirmwareSlots, FirmwareState, KeyStorage, KeyStore};
+
+/// Length of a PAC1921 integration window the BMC uses, microseconds.
+pub const WINDOW_US: u64 = 500_000;
+/// A measurement older than this reads as stale.
+pub const STALE_US: u64 = 2_000_000;
+/// A new firmware slot must confirm within this long of booting, or the BMC falls back.
+pub const TRIAL_US: u64 = 120_000_000;
+/// Ed25519ph context for firmware image signatures.
+pub const FIRMWARE_CONTEXT: &[u8] = b"racklet-bmc-firmware-v1";
+
+/// Fixed facts about this BMC and its tray.
+#[derive(Debug, Clone)]
+pub struct BmcConfig {
+    pub serial: u64,
+    pub board: heapless::String<32>,
+    pub firmware_version: u32,
+    /// PAC1921 gain configuration register value for this tray's bus voltage.
+    pub pac_gain: u8,
+    pub power: PowerConfig,
+}
+
+struct Transfer {
+    size: u32,
+    version: u32,
+    written: u32,
+    digest: Sha512,
+}
+
+/// Something the board must do outside the core.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Reset the microcontroller (to boot another firmware slot).
+    Reboot,
+}
+
+/// The BMC.
+pub struct Bmc<D, W, I, C, T, M, K, F>
+where
+    D: StatefulOutputPin,
+    W: StatefulOutputPin,
+    I: I2c,
+    C: Read + Write + ReadReady,
+    T: TemperatureSensor,
+    M: Monotonic,
+    K: KeyStorage,
+    F: FirmwareSlots,
+{
+    config: BmcConfig,
+    dcdc: D,
+    eeprom_wp: W,
+    pac: Pac1921<I>,
+    pac_ready: bool,
+    console: C,
+    history: console::ConsoleHistory,
+    temperature: T,
+    clock: M,
+    keys: KeyStore,
+    key_storage: K,
+    slots: F,
+    power: PowerMachine,
+    energy: EnergyAccumulator,
+    window_start_us: u64,
+    watts: Reading,
+    watts_at_us: u64,
+    celsius: Reading,
+    boot_mode: BootMode,
+    link: BmcLink,
+    reader: FrameReader,
+    transfer: Option<Transfer>,
+    booted_us: u64,
+    pending_action: Option<Action>,
+    /// The EEPROM write-protect line was released on request (it boots protected).
+    wp_released: bool,
+}
+
+/// Errors starting the BMC.
+#[derive(Debug)]
+pub enum BootError<K> {
+    /// The key store could not be read or written.
+    Storage(K),
+}
+
+impl<D, W, I, C, T, M, K, F> Bmc<D, W, I, C, T, M, K, F>
+where
+    D: StatefulOutputPin,
+    W: StatefulOutputPin,
+    I: I2c,
+    C: Read + Write + ReadReady,
+    T: TemperatureSensor,
+    M: Monotonic,
+    K: KeyStorage,
+    F: FirmwareSlots,
+{
+    /// Boots the core: loads (or creates) the key store, settles the firmware slots, and
+    /// adopts the tray's current power state (a BMC reset never changes it).
+    pub fn boot<R: RngCore + CryptoRng>(
+        config: BmcConfig,
+        p: TrayPeripherals<D, W, I, C, T, M>,
+        mut key_storage: K,
+        slots: F,
+        rng: &mut R,
+    ) -> Result<Self, BootError<K::Error>> {
+        let mut buf = [0u8; 512];
+        let mut keys: KeyStore = match key_storage.load(&mut buf).map_err(BootError::Storage)? {
+            Some(n) => postcard::from_bytes(&buf[..n]).unwrap_or_default(),
+            None => KeyStore::default(),
+        };
+        let identity = match keys.identity_seed {
+            Some(seed) => SigningKey::from_bytes(&seed),
+            None => {
+                let key = SigningKey::generate(rng);
+                keys.identity_seed = Some(key.to_bytes());
+                key
+            }
+        };
+        // A/B: a trial boot that rebooted again without confirming falls back.
+        let fw = &mut keys.firmware;
+        fw.boot_count += 1;
+        if fw.trial && !fw.trial_booted {
+            fw.trial_booted = true; // the one try
+        } else if fw.trial {
+            if let Some(previous) = fw.staged_version.take() {
+                // While on trial, staged_version holds the version to fall back to.
+                fw.active ^= 1;
+                fw.active_version = previous;
+            }
+            fw.trial = false;
+            fw.trial_booted = false;
+        }
+        let mut dcdc = p.dcdc_enable;
+        let on = dcdc.is_set_high().unwrap_or(false);
+        let mut eeprom_wp = p.eeprom_wp;
+        let _ = eeprom_wp.set_high(); // protected unless asked otherwise
+        let now = p.clock.now_micros();
+        // A fresh key store starts at the version this firmware was built as.
+        let firmware_version = if keys.firmware.boot_count <= 1 {
+            keys.firmware.active_version.max(config.firmware_version)
+        } else {
+            keys.firmware.active_version
+        };
+        let link = BmcLink::new(config.serial, identity, keys.link_key, firmware_version);
+        let mut bmc = Bmc {
+            pac: Pac1921::new(p.i2c, DEFAULT_ADDRESS, config.pac_gain, p.shunt_ohms),
+            power: PowerMachine::new(config.power, on, now),
+            config,
+            dcdc,
+            eeprom_wp,
+            pac_ready: false,
+            console: p.console,
+            history: console::ConsoleHistory::default(),
+            temperature: p.soc_temperature,
+            clock: p.clock,
+            keys,
+            key_storage,
+            slots,
+            energy: EnergyAccumulator::default(),
+            window_start_us: now,
+            watts: Reading::Absent,
+            watts_at_us: now,
+            celsius: Reading::Absent,
+            boot_mode: BootMode::Local,
+            link,
+            reader: FrameReader::default(),
+            transfer: None,
+            booted_us: now,
+            pending_action: None,
+            wp_released: false,
+        };
+        bmc.keys.firmware.active_version = firmware_version;
+        bmc.persist().map_err(BootError::Storage)?;
+        Ok(bmc)
+    }
+
+    fn persist(&mut self) -> Result<(), K::Error> {
+        let mut buf = [0u8; 512];
+        match postcard::to_slice(&self.keys, &mut buf) {
+            Ok(bytes) => self.key_storage.store(bytes),
+            Err(_) => Ok(()), // the key store always fits its buffer
+        }
+    }
+
+    pub fn serial(&self) -> u64 {
+        self.config.serial
+    }
+
+    pub fn identity(&self) -> VerifyingKey {
+        self.link.identity()
+    }
+
+    pub fn power_state(&self) -> PowerState {
+        self.power.state()
+    }
+
+    pub fn link(&self) -> &BmcLink {
+        &self.link
+    }
+
+    /// Lets an enrolled BMC enroll again (a button press on the board).
+    pub fn reopen_enrollment(&mut self) {
+        self.link.reopen_enrollment();
+    }
+
+    /// Adds a trust anchor for firmware and boot metadata (at provisioning).
+    pub fn add_trust_anchor(&mut self, key: [u8; 32]) -> Result<(), K::Error> {
+        if !self.keys.trust_anchors.contains(&key) {
+            let _ = self.keys.trust_anchors.push(key);
+        }
+        self.persist()
+    }
+
+    /// Raises the boot-metadata anti-rollback counter; it never goes down.
+    pub fn raise_rollback_counter(&mut self, version: u64) -> Result<bool, K::Error> {
+        if version < self.keys.rollback_counter {
+            return Ok(false);
+        }
+        self.keys.rollback_counter = version;
+        self.persist()?;
+        Ok(true)
+    }
+
+    pub fn key_store(&self) -> &KeyStore {
+        &self.keys
+    }
+
+    /// What the board must do (taken once).
+    pub fn take_action(&mut self) -> Option<Action> {
+        self.pending_action.take()
+    }
+
+    /// Periodic work: console, measurements, power sequencing, trial timeout.
+    pub fn tick(&mut self) {
+        let now = self.clock.now_micros();
+        let mut buf = [0u8; 128];
+        while self.console.read_ready().unwrap_or(false) {
+            match self.console.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => self.history.push(&buf[..n]),
+            }
+        }
+        if now.saturating_sub(self.window_start_us) >= WINDOW_US {
+            self.measure(now);
+        }
+        if now.saturating_sub(self.watts_at_us) > STALE_US && self.watts != Reading::Absent {
+            self.watts = Reading::Stale;
+        }
+        self.celsius = match self.temperature.read_millicelsius() {
+            Ok(m) => Reading::Milli(i64::from(m)),
+            Err(racklet_hal::SensorError::Absent) => Reading::Absent,
+            Err(racklet_hal::SensorError::Stale) => Reading::Stale,
+        };
+        let watts = match self.watts {
+            Reading::Milli(mw) if now.saturating_sub(self.watts_at_us) <= STALE_US => {
+                Some(mw as f64 / 1000.0)
+            }
+            _ => None,
+        };
+        let celsius = match self.celsius {
+            Reading::Milli(m) => Some(m as f64 / 1000.0),
+            _ => None,
+        };
+        self.power.tick(now, watts, celsius);
+        self.apply_power();
+        if self.keys.firmware.trial && now.saturating_sub(self.booted_us) > TRIAL_US {
+            self.pending_action = Some(Action::Reboot); // unconfirmed: boot the old slot
+        }
+    }
+
+    fn measure(&mut self, now: u64) {
+        let window = now.saturating_sub(self.window_start_us) as f64 * 1e-6;
+        self.window_start_us = now;
+        if !self.pac_ready {
+            self.pac_ready = self.pac.init().is_ok();
+            return;
+        }
+        match self.pac.finish_window() {
+            Ok(r) => {
+                self.energy.add(r.watts, window);
+                self.watts = Reading::Milli((r.watts * 1000.0) as i64);
+                self.watts_at_us = now;
+            }
+            Err(_) => {
+                self.pac_ready = false;
+                self.watts = Reading::Absent;
+            }
+        }
+    }
+
+    fn apply_power(&mut self) {
+        let want = self.power.dcdc_enabled();
+        if self.dcdc.is_set_high().ok() != Some(want) {
+            let _ = if want {
+                self.dcdc.set_high()
+            } else {
+                self.dcdc.set_low()
+            };
+        }
+    }
+
+    /// Feeds bytes from the USB link; `send` gets every frame to write back.
+    pub fn receive<R: RngCore + CryptoRng>(
+        &mut self,
+        bytes: &[u8],
+        rng: &mut R,
+        mut send: impl FnMut(&[u8]),
+    ) {
+        for &b in bytes {
+            let Some(framed) = self.reader.push(b) else {
+                continue;
+            };
+            let frame = match framed {
+                Ok(f) => f,
+                Err(d) => {
+                    self.link.drops.count(d);
+                    continue;
+                }
+            };
+            match self.link.receive(&frame, rng) {
+                BmcEvent::Reply(out) => send(&out),
+                BmcEvent::Enrolled(key, out) => {
+                    self.keys.link_key = Some(key);
+                    let _ = self.persist();
+                    send(&out);
+                }
+                BmcEvent::Request(req) => {
+                    let response = self.handle(&req);
+                    if let Some(out) = self.link.respond(&response) {
+                        send(&out);
+                    }
+                }
+                BmcEvent::Dropped(_) => {}
+            }
+        }
+    }
+
+    fn status(&self) -> BmcStatus {
+        BmcStatus {
+            power: self.power.state(),
+            faults: self.power.faults,
+            power_milliwatts: self.watts,
+            energy_millijoules: (self.energy.joules * 1000.0) as u64,
+            soc_millicelsius: self.celsius,
+            boot_mode: self.boot_mode,
+            eeprom_write_protected: !self.wp_released,
+            uptime_ms: self.clock.now_micros().saturating_sub(self.booted_us) / 1000,
+        }
+    }
+
+    /// Answers one authenticated request.
+    pub fn handle(&mut self, req: &RequestEnvelope) -> ResponseEnvelope {
+        let now = self.clock.now_micros();
+        let response = match &req.request {
+            Request::Status => Response::Status(self.status()),
+            Request::Power(action) => match self.power.act(*action, now) {
+                Ok(cmd) => {
+                    if cmd.is_some() {
+                        let _ = self.console.write_all(b"poweroff\n");
+                    }
+                    self.apply_power();
+                    Response::Status(self.status())
+                }
+                Err(power::FaultLatched) => Response::Error(ErrorCode::InvalidState),
+            },
+            Request::ClearFaults => {
+                self.power.clear_faults(now);
+                self.apply_power();
+                Response::Status(self.status())
+            }
+            Request::ConsoleWrite(bytes) => match self.console.write_all(bytes) {
+                Ok(()) => Response::Ack,
+                Err(_) => Response::Error(ErrorCode::InvalidState),
+            },
+            Request::ConsoleRead { from } => {
+                let mut data = [0u8; CONSOLE_CHUNK];
+                let (start, n) = self.history.read(*from, &mut data);
+                Response::Console {
+                    from: start,
+                    next: start + n as u64,
+                    data: heapless::Vec::from_slice(&data[..n]).unwrap_or_default(),
+                }
+            }
+            Request::SetBootMode(mode) => {
+                self.boot_mode = *mode;
+                Response::Ack
+            }
+            Request::SetEepromWriteProtect(protect) => {
+                let _ = if *protect {
+                    self.eeprom_wp.set_high()
+                } else {
+                    self.eeprom_wp.set_low()
+                };
+                self.wp_released = !*protect;
+                Response::Ack
+            }
+            Request::Inventory => Response::Inventory(self.inventory()),
+            Request::FirmwareBegin { size, version } => self.firmware_begin(*size, *version),
+            Request::FirmwareChunk { offset, data } => self.firmware_chunk(*offset, data),
+            Request::FirmwareFinish { signature } => self.firmware_finish(signature),
+            Request::FirmwareActivate => {
+                if self.keys.firmware.staged_version.is_some() && !self.keys.firmware.trial {
+                    let fw = &mut self.keys.firmware;
+                    let staged = fw.staged_version.unwrap_or(fw.active_version);
+                    fw.staged_version = Some(fw.active_version); // what to fall back to
+                    fw.active ^= 1;
+                    fw.active_version = staged;
+                    fw.trial = true;
+                    fw.trial_booted = false;
+                    let _ = self.persist();
+                    self.pending_action = Some(Action::Reboot);
+                    Response::Ack
+                } else {
+                    Response::Error(ErrorCode::InvalidState)
+                }
+            }
+            Request::FirmwareConfirm => {
+                let fw = &mut self.keys.firmware;
+                if fw.trial {
+                    fw.trial = false;
+                    fw.trial_booted = false;
+                    fw.staged_version = None;
+                    self.keys.firmware_floor = self.keys.firmware_floor.max(fw.active_version);
+                    let _ = self.persist();
+                }
+                Response::Inventory(self.inventory())
+            }
+        };
+        ResponseEnvelope {
+            id: req.id,
+            response,
+        }
+    }
+
+    fn inventory(&self) -> Inventory {
+        let fw = &self.keys.firmware;
+        Inventory {
+            board: self.config.board.clone(),
+            serial: self.config.serial,
+            firmware_version: fw.active_version,
+            active_slot: if fw.active == 0 { Slot::A } else { Slot::B },
+            trial: fw.trial,
+            boot_counter: fw.boot_count,
+        }
+    }
+
+    fn firmware_begin(&mut self, size: u32, version: u32) -> Response {
+        if self.keys.firmware.trial {
+            return Response::Error(ErrorCode::InvalidState);
+        }
+        if size == 0 || size > self.slots.capacity() {
+            return Response::Error(ErrorCode::BadImage);
+        }
+        if version < self.keys.firmware_floor || version <= self.keys.firmware.active_version {
+            return Response::Error(ErrorCode::Rollback);
+        }
+        let inactive = self.keys.firmware.active ^ 1;
+        if self.slots.erase(inactive).is_err() {
+            return Response::Error(ErrorCode::InvalidState);
+        }
+        self.keys.firmware.staged_version = None;
+        self.transfer = Some(Transfer {
+            size,
+            version,
+            written: 0,
+            digest: Sha512::new(),
+        });
+        Response::Ack
+    }
+
+    fn firmware_chunk(&mut self, offset: u32, data: &[u8]) -> Response {
+        let inactive = self.keys.firmware.active ^ 1;
+        let Some(t) = self.transfer.as_mut() else {
+            return Response::Error(ErrorCode::InvalidState);
+        };
+        let end = offset.checked_add(data.len() as u32);
+        if offset != t.written || end.is_none_or(|e| e > t.size) {
+            return Response::Error(ErrorCode::BadImage);
+        }
+        if self.slots.write(inactive, offset, data).is_err() {
+            return Response::Error(ErrorCode::InvalidState);
+        }
+        t.digest.update(data);
+        t.written += data.len() as u32;
+        Response::Ack
+    }
+
+    fn firmware_finish(&mut self, signature: &[u8]) -> Response {
+        let Some(t) = self.transfer.take() else {
+            return Response::Error(ErrorCode::InvalidState);
+        };
+        if t.written != t.size {
+            return Response::Error(ErrorCode::BadImage);
+        }
+        let Ok(sig) = Signature::from_slice(signature) else {
+            return Response::Error(ErrorCode::BadSignature);
+        };
+        // The signature covers the image and its version.
+        let mut digest = t.digest;
+        digest.update(t.version.to_le_bytes());
+        let ok = self.keys.trust_anchors.iter().any(|anchor| {
+            VerifyingKey::from_bytes(anchor).is_ok_and(|vk| {
+                vk.verify_prehashed(digest.clone(), Some(FIRMWARE_CONTEXT), &sig)
+                    .is_ok()
+            })
+        });
+        if !ok {
+            let _ = self.slots.erase(self.keys.firmware.active ^ 1);
+            return Response::Error(ErrorCode::BadSignature);
+        }
+        self.keys.firmware.staged_version = Some(t.version);
+        let _ = self.persist();
+        Response::Ack
+    }
+}
+
+/// Signs a firmware image for [`Bmc`]: Ed25519ph over SHA-512 of image ‖ version.
+pub fn sign_firmware(key: &SigningKey, image: &[u8], version: u32) -> Signature {
+    let mut digest = Sha512::new();
+    digest.update(image);
+    digest.update(version.to_le_bytes());
+    // The context is a short constant, always accepted.
+    key.sign_prehashed(digest, Some(FIRMWARE_CONTEXT))
+        .unwrap_or_else(|_| Signature::from_bytes(&[0; 64]))
+}
