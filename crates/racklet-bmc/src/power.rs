@@ -107,7 +107,11 @@ impl PowerMachine {
     }
 
     /// Applies an action; refused while a fault is latched.
-    pub fn act(&mut self, action: PowerAction, now_us: u64) -> Result<Option<Command>, FaultLatched> {
+    pub fn act(
+        &mut self,
+        action: PowerAction,
+        now_us: u64,
+    ) -> Result<Option<Command>, FaultLatched> {
         if self.faults != 0
             && matches!(
                 action,

@@ -1,22 +1,22 @@
-//! `racklet up`: the whole rack on one machine, on the digital twin, in real time.
-//!
-//! Today that is the twin of the manifests; later layers (BMC firmware, rack management
-//! daemons, control plane, dashboard) start here too and add their endpoints. Until the
-//! BMC firmware runs here, `up` drives each tray's `DCDC_EN` pin from the manifest's
-//! `powerState` and the fans at a fixed duty, through the same hardware handles firmware
-//! will use.
+//! `racklet up`: the whole rack on one machine, on the digital twin, in real time: the
+//! twin, a BMC firmware core per tray, a rack management daemon per chassis (enrollment,
+//! fan loop, event log, OpenMetrics). Later layers (Redfish, control plane, dashboard)
+//! start here too and add their endpoints. Until the control plane exists, `up` asks the
+//! daemons once, at start, to bring each tray to its manifest's `powerState`.
 
 use std::io::{IsTerminal, Write as _};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use clap::Args;
-use embedded_hal::digital::OutputPin;
-use embedded_hal::pwm::SetDutyCycle;
+use racklet_mgmt_proto::message::PowerAction;
 use racklet_model::compute_unit::PowerState;
 use racklet_model::ManifestSet;
-use racklet_twin::{Twin, TwinConfig};
+use racklet_rmd_api::BmcTrust;
+use racklet_sim::Rack;
+use racklet_twin::TwinConfig;
 use serde::Serialize;
 
 /// The example rack, seeded into a new data dir.
@@ -30,9 +30,6 @@ const EXAMPLES: [(&str, &str); 2] = [
 
 /// Fastest virtual clock `up` runs (the twin of a 7-tray chassis manages ~3000x).
 const MAX_SPEED: f64 = 1000.0;
-
-/// Fan duty while no fan loop runs.
-const FIXED_FAN_PERCENT: u8 = 40;
 
 #[derive(Args)]
 pub struct UpArgs {
@@ -54,6 +51,9 @@ pub struct UpArgs {
     /// Seconds between table refreshes.
     #[arg(long, default_value_t = 1.0)]
     refresh: f64,
+    /// Loopback port of the metrics endpoint (0 picks a free one).
+    #[arg(long, default_value_t = 0)]
+    metrics_port: u16,
 }
 
 #[derive(Serialize)]
@@ -124,13 +124,11 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
             manifests.display()
         );
     }
-    let twin = Twin::new(
-        &set,
-        &TwinConfig {
-            seed: args.seed,
-            ..TwinConfig::default()
-        },
-    )?;
+    let twin_config = TwinConfig {
+        seed: args.seed,
+        ..TwinConfig::default()
+    };
+    let mut rack = Rack::start(&set, &twin_config, &args.data_dir, true)?;
     eprintln!(
         "racklet: digital twin of {} chassis, {} compute units from {} (seed {}, {}x real time)",
         set.chassis().count(),
@@ -142,20 +140,20 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
     eprintln!(
         "racklet: compute units are simulated by the twin (QEMU boot arrives with the boot layer)"
     );
-    eprintln!("racklet: no BMC firmware yet: DCDC_EN follows each ComputeUnit's powerState; fans fixed at {FIXED_FAN_PERCENT}%");
-
+    eprintln!(
+        "racklet: {} BMC firmware cores and {} rack management daemon(s); the daemons trust the BMCs this run created",
+        rack.bmcs.len(),
+        rack.daemons.len()
+    );
+    // Let the BMCs enroll, then bring trays to their desired power state.
+    rack.advance(Duration::from_secs(2));
     for (_, cu) in set.compute_units() {
-        let mut p = twin.tray_peripherals(&cu.spec.chassis, cu.spec.tray)?;
-        match cu.spec.power_state {
-            PowerState::On => p.dcdc_enable.set_high(),
-            PowerState::Off => p.dcdc_enable.set_low(),
-        }
-        .ok();
-    }
-    for (_, ch) in set.chassis() {
-        for fan in &ch.spec.fans {
-            let (mut pwm, _) = twin.fan(ch.name(), &fan.name)?;
-            pwm.set_duty_cycle_percent(FIXED_FAN_PERCENT).ok();
+        if cu.spec.power_state == PowerState::On {
+            if let Some(d) = rack.daemon(&cu.spec.chassis) {
+                if let Err(e) = d.core().request_power(cu.spec.tray, PowerAction::On) {
+                    eprintln!("racklet: cannot power on {}: {e}", cu.name());
+                }
+            }
         }
     }
 
@@ -171,9 +169,14 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
             signal(SignalKind::terminate())?,
         ))
     })?;
-
-    // No network services yet; later layers add their endpoints here.
-    let endpoints: Vec<Endpoint> = Vec::new();
+    let metrics = runtime.block_on(racklet_rmd::serve_metrics(
+        rack.daemons.clone(),
+        SocketAddr::from(([127, 0, 0, 1], args.metrics_port)),
+    ))?;
+    let endpoints = vec![Endpoint {
+        name: "metrics".into(),
+        url: format!("http://{metrics}/metrics"),
+    }];
     write_atomic(
         &args.data_dir.join("endpoints.json"),
         &serde_json::to_vec_pretty(&endpoints)?,
@@ -184,13 +187,13 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
     println!("racklet is ready");
     std::io::stdout().flush().ok();
 
-    runtime.block_on(drive(&twin, &args, signals))?;
+    runtime.block_on(drive(&mut rack, &args, signals))?;
     println!("racklet stopped");
     Ok(())
 }
 
 async fn drive(
-    twin: &Twin,
+    rack: &mut Rack,
     args: &UpArgs,
     (mut interrupt, mut terminate): (tokio::signal::unix::Signal, tokio::signal::unix::Signal),
 ) -> anyhow::Result<()> {
@@ -210,16 +213,17 @@ async fn drive(
         // A stalled process (suspended laptop) does not replay the time it missed.
         let virtual_dt = (now - last).min(Duration::from_secs(1)).mul_f64(args.speed);
         last = now;
-        let t = twin.now().as_secs_f64();
-        for s in twin.snapshot() {
+        let t = rack.twin.now().as_secs_f64();
+        for s in rack.twin.snapshot() {
             if s.hostname.is_some() {
-                twin.set_load(&s.chassis, s.slot, workload(s.slot, t))?;
+                rack.twin
+                    .set_load(&s.chassis, s.slot, workload(s.slot, t))?;
             }
         }
-        twin.advance(virtual_dt);
-        if now - last_table >= Duration::from_secs_f64(args.refresh.max(0.05)) {
+        rack.advance(virtual_dt);
+        if now - last_table >= Duration::from_secs_f64(args.refresh) {
             last_table = now;
-            print_table(twin, tty);
+            print_table(rack, tty);
         }
         if args
             .duration
@@ -231,7 +235,8 @@ async fn drive(
     Ok(())
 }
 
-fn print_table(twin: &Twin, tty: bool) {
+fn print_table(rack: &Rack, tty: bool) {
+    let twin = &rack.twin;
     let mut out = String::new();
     if tty {
         out.push_str("\x1b[H\x1b[2J");
@@ -241,19 +246,52 @@ fn print_table(twin: &Twin, tty: bool) {
         twin.now().as_secs_f64()
     ));
     out.push_str(&format!(
-        "{:<12} {:>4}  {:<8} {:<12} {:<5} {:<14} {:>7} {:>7} {:>8}\n",
-        "CHASSIS", "TRAY", "NODE", "BOARD", "POWER", "OS", "WATTS", "°C", "FAN RPM"
+        "{:<12} {:>4}  {:<8} {:<12} {:<10} {:<14} {:>7} {:>7} {:>8} {:>5}\n",
+        "CHASSIS", "TRAY", "NODE", "BOARD", "BMC", "OS", "WATTS", "°C", "FAN RPM", "DUTY"
     ));
+    let zones: Vec<(String, Vec<(u32, String)>)> = twin
+        .lock()
+        .chassis
+        .iter()
+        .map(|c| {
+            let z = c
+                .spec
+                .fan_zones
+                .iter()
+                .flat_map(|z| z.trays.iter().map(|t| (*t, z.name.clone())))
+                .collect();
+            (c.name.clone(), z)
+        })
+        .collect();
     for s in twin.snapshot() {
         let celsius = s.soc_celsius.map_or("-".to_string(), |c| format!("{c:.1}"));
         let rpm = s.fan_rpm.map_or("-".to_string(), |r| format!("{r:.0}"));
+        let daemon = rack.daemon(&s.chassis);
+        let info = daemon.and_then(|d| d.core().trays().into_iter().find(|t| t.slot == s.slot));
+        let bmc = match info.as_ref().map(|i| &i.trust) {
+            Some(BmcTrust::Trusted) => info
+                .as_ref()
+                .and_then(|i| i.power)
+                .map_or("trusted".into(), |p| format!("{p:?}")),
+            Some(BmcTrust::PendingApproval { .. }) => "pending".into(),
+            Some(BmcTrust::Connecting) => "connecting".into(),
+            _ => "-".into(),
+        };
+        let zone = zones
+            .iter()
+            .find(|(c, _)| *c == s.chassis)
+            .and_then(|(_, z)| z.iter().find(|(t, _)| *t == s.slot).map(|(_, n)| n.clone()));
+        let duty = daemon
+            .zip(zone)
+            .and_then(|(d, zone)| d.core().fans().into_iter().find(|f| f.zone == zone))
+            .map_or("-".to_string(), |f| format!("{:.0}%", f.duty_percent));
         out.push_str(&format!(
-            "{:<12} {:>4}  {:<8} {:<12} {:<5} {:<14} {:>7.2} {:>7} {:>8}\n",
+            "{:<12} {:>4}  {:<8} {:<12} {:<10} {:<14} {:>7.2} {:>7} {:>8} {:>5}\n",
             s.chassis,
             s.slot,
             s.hostname.as_deref().unwrap_or("(empty)"),
             s.board.as_deref().unwrap_or("-"),
-            if s.dcdc_en { "on" } else { "off" },
+            bmc,
             format!(
                 "{}{}",
                 s.os.as_str(),
@@ -261,7 +299,8 @@ fn print_table(twin: &Twin, tty: bool) {
             ),
             s.watts,
             celsius,
-            rpm
+            rpm,
+            duty
         ));
     }
     {

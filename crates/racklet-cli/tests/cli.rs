@@ -188,15 +188,27 @@ fn up_shuts_down_cleanly_on_ctrl_c() {
         }
     });
     let deadline = Instant::now() + Duration::from_secs(30);
+    let mut metrics_url = None;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         let line = rx
             .recv_timeout(left)
             .expect("\"racklet is ready\" within 30 s");
+        if let Some(url) = line.strip_prefix("metrics ") {
+            metrics_url = Some(url.to_string());
+        }
         if line == "racklet is ready" {
             break;
         }
     }
+    let url = metrics_url.expect("the metrics endpoint is listed before ready");
+    let body = http_get(&url);
+    assert!(
+        body.contains("racklet_bmc_up{chassis=\"chassis-1\",tray=\"1\"} 1"),
+        "{body}"
+    );
+    assert!(body.contains("racklet_build_info"), "{body}");
+    assert!(body.trim_end().ends_with("# EOF"), "{body}");
     let status = Command::new("kill")
         .args(["-INT", &child.0.id().to_string()])
         .status()
@@ -210,4 +222,28 @@ fn up_shuts_down_cleanly_on_ctrl_c() {
     assert!(exit.success(), "{exit:?}");
     assert_eq!(last, "racklet stopped");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A minimal HTTP/1.1 GET over loopback (no client library needed for one request).
+fn http_get(url: &str) -> String {
+    use std::io::{Read, Write};
+    let rest = url.strip_prefix("http://").expect("http URL");
+    let (host, path) = rest.split_once('/').expect("path");
+    let mut stream = std::net::TcpStream::connect(host).expect("connects");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    write!(
+        stream,
+        "GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("request");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("response");
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(
+        response.contains("application/openmetrics-text"),
+        "{response}"
+    );
+    response
 }

@@ -1,0 +1,105 @@
+//! The rack management daemon's API, as one trait: what the Redfish service (issue 4) and
+//! the control plane call. The daemon (`racklet-rmd`) implements it; anything that
+//! manages a chassis the same way can too.
+
+use std::future::Future;
+
+use racklet_mgmt_proto::message::{PowerAction, PowerState, Reading};
+use serde::{Deserialize, Serialize};
+
+/// How far the daemon trusts the BMC in a slot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BmcTrust {
+    /// Nothing on this hub port.
+    Absent,
+    /// A BMC is attached but has not answered yet.
+    Connecting,
+    /// A BMC nobody approved yet: it is shown, never commanded. `identity` is its Ed25519
+    /// public key in hex; `enrolled_elsewhere` when it already has another link key.
+    PendingApproval {
+        identity: String,
+        enrolled_elsewhere: bool,
+    },
+    /// Enrolled and in session.
+    Trusted,
+}
+
+/// One tray as the daemon sees it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrayInfo {
+    pub slot: u32,
+    pub name: Option<String>,
+    pub board: Option<String>,
+    pub bmc_serial: Option<u64>,
+    pub trust: BmcTrust,
+    /// None until a trusted BMC reported.
+    pub power: Option<PowerState>,
+    pub faults: u8,
+    pub power_milliwatts: Reading,
+    pub energy_millijoules: u64,
+    pub soc_millicelsius: Reading,
+    pub frames_dropped: u64,
+}
+
+/// One fan.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FanInfo {
+    pub name: String,
+    pub zone: String,
+    pub duty_percent: f64,
+    pub rpm: Option<u32>,
+    /// Why the zone runs at a fixed duty, if it does.
+    pub override_reason: Option<String>,
+}
+
+/// Severity of an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Severity {
+    Info,
+    Warning,
+    Critical,
+}
+
+/// One entry of the daemon's event log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    pub sequence: u64,
+    pub unix_ms: u64,
+    pub severity: Severity,
+    pub slot: Option<u32>,
+    pub message: String,
+}
+
+/// What can go wrong calling the daemon.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+pub enum RmdError {
+    #[error("chassis has no tray {0}")]
+    NoTray(u32),
+    #[error("tray {0} has no BMC attached")]
+    Absent(u32),
+    #[error("the BMC in tray {0} is not trusted yet: approve its identity first")]
+    NotTrusted(u32),
+    #[error("the BMC in tray {slot} refused: {reason}")]
+    Refused { slot: u32, reason: String },
+    #[error("the BMC in tray {0} did not answer in time")]
+    Timeout(u32),
+    #[error("no BMC waits for approval with identity {0}")]
+    UnknownIdentity(String),
+    #[error("the daemon is shutting down")]
+    Stopped,
+}
+
+/// The operations of one chassis' rack management daemon.
+pub trait ChassisManager: Send + Sync {
+    fn chassis_name(&self) -> &str;
+    fn trays(&self) -> impl Future<Output = Vec<TrayInfo>> + Send;
+    fn fans(&self) -> impl Future<Output = Vec<FanInfo>> + Send;
+    fn power(
+        &self,
+        slot: u32,
+        action: PowerAction,
+    ) -> impl Future<Output = Result<PowerState, RmdError>> + Send;
+    /// Trusts the BMC that showed this identity (hex Ed25519 public key) and enrolls it.
+    fn approve(&self, identity: &str) -> impl Future<Output = Result<(), RmdError>> + Send;
+    fn events(&self, since: u64) -> impl Future<Output = Vec<Event>> + Send;
+}

@@ -1,0 +1,194 @@
+//! The rack management daemon: one per chassis, on its RMC tray.
+//!
+//! It finds BMCs on the backplane's USB hub and follows hot-plug, enrolls the ones an
+//! operator approved, keeps a session with each, runs the fan loop, keeps an event log,
+//! and serves OpenMetrics at `/metrics`. It never changes a tray's power state on its own
+//! at start-up: it reads the real state back from each BMC. The logic is
+//! [`core::DaemonCore`]; this module runs it on tokio and implements the
+//! [`racklet_rmd_api::ChassisManager`] API.
+
+pub mod backplane;
+pub mod core;
+pub mod fan;
+pub mod metrics;
+pub mod store;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use racklet_mgmt_proto::message::{PowerAction, PowerState};
+use racklet_rmd_api::{ChassisManager, Event, FanInfo, RmdError, TrayInfo};
+
+pub use crate::backplane::{Backplane, TwinBackplane};
+pub use crate::core::{DaemonConfig, DaemonCore};
+pub use crate::store::{Store, StoreError};
+
+/// A source of time for the daemon: the wall clock on a board, the twin's virtual clock.
+pub type Clock = Arc<dyn Fn() -> Duration + Send + Sync>;
+
+struct Shared<B> {
+    core: Mutex<DaemonCore>,
+    backplane: Mutex<B>,
+    clock: Clock,
+    name: String,
+}
+
+/// A running daemon; cheap to clone.
+pub struct Rmd<B> {
+    shared: Arc<Shared<B>>,
+}
+
+impl<B> Clone for Rmd<B> {
+    fn clone(&self) -> Self {
+        Rmd {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+impl<B: Backplane> Rmd<B> {
+    /// A daemon that steps only when [`Rmd::step`] is called (for a caller that owns the
+    /// clock, like the twin's driver).
+    pub fn new(core: DaemonCore, backplane: B, clock: Clock) -> Rmd<B> {
+        let name = core.config().chassis.clone();
+        Rmd {
+            shared: Arc::new(Shared {
+                core: Mutex::new(core),
+                backplane: Mutex::new(backplane),
+                clock,
+                name,
+            }),
+        }
+    }
+
+    /// One round of the daemon's work at the clock's current time.
+    pub fn step(&self) {
+        let now = (self.shared.clock)();
+        let mut bp = lock(&self.shared.backplane);
+        lock(&self.shared.core).step(now, &mut *bp);
+    }
+
+    /// Starts the daemon's loop on the current tokio runtime, stepping every `tick`.
+    pub fn spawn(core: DaemonCore, backplane: B, clock: Clock, tick: Duration) -> Rmd<B> {
+        let rmd = Rmd::new(core, backplane, clock);
+        let weak = Arc::downgrade(&rmd.shared);
+        tokio::spawn(async move {
+            let mut interval = tokio::time::interval(tick);
+            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+            loop {
+                interval.tick().await;
+                let Some(shared) = weak.upgrade() else { break };
+                let now = (shared.clock)();
+                let mut bp = lock(&shared.backplane);
+                lock(&shared.core).step(now, &mut *bp);
+            }
+        });
+        rmd
+    }
+
+    /// The daemon's state, for reading (or for tests that drive it).
+    pub fn core(&self) -> MutexGuard<'_, DaemonCore> {
+        lock(&self.shared.core)
+    }
+
+    /// The OpenMetrics exposition of this daemon.
+    pub fn metrics(&self) -> String {
+        let core = self.core();
+        metrics::render(
+            &self.shared.name,
+            &core.trays(),
+            &core.fans(),
+            &core.drops(),
+        )
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl<B: Backplane> ChassisManager for Rmd<B> {
+    fn chassis_name(&self) -> &str {
+        &self.shared.name
+    }
+
+    async fn trays(&self) -> Vec<TrayInfo> {
+        self.core().trays()
+    }
+
+    async fn fans(&self) -> Vec<FanInfo> {
+        self.core().fans()
+    }
+
+    async fn power(&self, slot: u32, action: PowerAction) -> Result<PowerState, RmdError> {
+        let id = self.core().request_power(slot, action)?;
+        // The loop sends it and collects the answer; the core times it out.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(reply) = self.core().take_reply(id) {
+                return reply;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(RmdError::Timeout(slot));
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    async fn approve(&self, identity: &str) -> Result<(), RmdError> {
+        self.core().approve(identity)
+    }
+
+    async fn events(&self, since: u64) -> Vec<Event> {
+        self.core().events(since)
+    }
+}
+
+/// Serves `/metrics` for these daemons on `addr` (port 0 picks one); returns the address.
+pub async fn serve_metrics<B: Backplane>(
+    daemons: Vec<Rmd<B>>,
+    addr: SocketAddr,
+) -> std::io::Result<SocketAddr> {
+    use axum::http::header::CONTENT_TYPE;
+    use axum::routing::get;
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let local = listener.local_addr()?;
+    let app = axum::Router::new().route(
+        "/metrics",
+        get(move || {
+            let daemons = daemons.clone();
+            async move {
+                let mut body = String::new();
+                for (i, d) in daemons.iter().enumerate() {
+                    let text = d.metrics();
+                    // One exposition: families of later daemons without their own # EOF.
+                    let text = text.trim_end_matches("# EOF\n");
+                    if i == 0 {
+                        body.push_str(text);
+                    } else {
+                        body.extend(
+                            text.lines()
+                                .filter(|l| !l.starts_with('#'))
+                                .map(|l| format!("{l}\n")),
+                        );
+                    }
+                }
+                body.push_str("# EOF\n");
+                (
+                    [(
+                        CONTENT_TYPE,
+                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                    )],
+                    body,
+                )
+            }
+        }),
+    );
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!("metrics server stopped: {e}");
+        }
+    });
+    Ok(local)
+}

@@ -1,0 +1,113 @@
+//! What the daemon keeps in its data dir: enrolled BMCs' link keys and approved
+//! identities (`state.json`, replaced atomically), and the event log (`events.jsonl`,
+//! appended).
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// Errors reading or writing the daemon's files.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(
+        "cannot read or write {path}: {source}; check the data dir's permissions and free space"
+    )]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path} is corrupt ({source}); restore it from a backup or move it away to re-enroll every BMC")]
+    Corrupt {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+}
+
+/// One enrolled BMC.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Enrolled {
+    /// Link key, hex.
+    pub key: String,
+    /// Ed25519 identity, hex.
+    pub identity: String,
+}
+
+/// The persisted trust state.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrustState {
+    /// By BMC serial (hex).
+    pub enrolled: BTreeMap<String, Enrolled>,
+    /// Identities an operator approved (hex).
+    pub approved: Vec<String>,
+}
+
+/// The daemon's directory.
+#[derive(Debug, Clone)]
+pub struct Store {
+    dir: PathBuf,
+}
+
+impl Store {
+    pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        Ok(Store {
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn state_path(&self) -> PathBuf {
+        self.dir.join("state.json")
+    }
+
+    pub fn load(&self) -> Result<TrustState, StoreError> {
+        let path = self.state_path();
+        match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map_err(|source| StoreError::Corrupt { path, source }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(TrustState::default()),
+            Err(source) => Err(StoreError::Io { path, source }),
+        }
+    }
+
+    pub fn save(&self, state: &TrustState) -> Result<(), StoreError> {
+        let path = self.state_path();
+        let tmp = path.with_extension("json.tmp");
+        let io = |source| StoreError::Io {
+            path: path.clone(),
+            source,
+        };
+        let bytes = serde_json::to_vec_pretty(state).map_err(|source| StoreError::Corrupt {
+            path: path.clone(),
+            source,
+        })?;
+        let mut f = std::fs::File::create(&tmp).map_err(io)?;
+        f.write_all(&bytes).map_err(io)?;
+        f.sync_all().map_err(io)?;
+        std::fs::rename(&tmp, &path).map_err(io)?;
+        Ok(())
+    }
+
+    /// Appends one line to the event log.
+    pub fn append_event(&self, line: &str) -> Result<(), StoreError> {
+        let path = self.dir.join("events.jsonl");
+        let io = |source| StoreError::Io {
+            path: path.clone(),
+            source,
+        };
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(io)?;
+        writeln!(f, "{line}").map_err(io)
+    }
+}

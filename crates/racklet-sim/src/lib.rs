@@ -1,0 +1,275 @@
+//! The whole rack on one machine: the digital twin, one BMC firmware core per tray (booted
+//! when its tray has standby power, gone when the tray is pulled), and one rack management
+//! daemon per chassis, all stepped on the twin's clock so runs are deterministic.
+//! `racklet up` and the end-to-end tests run this.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use embedded_io::{Read, Write};
+use racklet_bmc::{Action, Bmc, BmcConfig, PowerConfig};
+use racklet_model::board::BoardPower;
+use racklet_model::ManifestSet;
+use racklet_rmd::{DaemonConfig, DaemonCore, Rmd, Store, StoreError, TwinBackplane};
+use racklet_twin::hal::{TwinConsole, TwinFlash, TwinI2c, TwinPin, TwinTemperature, TwinUsbDevice};
+use racklet_twin::{Twin, TwinConfig, TwinError, VirtualClock};
+use rand_chacha::rand_core::SeedableRng;
+use rand_chacha::ChaCha20Rng;
+
+/// The BMC core as the twin runs it.
+pub type TwinBmc = Bmc<
+    TwinPin,
+    TwinPin,
+    TwinI2c,
+    TwinConsole,
+    TwinTemperature,
+    VirtualClock,
+    TwinFlash,
+    TwinFlash,
+>;
+
+/// How often BMCs and daemons run, in virtual time.
+pub const TICK: Duration = Duration::from_millis(100);
+/// Firmware version the twin's BMCs are built as.
+pub const BMC_FIRMWARE_VERSION: u32 = 1;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    #[error(transparent)]
+    Twin(#[from] TwinError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// PAC1921 gains for a board: bus full scale ≥ 1.25 × input, current full scale ≥ 2 × load.
+pub fn pac_gain(power: &BoardPower) -> u8 {
+    let dv = (0..=5u8)
+        .rev()
+        .find(|c| 32.0 / f64::from(1u32 << c) >= 1.25 * power.input_volts)
+        .unwrap_or(0);
+    let max_amps = (power.load_watts / power.input_volts).max(0.1);
+    let di = (0..=7u8)
+        .rev()
+        .find(|c| 10.0 / f64::from(1u32 << c) >= 2.0 * max_amps)
+        .unwrap_or(0);
+    (di << 3) | dv
+}
+
+/// Power-sequencing limits for a board.
+pub fn power_config(power: &BoardPower, limit_celsius: f64) -> PowerConfig {
+    PowerConfig {
+        settled_watts: power.booting_watts.min(power.idle_watts) * 0.5,
+        over_current_watts: power.load_watts * 1.5,
+        // The BMC's own backstop, above the daemon's shutdown threshold.
+        over_temperature_celsius: limit_celsius + 5.0,
+        halted_watts: (power.off_watts + power.idle_watts) / 2.0,
+        ..PowerConfig::default()
+    }
+}
+
+/// One tray's BMC, booted while its tray has standby power.
+pub struct BmcRunner {
+    twin: Twin,
+    chassis: String,
+    slot: u32,
+    rng: ChaCha20Rng,
+    bmc: Option<TwinBmc>,
+    usb: TwinUsbDevice,
+    boots: u64,
+}
+
+impl BmcRunner {
+    fn new(twin: &Twin, chassis: &str, slot: u32, seed: u64) -> Result<Self, TwinError> {
+        let (usb, _) = twin.bmc_usb_and_flash(chassis, slot)?;
+        Ok(BmcRunner {
+            twin: twin.clone(),
+            chassis: chassis.into(),
+            slot,
+            rng: ChaCha20Rng::seed_from_u64(seed ^ (u64::from(slot) << 32)),
+            bmc: None,
+            usb,
+            boots: 0,
+        })
+    }
+
+    pub fn bmc(&mut self) -> Option<&mut TwinBmc> {
+        self.bmc.as_mut()
+    }
+
+    pub fn boots(&self) -> u64 {
+        self.boots
+    }
+
+    fn boot(&mut self) -> Option<TwinBmc> {
+        let (serial, board) = {
+            let s = self.twin.lock();
+            let c = s.chassis.iter().find(|c| c.name == self.chassis)?;
+            let t = c.tray(self.slot)?;
+            (t.bmc_serial, t.installed.clone()?)
+        };
+        let p = self.twin.tray_peripherals(&self.chassis, self.slot).ok()?;
+        let (_, flash) = self.twin.bmc_usb_and_flash(&self.chassis, self.slot).ok()?;
+        let config = BmcConfig {
+            serial,
+            board: heapless::String::try_from(board.board_name.as_str()).unwrap_or_default(),
+            firmware_version: BMC_FIRMWARE_VERSION,
+            pac_gain: pac_gain(&board.board.power),
+            power: power_config(&board.board.power, board.board.thermal.limit_celsius),
+        };
+        self.boots += 1;
+        Bmc::boot(config, p, flash.clone(), flash, &mut self.rng).ok()
+    }
+
+    /// One pass of the BMC's main loop.
+    pub fn tick(&mut self) {
+        let powered = {
+            let s = self.twin.lock();
+            s.chassis
+                .iter()
+                .find(|c| c.name == self.chassis)
+                .is_some_and(|c| {
+                    let i = (self.slot - 1) as usize;
+                    c.tray(self.slot).is_some_and(|t| t.installed.is_some())
+                        && matches!(
+                            c.hub_ports.get(i),
+                            Some(racklet_hal::PortState::Attached { .. })
+                        )
+                })
+        };
+        if !powered {
+            self.bmc = None; // no standby power: the RP2040 is off
+            return;
+        }
+        if self.bmc.is_none() {
+            self.bmc = self.boot();
+        }
+        let Some(bmc) = self.bmc.as_mut() else { return };
+        let mut buf = [0u8; 2048];
+        loop {
+            match self.usb.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    let usb = &mut self.usb;
+                    bmc.receive(&buf[..n], &mut self.rng, |frame| {
+                        let _ = usb.write_all(frame);
+                    });
+                }
+            }
+        }
+        bmc.tick();
+        if bmc.take_action() == Some(Action::Reboot) {
+            self.bmc = None;
+        }
+    }
+}
+
+/// The whole simulated rack.
+pub struct Rack {
+    pub twin: Twin,
+    pub bmcs: Vec<BmcRunner>,
+    pub daemons: Vec<Rmd<TwinBackplane>>,
+}
+
+impl Rack {
+    /// Builds the twin of `set`, boots every BMC, and starts one daemon per chassis with
+    /// its files under `data_dir/rmd/CHASSIS`. With `approve` the daemons trust exactly the
+    /// BMCs this rack created (the operator is whoever runs it); otherwise every BMC waits
+    /// for approval.
+    pub fn start(
+        set: &ManifestSet,
+        twin_config: &TwinConfig,
+        data_dir: &Path,
+        approve: bool,
+    ) -> Result<Rack, SimError> {
+        let twin = Twin::new(set, twin_config)?;
+        twin.advance(Duration::from_millis(1)); // hub ports come up with +5VSB
+        let mut bmcs = Vec::new();
+        for chassis in twin.chassis_names() {
+            let count = set
+                .chassis_named(&chassis)
+                .map_or(0, |c| c.spec.trays.count);
+            for slot in 1..=count {
+                let mut r = BmcRunner::new(&twin, &chassis, slot, twin_config.seed)?;
+                r.tick();
+                bmcs.push(r);
+            }
+        }
+        let mut daemons = Vec::new();
+        for chassis in twin.chassis_names() {
+            let Some(mut config) = DaemonConfig::from_manifests(set, &chassis) else {
+                continue;
+            };
+            if approve {
+                config.pre_approved = bmcs
+                    .iter_mut()
+                    .filter(|r| r.chassis == chassis)
+                    .filter_map(|r| r.bmc().map(|b| hex::encode(b.identity().to_bytes())))
+                    .collect();
+            }
+            let fans: Vec<String> = config.fans.iter().map(|f| f.name.clone()).collect();
+            let store = Store::open(&data_dir.join("rmd").join(&chassis))?;
+            let core = DaemonCore::new(config, store, Some(twin_config.seed))?;
+            let clock = twin.clock();
+            let backplane = TwinBackplane::new(&twin, &chassis, &fans)?;
+            daemons.push(Rmd::new(core, backplane, Arc::new(move || clock.now())));
+        }
+        Ok(Rack {
+            twin,
+            bmcs,
+            daemons,
+        })
+    }
+
+    /// Advances everything by `by`, in [`TICK`] steps.
+    pub fn advance(&mut self, by: Duration) {
+        let mut left = by;
+        while !left.is_zero() {
+            let dt = left.min(TICK);
+            left -= dt;
+            self.twin.advance(dt);
+            for b in &mut self.bmcs {
+                b.tick();
+            }
+            for d in &self.daemons {
+                d.step();
+            }
+        }
+    }
+
+    pub fn daemon(&self, chassis: &str) -> Option<&Rmd<TwinBackplane>> {
+        self.daemons
+            .iter()
+            .find(|d| racklet_rmd_api::ChassisManager::chassis_name(*d) == chassis)
+    }
+
+    /// Replaces a daemon by a fresh one over the same data dir (a restart of the process).
+    pub fn restart_daemon(
+        &mut self,
+        set: &ManifestSet,
+        chassis: &str,
+        data_dir: &Path,
+        seed: u64,
+    ) -> Result<(), SimError> {
+        let Some(i) = self
+            .daemons
+            .iter()
+            .position(|d| racklet_rmd_api::ChassisManager::chassis_name(d) == chassis)
+        else {
+            return Ok(());
+        };
+        let Some(config) = DaemonConfig::from_manifests(set, chassis) else {
+            return Ok(());
+        };
+        let fans: Vec<String> = config.fans.iter().map(|f| f.name.clone()).collect();
+        let core = DaemonCore::new(
+            config,
+            Store::open(&data_dir.join("rmd").join(chassis))?,
+            Some(seed),
+        )?;
+        let clock = self.twin.clock();
+        let backplane = TwinBackplane::new(&self.twin, chassis, &fans)?;
+        self.daemons[i] = Rmd::new(core, backplane, Arc::new(move || clock.now()));
+        Ok(())
+    }
+}

@@ -1,0 +1,327 @@
+//! The rack end to end on the twin: BMC firmware cores, the management link, the rack
+//! management daemon. Each fault of the firmware issue is a test here.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use racklet_mgmt_proto::message::{PowerAction, PowerState};
+use racklet_model::ManifestSet;
+use racklet_rmd_api::{BmcTrust, RmdError};
+use racklet_sim::Rack;
+use racklet_twin::{Fault, OsState, SensorFault, TwinConfig};
+
+const CH: &str = "chassis-1";
+
+fn examples() -> ManifestSet {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+    let (set, diags) = ManifestSet::load(&[dir]);
+    assert!(diags.is_empty(), "{diags:?}");
+    set
+}
+
+fn data_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("racklet-sim-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+fn config() -> TwinConfig {
+    TwinConfig {
+        step: Duration::from_millis(5),
+        ..TwinConfig::default()
+    }
+}
+
+fn start(name: &str, approve: bool) -> (Rack, ManifestSet, PathBuf) {
+    let set = examples();
+    let dir = data_dir(name);
+    let mut rack = Rack::start(&set, &config(), &dir, approve).expect("rack starts");
+    rack.advance(Duration::from_secs(3));
+    (rack, set, dir)
+}
+
+fn trust(rack: &Rack, slot: u32) -> BmcTrust {
+    rack.daemon(CH).expect("daemon").core().trays()[(slot - 1) as usize]
+        .trust
+        .clone()
+}
+
+fn power(rack: &mut Rack, slot: u32, action: PowerAction) -> Result<PowerState, RmdError> {
+    let id = rack
+        .daemon(CH)
+        .expect("daemon")
+        .core()
+        .request_power(slot, action)?;
+    for _ in 0..100 {
+        rack.advance(Duration::from_millis(100));
+        if let Some(r) = rack.daemon(CH).expect("daemon").core().take_reply(id) {
+            return r;
+        }
+    }
+    panic!("no answer to {action:?} on tray {slot}");
+}
+
+fn os(rack: &Rack, slot: u32) -> OsState {
+    rack.twin.lock().chassis[0].tray(slot).expect("tray").os
+}
+
+#[test]
+fn approved_bmcs_enroll_and_obey_power_requests() {
+    let (mut rack, _, dir) = start("enroll", true);
+    for slot in 1..=7 {
+        assert_eq!(trust(&rack, slot), BmcTrust::Trusted, "tray {slot}");
+    }
+    assert!(matches!(
+        power(&mut rack, 1, PowerAction::On),
+        Ok(PowerState::PoweringOn | PowerState::On)
+    ));
+    rack.advance(Duration::from_secs(25));
+    assert_eq!(os(&rack, 1), OsState::Running);
+    let metrics = rack.daemon(CH).expect("daemon").metrics();
+    assert!(
+        metrics
+            .contains("racklet_node_power_watts{chassis=\"chassis-1\",tray=\"1\",node=\"node-1\"}"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("racklet_bmc_up{chassis=\"chassis-1\",tray=\"7\"} 1"));
+    assert!(metrics.ends_with("# EOF\n"));
+    let state = std::fs::read_to_string(dir.join("rmd/chassis-1/state.json")).expect("persisted");
+    assert_eq!(
+        state.matches("\"key\"").count(),
+        7,
+        "seven link keys persisted"
+    );
+}
+
+#[test]
+fn unknown_bmc_is_not_trusted_until_approved() {
+    let (mut rack, _, _) = start("approval", false);
+    let BmcTrust::PendingApproval {
+        identity,
+        enrolled_elsewhere,
+    } = trust(&rack, 2)
+    else {
+        panic!("pending: {:?}", trust(&rack, 2))
+    };
+    assert!(!enrolled_elsewhere);
+    let refused = rack
+        .daemon(CH)
+        .expect("daemon")
+        .core()
+        .request_power(2, PowerAction::On);
+    assert_eq!(refused, Err(RmdError::NotTrusted(2)));
+    assert_eq!(os(&rack, 2), OsState::Off);
+    rack.daemon(CH)
+        .expect("daemon")
+        .core()
+        .approve(&identity)
+        .expect("pending identity");
+    rack.advance(Duration::from_secs(3));
+    assert_eq!(trust(&rack, 2), BmcTrust::Trusted);
+    assert!(
+        matches!(trust(&rack, 3), BmcTrust::PendingApproval { .. }),
+        "only the approved one"
+    );
+}
+
+#[test]
+fn tray_pulled_while_on_comes_back_without_re_enrollment() {
+    let (mut rack, _, dir) = start("hotswap", true);
+    power(&mut rack, 1, PowerAction::On).expect("on");
+    rack.advance(Duration::from_secs(5));
+    let keys_before = std::fs::read_to_string(dir.join("rmd/chassis-1/state.json")).expect("state");
+    rack.twin
+        .inject(Fault::TrayPulled {
+            chassis: CH.into(),
+            slot: 1,
+        })
+        .expect("tray");
+    rack.advance(Duration::from_secs(1));
+    assert_eq!(trust(&rack, 1), BmcTrust::Absent);
+    assert_eq!(
+        power(&mut rack, 1, PowerAction::On),
+        Err(RmdError::Absent(1))
+    );
+    rack.twin
+        .inject(Fault::TrayInserted {
+            chassis: CH.into(),
+            slot: 1,
+            board: "rpi4b".into(),
+            hostname: "node-1".into(),
+            bmc_serial: None,
+        })
+        .expect("slot free");
+    rack.advance(Duration::from_secs(3));
+    assert_eq!(
+        trust(&rack, 1),
+        BmcTrust::Trusted,
+        "the same BMC, with its key, is trusted again"
+    );
+    let keys_after = std::fs::read_to_string(dir.join("rmd/chassis-1/state.json")).expect("state");
+    assert_eq!(keys_before, keys_after, "no new enrollment");
+    assert_eq!(
+        os(&rack, 1),
+        OsState::Off,
+        "a re-inserted tray stays off until asked"
+    );
+}
+
+#[test]
+fn failed_fan_keeps_temperatures_bounded() {
+    let (mut rack, _, _) = start("fan-fail", true);
+    for slot in 1..=7 {
+        power(&mut rack, slot, PowerAction::On).expect("on");
+        rack.twin.set_load(CH, slot, 1.0).expect("tray");
+    }
+    rack.advance(Duration::from_secs(300));
+    rack.twin
+        .inject(Fault::FanFailed {
+            chassis: CH.into(),
+            fan: "fan-left".into(),
+        })
+        .expect("fan");
+    let mut hottest: f64 = 0.0;
+    for _ in 0..60 {
+        rack.advance(Duration::from_secs(10));
+        for slot in 1..=7 {
+            for (s, t) in rack.twin.snapshot().iter().map(|t| (t.slot, t.soc_celsius)) {
+                if s == slot {
+                    hottest = hottest.max(t.unwrap_or(0.0));
+                }
+            }
+        }
+    }
+    // Pi 4/5 limit is 85 °C: the zone goes to full speed at 80 °C and the daemon powers a
+    // tray off past 85 °C, so nothing runs away.
+    eprintln!("hottest SoC after the fan failed: {hottest:.1} °C");
+    assert!(hottest > 70.0, "the test must load the zone: {hottest} °C");
+    assert!(hottest < 86.0, "hottest SoC reached {hottest} °C");
+    let fans = rack.daemon(CH).expect("daemon").core().fans();
+    let left = fans.iter().find(|f| f.name == "fan-left").expect("fan");
+    assert_eq!(left.rpm, Some(0), "the failed fan reads 0 RPM");
+}
+
+#[test]
+fn silent_sensor_triggers_the_failsafe_within_two_seconds() {
+    let (mut rack, _, _) = start("silent", true);
+    for slot in 1..=3 {
+        power(&mut rack, slot, PowerAction::On).expect("on");
+    }
+    rack.advance(Duration::from_secs(30));
+    let before = rack.daemon(CH).expect("daemon").core().fans();
+    assert!(
+        before.iter().all(|f| f.override_reason.is_none()),
+        "{before:?}"
+    );
+    rack.twin
+        .inject(Fault::TemperatureSensor {
+            chassis: CH.into(),
+            slot: 2,
+            state: SensorFault::Silent,
+        })
+        .expect("tray");
+    rack.advance(Duration::from_secs(2));
+    let fans = rack.daemon(CH).expect("daemon").core().fans();
+    let left = fans.iter().find(|f| f.name == "fan-left").expect("fan");
+    assert!(
+        left.override_reason
+            .as_deref()
+            .is_some_and(|r| r.contains("failsafe")),
+        "{left:?}"
+    );
+    assert!((left.duty_percent - 80.0).abs() < 1e-9);
+}
+
+#[test]
+fn replayed_power_on_frame_is_ignored_and_counted() {
+    let (mut rack, _, _) = start("replay", true);
+    let id = rack
+        .daemon(CH)
+        .expect("daemon")
+        .core()
+        .request_power(3, PowerAction::On)
+        .expect("trusted");
+    rack.daemon(CH).expect("daemon").step(); // the sealed request goes onto the bus
+                                             // An eavesdropper on the shared hub copies it.
+    let captured: Vec<u8> = rack.twin.lock().chassis[0]
+        .tray(3)
+        .expect("tray")
+        .usb_to_bmc
+        .iter()
+        .copied()
+        .collect();
+    assert!(!captured.is_empty());
+    rack.advance(Duration::from_secs(1));
+    assert!(rack
+        .daemon(CH)
+        .expect("daemon")
+        .core()
+        .take_reply(id)
+        .is_some());
+    power(&mut rack, 3, PowerAction::ForceOff).expect("off");
+    rack.advance(Duration::from_secs(1));
+    assert_eq!(os(&rack, 3), OsState::Off);
+    // Replay.
+    rack.twin.lock().chassis[0]
+        .tray_mut(3)
+        .expect("tray")
+        .usb_to_bmc
+        .extend(captured);
+    rack.advance(Duration::from_secs(2));
+    assert_eq!(
+        os(&rack, 3),
+        OsState::Off,
+        "the replayed power-on did nothing"
+    );
+    let replayed = rack.bmcs[2].bmc().expect("booted").link().drops.replayed;
+    assert_eq!(replayed, 1);
+}
+
+#[test]
+fn daemon_restart_does_not_change_power() {
+    let (mut rack, set, dir) = start("restart", true);
+    power(&mut rack, 1, PowerAction::On).expect("on");
+    power(&mut rack, 2, PowerAction::On).expect("on");
+    rack.advance(Duration::from_secs(25));
+    let dcdc = |rack: &Rack| -> Vec<bool> {
+        rack.twin.lock().chassis[0]
+            .trays
+            .iter()
+            .map(|t| t.dcdc_en)
+            .collect()
+    };
+    let before = dcdc(&rack);
+    rack.restart_daemon(&set, CH, &dir, 99).expect("restarts");
+    rack.advance(Duration::from_secs(5));
+    assert_eq!(dcdc(&rack), before);
+    let trays = rack.daemon(CH).expect("daemon").core().trays();
+    assert_eq!(
+        trays[0].power,
+        Some(PowerState::On),
+        "read back from the BMC"
+    );
+    assert_eq!(trays[2].power, Some(PowerState::Off));
+    assert_eq!(
+        trays[0].trust,
+        BmcTrust::Trusted,
+        "keys persisted across the restart"
+    );
+}
+
+#[test]
+fn fans_follow_load() {
+    let (mut rack, _, _) = start("fan-load", true);
+    for slot in 1..=7 {
+        power(&mut rack, slot, PowerAction::On).expect("on");
+        rack.twin.set_load(CH, slot, 0.0).expect("tray");
+    }
+    rack.advance(Duration::from_secs(300));
+    let idle = rack.daemon(CH).expect("daemon").core().fans()[0].duty_percent;
+    for slot in 1..=7 {
+        rack.twin.set_load(CH, slot, 1.0).expect("tray");
+    }
+    rack.advance(Duration::from_secs(300));
+    let loaded = rack.daemon(CH).expect("daemon").core().fans()[0].duty_percent;
+    eprintln!("fan duty {idle:.1}% idle, {loaded:.1}% loaded");
+    assert!(loaded > idle + 5.0, "duty {idle}% idle, {loaded}% loaded");
+}
