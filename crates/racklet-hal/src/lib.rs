@@ -107,3 +107,16 @@ pub trait FirmwareSlots {
     fn write(&mut self, slot: u8, offset: u32, data: &[u8]) -> Result<(), Self::Error>;
     fn read(&mut self, slot: u8, offset: u32, buf: &mut [u8]) -> Result<(), Self::Error>;
 }
+
+/// A tray's front indicator, driven by the backplane microcontroller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Indicator {
+    #[default]
+    Off,
+    /// Green: trusted and powered.
+    Ok,
+    /// Amber: needs a person (fault latched, BMC waiting for approval).
+    Attention,
+    /// Blue: "this one" (Redfish location indicator).
+    Identify,
+}

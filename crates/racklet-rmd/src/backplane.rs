@@ -5,7 +5,7 @@
 use std::io;
 
 use embedded_hal::pwm::SetDutyCycle;
-use racklet_hal::{PortEvent, PortState, SensorError, Tachometer, UsbHub};
+use racklet_hal::{Indicator, PortEvent, PortState, SensorError, Tachometer, UsbHub};
 use racklet_twin::hal::{TwinFanPwm, TwinTach, TwinUsbHostPort, TwinUsbHub};
 use racklet_twin::{Twin, TwinError};
 
@@ -21,10 +21,13 @@ pub trait Backplane: Send + 'static {
     /// Fan `fan` (index in the chassis spec) to `duty` (0 to 1).
     fn set_fan_duty(&mut self, fan: usize, duty: f64);
     fn fan_rpm(&mut self, fan: usize) -> Result<u32, SensorError>;
+    fn set_indicator(&mut self, slot: u32, indicator: Indicator);
 }
 
 /// The twin's backplane.
 pub struct TwinBackplane {
+    twin: Twin,
+    chassis: String,
     hub: TwinUsbHub,
     ports: Vec<TwinUsbHostPort>,
     fans: Vec<(TwinFanPwm, TwinTach)>,
@@ -40,7 +43,13 @@ impl TwinBackplane {
             .iter()
             .map(|f| twin.fan(chassis, f))
             .collect::<Result<_, _>>()?;
-        Ok(TwinBackplane { hub, ports, fans })
+        Ok(TwinBackplane {
+            twin: twin.clone(),
+            chassis: chassis.into(),
+            hub,
+            ports,
+            fans,
+        })
     }
 }
 
@@ -86,5 +95,11 @@ impl Backplane for TwinBackplane {
 
     fn fan_rpm(&mut self, fan: usize) -> Result<u32, SensorError> {
         self.fans.get_mut(fan).ok_or(SensorError::Absent)?.1.rpm()
+    }
+
+    fn set_indicator(&mut self, slot: u32, indicator: Indicator) {
+        if let Ok(tray) = self.twin.lock().tray_mut(&self.chassis, slot) {
+            tray.indicator = indicator;
+        }
     }
 }

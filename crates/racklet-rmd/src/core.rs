@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
-use racklet_hal::PortState;
+use racklet_hal::{Indicator, PortState};
 use racklet_mgmt_proto::link::{LinkKey, RmcEvent, RmcLink};
 use racklet_mgmt_proto::message::{
     BmcStatus, ErrorCode, PowerAction, PowerState, Reading, Request, RequestEnvelope, Response,
@@ -152,6 +152,46 @@ pub struct DaemonCore {
     next_event: u64,
     now: Duration,
     started: bool,
+    firmware: Option<FirmwareJob>,
+    shown: HashMap<u32, Indicator>,
+}
+
+/// Where a BMC firmware update stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FirmwareStage {
+    Transferring {
+        sent: u32,
+        size: u32,
+    },
+    Verifying,
+    Activating,
+    /// The BMC reboots into the new slot; the daemon waits for it to come back.
+    Rebooting,
+    Confirmed {
+        version: u32,
+    },
+    Failed(String),
+}
+
+impl FirmwareStage {
+    pub fn is_active(&self) -> bool {
+        !matches!(
+            self,
+            FirmwareStage::Confirmed { .. } | FirmwareStage::Failed(_)
+        )
+    }
+}
+
+/// One BMC firmware update, driven a request at a time.
+#[derive(Debug, Clone)]
+pub struct FirmwareJob {
+    pub slot: u32,
+    image: std::sync::Arc<Vec<u8>>,
+    version: u32,
+    signature: heapless::Vec<u8, 64>,
+    pub stage: FirmwareStage,
+    begun: bool,
+    awaiting: Option<u32>,
 }
 
 impl DaemonCore {
@@ -186,6 +226,8 @@ impl DaemonCore {
             next_event: 1,
             now: Duration::ZERO,
             started: false,
+            firmware: None,
+            shown: HashMap::new(),
         })
     }
 
@@ -293,6 +335,16 @@ impl DaemonCore {
                         );
                     }
                     self.fail_pending(slot, RmdError::Absent(slot));
+                    if self
+                        .firmware
+                        .as_ref()
+                        .is_some_and(|j| j.slot == slot && j.stage.is_active())
+                    {
+                        self.fail_firmware(
+                            "the BMC detached during the update; its running slot is unchanged"
+                                .into(),
+                        );
+                    }
                 }
             }
         }
@@ -301,6 +353,7 @@ impl DaemonCore {
             self.pump(slot, bp);
             self.keep_alive(slot, bp);
         }
+        self.drive_firmware();
         self.send_pending(bp);
         self.expire_pending();
         if self
@@ -462,6 +515,13 @@ impl DaemonCore {
         if let Some(conn) = self.conns.get_mut(&slot) {
             conn.status_asked = None;
         }
+        if self
+            .firmware
+            .as_ref()
+            .is_some_and(|j| j.awaiting == Some(r.id))
+        {
+            self.firmware_response(r.response.clone());
+        }
         if let Some(p) = pending.filter(|p| p.wanted) {
             let result = match r.response {
                 Response::Status(s) => Ok(s.power),
@@ -556,6 +616,13 @@ impl DaemonCore {
             if let Some(p) = self.pending.remove(&id) {
                 if p.wanted {
                     self.replies.insert(id, Err(RmdError::Timeout(p.slot)));
+                }
+                if self
+                    .firmware
+                    .as_ref()
+                    .is_some_and(|j| j.awaiting == Some(id))
+                {
+                    self.fail_firmware("the BMC stopped answering during the update".into());
                 }
             }
         }
@@ -658,6 +725,7 @@ impl DaemonCore {
                 c.shutdown_sent = false;
             }
         }
+        self.indicators(bp);
     }
 
     /// Starts a power action; the answer arrives through [`DaemonCore::take_reply`].
@@ -770,6 +838,206 @@ impl DaemonCore {
     /// Frames dropped per tray, by reason.
     pub fn drops(&self) -> Vec<(u32, racklet_mgmt_proto::DropCounters)> {
         self.conns.iter().map(|(s, c)| (*s, c.link.drops)).collect()
+    }
+}
+
+impl DaemonCore {
+    /// Starts updating the firmware of the BMC in `slot` with a signed image: transfer
+    /// over the link, verify, activate (the BMC reboots into it once), confirm.
+    pub fn start_firmware_update(
+        &mut self,
+        slot: u32,
+        image: std::sync::Arc<Vec<u8>>,
+        version: u32,
+        signature: &[u8],
+    ) -> Result<(), RmdError> {
+        match self.conns.get(&slot).map(|c| &c.trust) {
+            None => return Err(RmdError::Absent(slot)),
+            Some(BmcTrust::Trusted) => {}
+            Some(_) => return Err(RmdError::NotTrusted(slot)),
+        }
+        if self.firmware.as_ref().is_some_and(|j| j.stage.is_active()) {
+            return Err(RmdError::Refused {
+                slot,
+                reason: "another firmware update is running".into(),
+            });
+        }
+        let signature = heapless::Vec::from_slice(signature).map_err(|_| RmdError::Refused {
+            slot,
+            reason: "a signature is 64 bytes".into(),
+        })?;
+        let size = u32::try_from(image.len()).map_err(|_| RmdError::Refused {
+            slot,
+            reason: "image too large".into(),
+        })?;
+        self.event(
+            Severity::Info,
+            Some(slot),
+            format!("firmware update of tray {slot} to version {version} started ({size} bytes)"),
+        );
+        self.firmware = Some(FirmwareJob {
+            slot,
+            image,
+            version,
+            signature,
+            stage: FirmwareStage::Transferring { sent: 0, size },
+            begun: false,
+            awaiting: None,
+        });
+        Ok(())
+    }
+
+    pub fn firmware_job(&self) -> Option<&FirmwareJob> {
+        self.firmware.as_ref()
+    }
+
+    fn fail_firmware(&mut self, reason: String) {
+        let Some(job) = self.firmware.as_mut() else {
+            return;
+        };
+        let slot = job.slot;
+        job.stage = FirmwareStage::Failed(reason.clone());
+        job.awaiting = None;
+        self.event(
+            Severity::Warning,
+            Some(slot),
+            format!("firmware update of tray {slot} failed: {reason}"),
+        );
+    }
+
+    fn drive_firmware(&mut self) {
+        let Some(job) = self.firmware.as_ref() else {
+            return;
+        };
+        if job.awaiting.is_some() || !job.stage.is_active() {
+            return;
+        }
+        let slot = job.slot;
+        if self.conns.get(&slot).map(|c| &c.trust) != Some(&BmcTrust::Trusted) {
+            return; // wait for the session (e.g. after the reboot)
+        }
+        let request = match &job.stage {
+            FirmwareStage::Transferring { sent, size } => {
+                if !job.begun {
+                    Request::FirmwareBegin {
+                        size: *size,
+                        version: job.version,
+                    }
+                } else if sent < size {
+                    let end = (*sent as usize + racklet_mgmt_proto::message::FIRMWARE_CHUNK)
+                        .min(*size as usize);
+                    let data = heapless::Vec::from_slice(&job.image[*sent as usize..end])
+                        .unwrap_or_default();
+                    Request::FirmwareChunk {
+                        offset: *sent,
+                        data,
+                    }
+                } else {
+                    Request::FirmwareFinish {
+                        signature: job.signature.clone(),
+                    }
+                }
+            }
+            FirmwareStage::Verifying => Request::FirmwareFinish {
+                signature: job.signature.clone(),
+            },
+            FirmwareStage::Activating => Request::FirmwareActivate,
+            FirmwareStage::Rebooting => Request::FirmwareConfirm,
+            FirmwareStage::Confirmed { .. } | FirmwareStage::Failed(_) => return,
+        };
+        let id = self.queue(slot, request, false);
+        if let Some(job) = self.firmware.as_mut() {
+            job.awaiting = Some(id);
+        }
+    }
+
+    fn firmware_response(&mut self, response: Response) {
+        let Some(job) = self.firmware.as_mut() else {
+            return;
+        };
+        job.awaiting = None;
+        let slot = job.slot;
+        let version = job.version;
+        match (&job.stage, response) {
+            (_, Response::Error(code)) => {
+                let reason = refusal(code).to_string();
+                self.fail_firmware(reason);
+            }
+            (FirmwareStage::Transferring { sent, size }, Response::Ack) => {
+                let (sent, size) = (*sent, *size);
+                if !job.begun {
+                    job.begun = true;
+                } else if sent < size {
+                    let chunk = racklet_mgmt_proto::message::FIRMWARE_CHUNK as u32;
+                    job.stage = FirmwareStage::Transferring {
+                        sent: (sent + chunk).min(size),
+                        size,
+                    };
+                } else {
+                    job.stage = FirmwareStage::Activating;
+                }
+            }
+            (FirmwareStage::Verifying, Response::Ack) => job.stage = FirmwareStage::Activating,
+            (FirmwareStage::Activating, Response::Ack) => {
+                job.stage = FirmwareStage::Rebooting;
+                // The BMC resets now: its session ends. Greet the new firmware.
+                if let Some(conn) = self.conns.get_mut(&slot) {
+                    conn.trust = BmcTrust::Connecting;
+                    conn.hello_at = Some(Duration::ZERO);
+                }
+                self.event(
+                    Severity::Info,
+                    Some(slot),
+                    format!("tray {slot}'s BMC reboots into firmware {version}"),
+                );
+            }
+            (FirmwareStage::Rebooting, Response::Inventory(inv)) => {
+                if inv.firmware_version == version && !inv.trial {
+                    job.stage = FirmwareStage::Confirmed { version };
+                    self.event(
+                        Severity::Info,
+                        Some(slot),
+                        format!("tray {slot}'s BMC runs and confirmed firmware {version}"),
+                    );
+                } else {
+                    self.fail_firmware(format!(
+                        "the BMC came back with firmware {}, not {version}",
+                        inv.firmware_version
+                    ));
+                }
+            }
+            (_, other) => {
+                let reason = format!("unexpected answer {other:?}");
+                self.fail_firmware(reason);
+            }
+        }
+    }
+}
+
+impl DaemonCore {
+    /// What each tray's front indicator should show.
+    pub fn indicator(&self, slot: u32) -> Indicator {
+        let Some(conn) = self.conns.get(&slot) else {
+            return Indicator::Off;
+        };
+        match (&conn.trust, conn.status.as_ref()) {
+            (BmcTrust::PendingApproval { .. }, _) => Indicator::Attention,
+            (BmcTrust::Trusted, Some(s)) if s.faults != 0 || s.power == PowerState::Fault => {
+                Indicator::Attention
+            }
+            (BmcTrust::Trusted, Some(s)) if s.power != PowerState::Off => Indicator::Ok,
+            _ => Indicator::Off,
+        }
+    }
+
+    fn indicators(&mut self, bp: &mut impl Backplane) {
+        for t in &self.config.trays {
+            let want = self.indicator(t.slot);
+            if self.shown.get(&t.slot) != Some(&want) {
+                bp.set_indicator(t.slot, want);
+                self.shown.insert(t.slot, want);
+            }
+        }
     }
 }
 

@@ -104,6 +104,12 @@ fn unknown_bmc_is_not_trusted_until_approved() {
         panic!("pending: {:?}", trust(&rack, 2))
     };
     assert!(!enrolled_elsewhere);
+    let indicator = |rack: &Rack| rack.twin.lock().chassis[0].tray(2).expect("tray").indicator;
+    assert_eq!(
+        indicator(&rack),
+        racklet_hal::Indicator::Attention,
+        "a person must look at it"
+    );
     let refused = rack
         .daemon(CH)
         .expect("daemon")
@@ -118,6 +124,11 @@ fn unknown_bmc_is_not_trusted_until_approved() {
         .expect("pending identity");
     rack.advance(Duration::from_secs(3));
     assert_eq!(trust(&rack, 2), BmcTrust::Trusted);
+    assert_eq!(
+        indicator(&rack),
+        racklet_hal::Indicator::Off,
+        "trusted and off"
+    );
     assert!(
         matches!(trust(&rack, 3), BmcTrust::PendingApproval { .. }),
         "only the approved one"
@@ -324,4 +335,144 @@ fn fans_follow_load() {
     let loaded = rack.daemon(CH).expect("daemon").core().fans()[0].duty_percent;
     eprintln!("fan duty {idle:.1}% idle, {loaded:.1}% loaded");
     assert!(loaded > idle + 5.0, "duty {idle}% idle, {loaded}% loaded");
+}
+
+fn signed_image(
+    len: usize,
+    version: u32,
+) -> (std::sync::Arc<Vec<u8>>, Vec<u8>, ed25519_dalek::SigningKey) {
+    let vendor = ed25519_dalek::SigningKey::from_bytes(&[42; 32]);
+    let image: Vec<u8> = (0..len).map(|i| (i * 31 + 7) as u8).collect();
+    let sig = racklet_bmc::sign_firmware(&vendor, &image, version)
+        .to_bytes()
+        .to_vec();
+    (std::sync::Arc::new(image), sig, vendor)
+}
+
+fn run_update(
+    rack: &mut Rack,
+    slot: u32,
+    image: std::sync::Arc<Vec<u8>>,
+    sig: &[u8],
+) -> racklet_rmd::core::FirmwareStage {
+    rack.daemon(CH)
+        .expect("daemon")
+        .core()
+        .start_firmware_update(slot, image, 2, sig)
+        .expect("starts");
+    for _ in 0..600 {
+        rack.advance(Duration::from_millis(100));
+        let stage = rack
+            .daemon(CH)
+            .expect("daemon")
+            .core()
+            .firmware_job()
+            .expect("job")
+            .stage
+            .clone();
+        if !stage.is_active() {
+            return stage;
+        }
+    }
+    panic!("firmware update did not finish");
+}
+
+#[test]
+fn firmware_update_over_the_link_reboots_once_and_confirms() {
+    let (mut rack, _, _) = start("fw-ok", true);
+    let (image, sig, vendor) = signed_image(20_000, 2);
+    rack.bmcs[3]
+        .bmc()
+        .expect("booted")
+        .add_trust_anchor(vendor.verifying_key().to_bytes())
+        .expect("anchor");
+    let boots = rack.bmcs[3].boots();
+    let stage = run_update(&mut rack, 4, image.clone(), &sig);
+    assert_eq!(
+        stage,
+        racklet_rmd::core::FirmwareStage::Confirmed { version: 2 }
+    );
+    assert_eq!(
+        rack.bmcs[3].boots(),
+        boots + 1,
+        "one reboot into the new slot"
+    );
+    assert_eq!(
+        rack.twin.lock().chassis[0]
+            .tray(4)
+            .expect("tray")
+            .flash
+            .slots[1],
+        *image
+    );
+}
+
+#[test]
+fn bad_image_signature_is_refused_over_the_link() {
+    let (mut rack, _, _) = start("fw-bad", true);
+    let (image, _, vendor) = signed_image(4_000, 2);
+    rack.bmcs[3]
+        .bmc()
+        .expect("booted")
+        .add_trust_anchor(vendor.verifying_key().to_bytes())
+        .expect("anchor");
+    let forged =
+        racklet_bmc::sign_firmware(&ed25519_dalek::SigningKey::from_bytes(&[1; 32]), &image, 2);
+    let stage = run_update(&mut rack, 4, image, &forged.to_bytes());
+    assert!(
+        matches!(stage, racklet_rmd::core::FirmwareStage::Failed(ref r) if r.contains("signature")),
+        "{stage:?}"
+    );
+    assert_eq!(rack.bmcs[3].boots(), 1, "no reboot");
+}
+
+#[test]
+fn interrupted_transfer_leaves_the_old_slot_running() {
+    let (mut rack, _, _) = start("fw-cut", true);
+    let (image, sig, vendor) = signed_image(200_000, 2);
+    rack.bmcs[3]
+        .bmc()
+        .expect("booted")
+        .add_trust_anchor(vendor.verifying_key().to_bytes())
+        .expect("anchor");
+    rack.daemon(CH)
+        .expect("daemon")
+        .core()
+        .start_firmware_update(4, image, 2, &sig)
+        .expect("starts");
+    rack.advance(Duration::from_secs(2)); // part of the image is across
+    rack.twin
+        .inject(Fault::TrayPulled {
+            chassis: CH.into(),
+            slot: 4,
+        })
+        .expect("tray");
+    rack.advance(Duration::from_secs(1));
+    let stage = rack
+        .daemon(CH)
+        .expect("daemon")
+        .core()
+        .firmware_job()
+        .expect("job")
+        .stage
+        .clone();
+    assert!(
+        matches!(stage, racklet_rmd::core::FirmwareStage::Failed(_)),
+        "{stage:?}"
+    );
+    rack.twin
+        .inject(Fault::TrayInserted {
+            chassis: CH.into(),
+            slot: 4,
+            board: "rpi5".into(),
+            hostname: "node-4".into(),
+            bmc_serial: None,
+        })
+        .expect("slot");
+    rack.advance(Duration::from_secs(3));
+    let fw = rack.bmcs[3].bmc().expect("booted").key_store().firmware;
+    assert_eq!(
+        (fw.active, fw.active_version, fw.staged_version, fw.trial),
+        (0, 1, None, false)
+    );
 }

@@ -83,6 +83,8 @@ pub struct TrayTwin {
     pub usb_to_host: VecDeque<u8>,
     /// The BMC's flash: key store and the two firmware slots. It travels with the tray.
     pub flash: BmcFlash,
+    /// The slot's front indicator (driven from the backplane, so it stays with the slot).
+    pub indicator: racklet_hal::Indicator,
 }
 
 /// The contents of a BMC's flash.
@@ -121,6 +123,7 @@ impl TrayTwin {
             usb_to_bmc: VecDeque::new(),
             usb_to_host: VecDeque::new(),
             flash: BmcFlash::default(),
+            indicator: racklet_hal::Indicator::Off,
         }
     }
 
