@@ -20,7 +20,171 @@ pub struct BenchArgs {
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     twin(args.quick)?;
     validation(args.quick)?;
+    management_link(args.quick)?;
+    fan_loop(args.quick);
+    bmc_footprint();
     Ok(())
+}
+
+/// Round trips of a Status request over the twin's USB link, sealed, against the same
+/// messages postcard-encoded with no framing, crypto or link (the peer).
+fn management_link(quick: bool) -> anyhow::Result<()> {
+    use embedded_io::{Read, Write};
+    use racklet_mgmt_proto::link::{BmcEvent, BmcLink, RmcEvent, RmcLink};
+    use racklet_mgmt_proto::message::{
+        BmcStatus, BootMode, PowerState, Reading, Request, RequestEnvelope, Response,
+        ResponseEnvelope,
+    };
+    use rand_chacha::rand_core::SeedableRng;
+
+    let rounds: u32 = if quick { 2_000 } else { 20_000 };
+    let set = load(&synthetic_rack(1))?;
+    let twin = Twin::new(&set, &TwinConfig::default())?;
+    twin.advance(Duration::from_millis(1));
+    let host = twin.usb_host_port("c0", 1)?;
+    let (mut device, _) = twin.bmc_usb_and_flash("c0", 1)?;
+    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(1);
+    let key = [5u8; 32];
+    let serial = twin.lock().chassis[0].trays[0].bmc_serial;
+    let mut bmc = BmcLink::new(
+        serial,
+        ed25519_dalek::SigningKey::from_bytes(&[3; 32]),
+        Some(key),
+        1,
+    );
+    let mut rmc = RmcLink::new(serial, Some(key));
+    let status = BmcStatus {
+        power: PowerState::On,
+        faults: 0,
+        power_milliwatts: Reading::Milli(4_750),
+        energy_millijoules: 123_456_789,
+        soc_millicelsius: Reading::Milli(55_300),
+        boot_mode: BootMode::Local,
+        eeprom_write_protected: true,
+        uptime_ms: 1_000_000,
+    };
+    // Handshake over the link.
+    let mut buf = vec![0u8; 4096];
+    let mut carry = |from_host: bool,
+                     bytes: &[u8],
+                     device: &mut racklet_twin::hal::TwinUsbDevice|
+     -> anyhow::Result<Vec<u8>> {
+        if from_host {
+            host.write(bytes).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let n = device.read(&mut buf).map_err(|e| anyhow::anyhow!("{e}"))?;
+            Ok(buf[..n].to_vec())
+        } else {
+            device
+                .write_all(bytes)
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            host.read().map_err(|e| anyhow::anyhow!("{e}"))
+        }
+    };
+    let strip = |f: &[u8]| f[..f.len() - 1].to_vec();
+    let hello = rmc
+        .hello(&mut rng)
+        .ok_or_else(|| anyhow::anyhow!("hello"))?;
+    let at_bmc = carry(true, &hello, &mut device)?;
+    let BmcEvent::Reply(ack) = bmc.receive(&strip(&at_bmc), &mut rng) else {
+        anyhow::bail!("no hello ack")
+    };
+    let at_rmc = carry(false, &ack, &mut device)?;
+    let RmcEvent::Hello { session: true, .. } = rmc.receive(&strip(&at_rmc)) else {
+        anyhow::bail!("no session")
+    };
+    let start = Instant::now();
+    for id in 0..rounds {
+        let req = rmc
+            .request(&RequestEnvelope {
+                id,
+                request: Request::Status,
+            })
+            .ok_or_else(|| anyhow::anyhow!("seal"))?;
+        let at_bmc = carry(true, &req, &mut device)?;
+        let BmcEvent::Request(r) = bmc.receive(&strip(&at_bmc), &mut rng) else {
+            anyhow::bail!("request dropped")
+        };
+        let resp = bmc
+            .respond(&ResponseEnvelope {
+                id: r.id,
+                response: Response::Status(status.clone()),
+            })
+            .ok_or_else(|| anyhow::anyhow!("seal"))?;
+        let at_rmc = carry(false, &resp, &mut device)?;
+        let RmcEvent::Response(_) = rmc.receive(&strip(&at_rmc)) else {
+            anyhow::bail!("response dropped")
+        };
+    }
+    let ours = start.elapsed().as_secs_f64();
+    let start = Instant::now();
+    for id in 0..rounds {
+        let req = postcard::to_stdvec(&RequestEnvelope {
+            id,
+            request: Request::Status,
+        })?;
+        let r: RequestEnvelope = postcard::from_bytes(&req)?;
+        let resp = postcard::to_stdvec(&ResponseEnvelope {
+            id: r.id,
+            response: Response::Status(status.clone()),
+        })?;
+        let _: ResponseEnvelope = postcard::from_bytes(&resp)?;
+    }
+    let peer = start.elapsed().as_secs_f64();
+    println!();
+    println!("management protocol: {rounds} Status round trips");
+    println!("{:<52} {:>12}", "", "round trips/s");
+    println!(
+        "{:<52} {:>12.0}",
+        "peer: postcard encode/decode only (no link, no crypto)",
+        f64::from(rounds) / peer
+    );
+    println!(
+        "{:<52} {:>12.0}",
+        "racklet: sealed, framed, over the twin's USB link",
+        f64::from(rounds) / ours
+    );
+    println!("ratio racklet/peer time: {:.1}x", ours / peer);
+    Ok(())
+}
+
+/// CPU time of one fan-loop decision for a 4-tray zone, against its 100 ms period.
+fn fan_loop(quick: bool) {
+    use racklet_rmd::fan::{FanTuning, TrayThermal, ZoneController};
+    let n: u32 = if quick { 100_000 } else { 1_000_000 };
+    let tuning = FanTuning::default();
+    let mut zone = ZoneController::default();
+    let trays: Vec<TrayThermal> = (1..=4)
+        .map(|slot| TrayThermal {
+            slot,
+            celsius: Some((50.0 + f64::from(slot), 0.1)),
+            throttle_celsius: 80.0,
+            shutdown_celsius: 85.0,
+        })
+        .collect();
+    let start = Instant::now();
+    let mut acc = 0.0;
+    for _ in 0..n {
+        acc += std::hint::black_box(zone.decide(&tuning, std::hint::black_box(&trays), 0.1)).duty;
+    }
+    let per = start.elapsed().as_secs_f64() / f64::from(n);
+    std::hint::black_box(acc);
+    println!();
+    println!(
+        "fan loop: {:.0} ns CPU per zone decision (4 trays); at 10 Hz that is {:.6} % of one core",
+        per * 1e9,
+        per * 10.0 * 100.0
+    );
+    println!(
+        "ratio to the loop period (peer: phosphor-pid-control's 100 ms fan period): {:.2e}",
+        per / 0.1
+    );
+}
+
+/// The BMC core's whole state: its static memory footprint.
+fn bmc_footprint() {
+    let bytes = std::mem::size_of::<racklet_sim::TwinBmc>();
+    println!();
+    println!("BMC core state: {bytes} bytes (with the twin's hardware handles); RP2040 SRAM 270,336 bytes: {:.1} %", bytes as f64 / 270_336.0 * 100.0);
 }
 
 /// Manifests for `chassis` chassis of 7 trays each (one RMC), mixed boards.
