@@ -2,8 +2,10 @@
 //! `racklet-hal` traits only, so the same code drives a real board or the digital twin.
 //!
 //! `#![no_std]` with no heap: all state is in [`Bmc`], whose size is its whole static
-//! footprint. The board's main loop calls [`Bmc::tick`] periodically and hands bytes from
-//! the USB link to [`Bmc::receive`], writing back what it returns.
+//! footprint. The board's main loop calls [`Bmc::tick`] periodically, hands bytes from
+//! the USB link to [`Bmc::receive`], writing back what it returns, and feeds the hardware
+//! watchdog (`racklet_hal::Watchdog`) after each pass; a hung loop resets the chip, and a
+//! reset while a new firmware slot is on trial falls back to the old slot.
 #![no_std]
 
 pub mod console;
@@ -46,13 +48,14 @@ pub struct BmcConfig {
     /// PAC1921 gain configuration register value for this tray's bus voltage.
     pub pac_gain: u8,
     pub power: PowerConfig,
+    /// The hardware watchdog caused this boot (read from the chip's reset reason).
+    pub reset_by_watchdog: bool,
 }
 
 struct Transfer {
     size: u32,
     version: u32,
     written: u32,
-    digest: Sha512,
 }
 
 /// Something the board must do outside the core.
@@ -107,6 +110,8 @@ where
 pub enum BootError<K> {
     /// The key store could not be read or written.
     Storage(K),
+    /// The key store exists but does not parse; recover it by hand (re-provision).
+    Corrupt,
 }
 
 impl<D, W, I, C, T, M, K, F> Bmc<D, W, I, C, T, M, K, F>
@@ -131,7 +136,12 @@ where
     ) -> Result<Self, BootError<K::Error>> {
         let mut buf = [0u8; 512];
         let mut keys: KeyStore = match key_storage.load(&mut buf).map_err(BootError::Storage)? {
-            Some(n) => postcard::from_bytes(&buf[..n]).unwrap_or_default(),
+            // A key store that does not parse is never overwritten with defaults: that
+            // would forget the identity, the trust anchors and the rollback floor.
+            Some(n) => buf
+                .get(..n)
+                .and_then(|b| postcard::from_bytes(b).ok())
+                .ok_or(BootError::Corrupt)?,
             None => KeyStore::default(),
         };
         let identity = match keys.identity_seed {
@@ -196,6 +206,7 @@ where
             wp_released: false,
         };
         bmc.keys.firmware.active_version = firmware_version;
+        bmc.boot_mode = bmc.keys.boot_mode;
         bmc.persist().map_err(BootError::Storage)?;
         Ok(bmc)
     }
@@ -346,9 +357,14 @@ where
             match self.link.receive(&frame, rng) {
                 BmcEvent::Reply(out) => send(&out),
                 BmcEvent::Enrolled(key, out) => {
-                    self.keys.link_key = Some(key);
-                    let _ = self.persist();
-                    send(&out);
+                    // Accept only what is safely stored; otherwise stay unenrolled.
+                    let previous = self.keys.link_key.replace(key);
+                    if self.persist().is_ok() {
+                        send(&out);
+                    } else {
+                        self.keys.link_key = previous;
+                        self.link.revert_enrollment(previous);
+                    }
                 }
                 BmcEvent::Request(req) => {
                     let response = self.handle(&req);
@@ -409,6 +425,8 @@ where
             }
             Request::SetBootMode(mode) => {
                 self.boot_mode = *mode;
+                self.keys.boot_mode = *mode;
+                let _ = self.persist();
                 Response::Ack
             }
             Request::SetEepromWriteProtect(protect) => {
@@ -442,6 +460,13 @@ where
             }
             Request::FirmwareConfirm => {
                 let fw = &mut self.keys.firmware;
+                // Only the new firmware, running, can confirm itself.
+                if fw.trial && !fw.trial_booted {
+                    return ResponseEnvelope {
+                        id: req.id,
+                        response: Response::Error(ErrorCode::InvalidState),
+                    };
+                }
                 if fw.trial {
                     fw.trial = false;
                     fw.trial_booted = false;
@@ -467,6 +492,7 @@ where
             active_slot: if fw.active == 0 { Slot::A } else { Slot::B },
             trial: fw.trial,
             boot_counter: fw.boot_count,
+            last_reset_watchdog: self.config.reset_by_watchdog,
         }
     }
 
@@ -481,15 +507,15 @@ where
             return Response::Error(ErrorCode::Rollback);
         }
         let inactive = self.keys.firmware.active ^ 1;
-        if self.slots.erase(inactive).is_err() {
+        // Forget the staged image durably before touching its slot.
+        self.keys.firmware.staged_version = None;
+        if self.persist().is_err() || self.slots.erase(inactive).is_err() {
             return Response::Error(ErrorCode::InvalidState);
         }
-        self.keys.firmware.staged_version = None;
         self.transfer = Some(Transfer {
             size,
             version,
             written: 0,
-            digest: Sha512::new(),
         });
         Response::Ack
     }
@@ -506,7 +532,6 @@ where
         if self.slots.write(inactive, offset, data).is_err() {
             return Response::Error(ErrorCode::InvalidState);
         }
-        t.digest.update(data);
         t.written += data.len() as u32;
         Response::Ack
     }
@@ -521,8 +546,20 @@ where
         let Ok(sig) = Signature::from_slice(signature) else {
             return Response::Error(ErrorCode::BadSignature);
         };
-        // The signature covers the image and its version.
-        let mut digest = t.digest;
+        // Verify what is in flash, not what streamed past; the signature covers the
+        // image and its version.
+        let inactive = self.keys.firmware.active ^ 1;
+        let mut digest = Sha512::new();
+        let mut chunk = [0u8; 256];
+        let mut offset = 0u32;
+        while offset < t.size {
+            let n = (t.size - offset).min(chunk.len() as u32) as usize;
+            if self.slots.read(inactive, offset, &mut chunk[..n]).is_err() {
+                return Response::Error(ErrorCode::InvalidState);
+            }
+            digest.update(&chunk[..n]);
+            offset += n as u32;
+        }
         digest.update(t.version.to_le_bytes());
         let ok = self.keys.trust_anchors.iter().any(|anchor| {
             VerifyingKey::from_bytes(anchor).is_ok_and(|vk| {

@@ -122,6 +122,7 @@ impl PowerMachine {
         }
         match action {
             PowerAction::On => {
+                self.on_at_us = None;
                 if matches!(self.state, PowerState::Off) {
                     self.go(PowerState::PoweringOn, now_us);
                 }
@@ -133,6 +134,7 @@ impl PowerMachine {
                 }
             }
             PowerAction::GracefulShutdown => {
+                self.on_at_us = None;
                 if self.state == PowerState::On {
                     self.go(PowerState::GracefulShutdown, now_us);
                     return Ok(Some(Command::RequestShutdown));

@@ -2,6 +2,7 @@
 //! anchors, anti-rollback counter) and the A/B firmware slots. On the RP2040 these are
 //! flash sectors; the twin keeps them in files.
 
+use racklet_mgmt_proto::message::BootMode;
 use serde::{Deserialize, Serialize};
 
 /// Most trust anchors (Ed25519 public keys) the BMC holds.
@@ -21,6 +22,8 @@ pub struct KeyStore {
     /// Lowest firmware version the BMC will install.
     pub firmware_floor: u32,
     pub firmware: FirmwareState,
+    /// The boot mode last asked for.
+    pub boot_mode: BootMode,
 }
 
 /// Which slot holds what.

@@ -120,3 +120,10 @@ pub enum Indicator {
     /// Blue: "this one" (Redfish location indicator).
     Identify,
 }
+
+/// The microcontroller's hardware watchdog: unless fed, it resets the chip.
+pub trait Watchdog {
+    fn feed(&mut self);
+    /// Whether the watchdog caused the last reset (the RP2040's reason register).
+    fn caused_last_reset(&self) -> bool;
+}

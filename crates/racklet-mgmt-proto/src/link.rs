@@ -28,6 +28,8 @@ pub struct HelloAck {
     /// The BMC's Ed25519 public identity.
     pub identity: [u8; 32],
     pub enrolled: bool,
+    /// The BMC accepts an enrollment offer now (never enrolled, or re-opened on the BMC).
+    pub enrollment_open: bool,
     pub bmc_nonce: [u8; 16],
     /// HMAC-SHA256 under the link key over both nonces (zero when not enrolled).
     pub proof: [u8; 32],
@@ -86,6 +88,24 @@ fn proof(link: &LinkKey, bmc: u64, rmc_nonce: &[u8; 16], bmc_nonce: &[u8; 16]) -
     mac.update(rmc_nonce);
     mac.update(bmc_nonce);
     mac.finalize().into_bytes().into()
+}
+
+/// Checks a hello-ack proof in constant time.
+fn verify_proof(
+    link: &LinkKey,
+    bmc: u64,
+    rmc_nonce: &[u8; 16],
+    bmc_nonce: &[u8; 16],
+    claimed: &[u8; 32],
+) -> bool {
+    let Ok(mut mac) = <Hmac<Sha256> as Mac>::new_from_slice(link) else {
+        return false;
+    };
+    mac.update(b"racklet-hello-ack-1");
+    mac.update(&bmc.to_le_bytes());
+    mac.update(rmc_nonce);
+    mac.update(bmc_nonce);
+    mac.verify_slice(claimed).is_ok()
 }
 
 /// Keys and counters of one session.
@@ -214,6 +234,15 @@ impl BmcLink {
         self.identity.verifying_key()
     }
 
+    /// Undoes an enrollment that could not be persisted: the BMC stays (or becomes again)
+    /// unenrolled, with `previous` as its key.
+    pub fn revert_enrollment(&mut self, previous: Option<LinkKey>) {
+        self.key = previous;
+        self.enrollment_open = previous.is_none();
+        self.current = None;
+        self.pending = None;
+    }
+
     /// Lets an enrolled BMC enroll again (its owner's deliberate act on the BMC itself).
     pub fn reopen_enrollment(&mut self) {
         self.enrollment_open = true;
@@ -255,6 +284,7 @@ impl BmcLink {
                 let ack = HelloAck {
                     identity: self.identity.verifying_key().to_bytes(),
                     enrolled,
+                    enrollment_open: self.enrollment_open,
                     bmc_nonce,
                     proof: p,
                     firmware_version: self.firmware_version,
@@ -443,12 +473,19 @@ impl RmcLink {
                 let Ok(ack) = postcard::from_bytes::<HelloAck>(payload) else {
                     return self.drop(Drop::Malformed);
                 };
-                let Some(rmc_nonce) = self.rmc_nonce else {
+                // Each hello is answered once: a replayed ack finds no nonce, so a
+                // session (and its nonces) is never rebuilt under the same key.
+                let Some(rmc_nonce) = self.rmc_nonce.take() else {
                     return self.drop(Drop::Unexpected);
                 };
                 let mut session = false;
-                if let (Some(k), true) = (&self.key, ack.enrolled) {
-                    if proof(k, self.serial, &rmc_nonce, &ack.bmc_nonce) == ack.proof {
+                if let Some(k) = &self.key {
+                    if !ack.enrolled {
+                        // A BMC we hold a key for claims to have none: a wiped BMC, or
+                        // someone impersonating it. Either way, nothing is trusted.
+                        return RmcEvent::Hello { ack, session };
+                    }
+                    if verify_proof(k, self.serial, &rmc_nonce, &ack.bmc_nonce, &ack.proof) {
                         self.session =
                             Some(Session::new(&session_key(k, &rmc_nonce, &ack.bmc_nonce)));
                         session = true;

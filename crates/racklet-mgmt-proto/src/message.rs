@@ -118,9 +118,10 @@ pub struct BmcStatus {
     pub uptime_ms: u64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub enum BootMode {
     /// The board's own boot order (SD, eMMC, USB ...).
+    #[default]
     Local,
     /// Racklet's zero-trust network boot.
     Network,
@@ -141,6 +142,8 @@ pub struct Inventory {
     /// True while running a new slot that has not confirmed yet.
     pub trial: bool,
     pub boot_counter: u64,
+    /// The hardware watchdog caused the last reset (the firmware hung).
+    pub last_reset_watchdog: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

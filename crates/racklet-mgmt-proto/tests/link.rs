@@ -231,14 +231,47 @@ fn frames_from_an_earlier_session_are_refused_after_reconnect() {
     let (mut bmc, mut rmc) = enrolled_pair(&mut rng);
     let old = rmc.request(&power_on(1)).expect("sealed");
     connect(&mut bmc, &mut rmc, &mut rng);
+    // Counter 1 in both sessions: only the key tells them apart.
+    assert!(matches!(
+        bmc.receive(strip(&old), &mut rng),
+        BmcEvent::Dropped(Drop::Tampered)
+    ));
     let new = rmc.request(&power_on(2)).expect("sealed");
     assert!(matches!(
         bmc.receive(strip(&new), &mut rng),
         BmcEvent::Request(_)
     ));
+}
+
+#[test]
+fn replayed_hello_ack_cannot_rebuild_a_session() {
+    let mut rng = ChaCha8Rng::seed_from_u64(11);
+    let (mut bmc, mut rmc) = enrolled_pair(&mut rng);
+    let hello = rmc.hello(&mut rng).expect("hello");
+    let ack = reply(bmc.receive(strip(&hello), &mut rng));
     assert!(matches!(
-        bmc.receive(strip(&old), &mut rng),
-        BmcEvent::Dropped(_)
+        rmc.receive(strip(&ack)),
+        RmcEvent::Hello { session: true, .. }
+    ));
+    let req = rmc.request(&power_on(1)).expect("sealed");
+    let BmcEvent::Request(_) = bmc.receive(strip(&req), &mut rng) else {
+        panic!("request")
+    };
+    let resp = bmc
+        .respond(&ResponseEnvelope {
+            id: 1,
+            response: Response::Ack,
+        })
+        .expect("sealed");
+    assert!(matches!(rmc.receive(strip(&resp)), RmcEvent::Response(_)));
+    // Replaying the ack must not reset the daemon's counters (nonce reuse, old responses).
+    assert!(matches!(
+        rmc.receive(strip(&ack)),
+        RmcEvent::Dropped(Drop::Unexpected)
+    ));
+    assert!(matches!(
+        rmc.receive(strip(&resp)),
+        RmcEvent::Dropped(Drop::Replayed)
     ));
 }
 

@@ -70,6 +70,16 @@ pub struct Event {
     pub message: String,
 }
 
+/// Console output of a tray, by byte sequence number.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsoleChunk {
+    /// Sequence number of the first byte (later than asked when history was overwritten).
+    pub from: u64,
+    /// Sequence number to ask for next.
+    pub next: u64,
+    pub data: Vec<u8>,
+}
+
 /// What can go wrong calling the daemon.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
 pub enum RmdError {
@@ -99,6 +109,20 @@ pub trait ChassisManager: Send + Sync {
         slot: u32,
         action: PowerAction,
     ) -> impl Future<Output = Result<PowerState, RmdError>> + Send;
+    /// Clears latched faults (over-current, over-temperature, power-on timeout).
+    fn clear_faults(&self, slot: u32) -> impl Future<Output = Result<PowerState, RmdError>> + Send;
+    /// Console bytes from sequence `from` on: (first sequence returned, next, bytes).
+    fn console_read(
+        &self,
+        slot: u32,
+        from: u64,
+    ) -> impl Future<Output = Result<ConsoleChunk, RmdError>> + Send;
+    /// Types bytes into the tray's console.
+    fn console_write(
+        &self,
+        slot: u32,
+        bytes: &[u8],
+    ) -> impl Future<Output = Result<(), RmdError>> + Send;
     /// Trusts the BMC that showed this identity (hex Ed25519 public key) and enrolls it.
     fn approve(&self, identity: &str) -> impl Future<Output = Result<(), RmdError>> + Send;
     fn events(&self, since: u64) -> impl Future<Output = Vec<Event>> + Send;

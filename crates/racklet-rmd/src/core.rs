@@ -127,6 +127,7 @@ struct Conn {
 
 struct Pending {
     slot: u32,
+    queued_at: Duration,
     sent_at: Option<Duration>,
     request: Request,
     /// True for requests an API caller waits for.
@@ -142,7 +143,7 @@ pub struct DaemonCore {
     rng: ChaCha20Rng,
     next_id: u32,
     pending: HashMap<u32, Pending>,
-    replies: HashMap<u32, Result<PowerState, RmdError>>,
+    replies: HashMap<u32, Result<Response, RmdError>>,
     zones: Vec<ZoneController>,
     fan_duty: Vec<f64>,
     fan_rpm: Vec<Option<u32>>,
@@ -335,11 +336,12 @@ impl DaemonCore {
                         );
                     }
                     self.fail_pending(slot, RmdError::Absent(slot));
-                    if self
-                        .firmware
-                        .as_ref()
-                        .is_some_and(|j| j.slot == slot && j.stage.is_active())
-                    {
+                    // A BMC rebooting into new firmware re-enumerates on USB: that detach is
+                    // expected. Anything else ends the update.
+                    let affected = self.firmware.as_ref().is_some_and(|j| {
+                        j.slot == slot && j.stage.is_active() && j.stage != FirmwareStage::Rebooting
+                    });
+                    if affected {
                         self.fail_firmware(
                             "the BMC detached during the update; its running slot is unchanged"
                                 .into(),
@@ -435,12 +437,31 @@ impl DaemonCore {
             self.queue(slot, Request::Status, false);
             return;
         }
+        let serial = conn.link.serial();
+        if self.key_for(serial).is_some() {
+            // We hold a key for this BMC but it answered without proving it: a wiped BMC
+            // or an impostor. Trust nothing; keep asking.
+            let Some(conn) = self.conns.get_mut(&slot) else {
+                return;
+            };
+            conn.trust = BmcTrust::Connecting;
+            conn.hello_at = Some(self.now);
+            self.event(
+                Severity::Warning,
+                Some(slot),
+                format!("BMC {serial:016x} in tray {slot} no longer proves its enrollment key; if it was wiped, forget its key to enroll it again"),
+            );
+            return;
+        }
         let approved = self.trust.approved.contains(&identity);
+        let Some(conn) = self.conns.get_mut(&slot) else {
+            return;
+        };
         conn.trust = BmcTrust::PendingApproval {
             identity: identity.clone(),
-            enrolled_elsewhere: ack.enrolled,
+            enrolled_elsewhere: ack.enrolled && !ack.enrollment_open,
         };
-        if approved && !ack.enrolled {
+        if approved && ack.enrollment_open {
             if let Some(frame) = conn.link.enroll(ack.identity, &mut self.rng) {
                 let _ = bp.write(slot as u8, &frame);
             }
@@ -497,8 +518,23 @@ impl DaemonCore {
     }
 
     fn on_response(&mut self, slot: u32, r: racklet_mgmt_proto::message::ResponseEnvelope) {
-        let pending = self.pending.remove(&r.id);
+        // Only an answer to a request this tray was sent counts; ids are not secrets, so
+        // a BMC must not settle another tray's requests.
+        let Some(p) = self
+            .pending
+            .get(&r.id)
+            .filter(|p| p.slot == slot && p.sent_at.is_some())
+        else {
+            return;
+        };
+        let wanted = p.wanted;
+        self.pending.remove(&r.id);
         let now = self.now;
+        if let Response::Error(_) = &r.response {
+            if let Some(conn) = self.conns.get_mut(&slot) {
+                conn.shutdown_sent = false; // a refused thermal shutdown is tried again
+            }
+        }
         if let Response::Status(s) = &r.response {
             if let Some(conn) = self.conns.get_mut(&slot) {
                 if conn.status.as_ref().map(|o| o.power) != Some(s.power) {
@@ -522,17 +558,13 @@ impl DaemonCore {
         {
             self.firmware_response(r.response.clone());
         }
-        if let Some(p) = pending.filter(|p| p.wanted) {
+        if wanted {
             let result = match r.response {
-                Response::Status(s) => Ok(s.power),
                 Response::Error(code) => Err(RmdError::Refused {
-                    slot: p.slot,
+                    slot,
                     reason: refusal(code).into(),
                 }),
-                _ => Err(RmdError::Refused {
-                    slot: p.slot,
-                    reason: "unexpected answer".into(),
-                }),
+                other => Ok(other),
             };
             self.replies.insert(r.id, result);
         }
@@ -573,6 +605,7 @@ impl DaemonCore {
             id,
             Pending {
                 slot,
+                queued_at: self.now,
                 sent_at: None,
                 request,
                 wanted,
@@ -607,8 +640,7 @@ impl DaemonCore {
             .pending
             .iter()
             .filter(|(_, p)| {
-                p.sent_at
-                    .is_some_and(|t| now.saturating_sub(t) >= REQUEST_TIMEOUT)
+                now.saturating_sub(p.sent_at.unwrap_or(p.queued_at)) >= REQUEST_TIMEOUT
             })
             .map(|(id, _)| *id)
             .collect();
@@ -616,6 +648,9 @@ impl DaemonCore {
             if let Some(p) = self.pending.remove(&id) {
                 if p.wanted {
                     self.replies.insert(id, Err(RmdError::Timeout(p.slot)));
+                }
+                if let Some(conn) = self.conns.get_mut(&p.slot) {
+                    conn.shutdown_sent = false; // an unanswered thermal shutdown is tried again
                 }
                 if self
                     .firmware
@@ -657,10 +692,12 @@ impl DaemonCore {
             )
         });
         let trusted = conn.trust == BmcTrust::Trusted;
-        if trusted && !powered {
+        let age = self.now.saturating_sub(conn.status_at).as_secs_f64();
+        let fresh = status.is_some() && age <= self.config.tuning.stale_after;
+        // A tray known to be off does not heat; one whose BMC went quiet is unknown.
+        if trusted && fresh && !powered {
             return None;
         }
-        let age = self.now.saturating_sub(conn.status_at).as_secs_f64();
         let celsius = match status.map(|s| s.soc_millicelsius) {
             Some(Reading::Milli(m)) if trusted => Some((m as f64 / 1000.0, age)),
             _ => None,
@@ -730,18 +767,32 @@ impl DaemonCore {
 
     /// Starts a power action; the answer arrives through [`DaemonCore::take_reply`].
     pub fn request_power(&mut self, slot: u32, action: PowerAction) -> Result<u32, RmdError> {
+        self.request(slot, Request::Power(action))
+    }
+
+    pub fn take_reply(&mut self, id: u32) -> Option<Result<Response, RmdError>> {
+        self.replies.remove(&id)
+    }
+
+    /// Sends any request to a trusted BMC; the answer arrives through
+    /// [`DaemonCore::take_reply`].
+    pub fn request(&mut self, slot: u32, request: Request) -> Result<u32, RmdError> {
         if !self.config.trays.iter().any(|t| t.slot == slot) {
             return Err(RmdError::NoTray(slot));
         }
         match self.conns.get(&slot).map(|c| &c.trust) {
             None => Err(RmdError::Absent(slot)),
-            Some(BmcTrust::Trusted) => Ok(self.queue(slot, Request::Power(action), true)),
+            Some(BmcTrust::Trusted) => Ok(self.queue(slot, request, true)),
             Some(_) => Err(RmdError::NotTrusted(slot)),
         }
     }
 
-    pub fn take_reply(&mut self, id: u32) -> Option<Result<PowerState, RmdError>> {
-        self.replies.remove(&id)
+    /// Forgets a caller's request (it gave up waiting); it is not sent if still queued.
+    pub fn abandon(&mut self, id: u32) {
+        if self.pending.get(&id).is_some_and(|p| p.sent_at.is_none()) {
+            self.pending.remove(&id);
+        }
+        self.replies.remove(&id);
     }
 
     /// Approves the BMC with this identity (hex); enrollment starts at the next hello.

@@ -17,8 +17,8 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use racklet_mgmt_proto::message::{PowerAction, PowerState};
-use racklet_rmd_api::{ChassisManager, Event, FanInfo, RmdError, TrayInfo};
+use racklet_mgmt_proto::message::{PowerAction, PowerState, Request, Response};
+use racklet_rmd_api::{ChassisManager, ConsoleChunk, Event, FanInfo, RmdError, TrayInfo};
 
 pub use crate::backplane::{Backplane, TwinBackplane};
 pub use crate::core::{DaemonConfig, DaemonCore};
@@ -92,20 +92,54 @@ impl<B: Backplane> Rmd<B> {
         lock(&self.shared.core)
     }
 
-    /// The OpenMetrics exposition of this daemon.
-    pub fn metrics(&self) -> String {
+    /// This daemon's state for the metrics exposition.
+    pub fn metrics_state(&self) -> metrics::ChassisMetrics {
         let core = self.core();
-        metrics::render(
-            &self.shared.name,
-            &core.trays(),
-            &core.fans(),
-            &core.drops(),
-        )
+        metrics::ChassisMetrics {
+            chassis: self.shared.name.clone(),
+            trays: core.trays(),
+            fans: core.fans(),
+            drops: core.drops(),
+        }
+    }
+
+    /// The OpenMetrics exposition of this daemon alone.
+    pub fn metrics(&self) -> String {
+        metrics::render(&[self.metrics_state()])
     }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl<B: Backplane> Rmd<B> {
+    /// Sends a request to a tray's BMC and waits for its answer.
+    pub async fn call(&self, slot: u32, request: Request) -> Result<Response, RmdError> {
+        let id = self.core().request(slot, request)?;
+        // The loop sends it and collects the answer; the core times it out.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(reply) = self.core().take_reply(id) {
+                return reply;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                self.core().abandon(id);
+                return Err(RmdError::Timeout(slot));
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+fn power_of(slot: u32, response: Response) -> Result<PowerState, RmdError> {
+    match response {
+        Response::Status(s) => Ok(s.power),
+        other => Err(RmdError::Refused {
+            slot,
+            reason: format!("unexpected answer {other:?}"),
+        }),
+    }
 }
 
 impl<B: Backplane> ChassisManager for Rmd<B> {
@@ -122,18 +156,33 @@ impl<B: Backplane> ChassisManager for Rmd<B> {
     }
 
     async fn power(&self, slot: u32, action: PowerAction) -> Result<PowerState, RmdError> {
-        let id = self.core().request_power(slot, action)?;
-        // The loop sends it and collects the answer; the core times it out.
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(reply) = self.core().take_reply(id) {
-                return reply;
-            }
-            if tokio::time::Instant::now() >= deadline {
-                return Err(RmdError::Timeout(slot));
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
+        power_of(slot, self.call(slot, Request::Power(action)).await?)
+    }
+
+    async fn clear_faults(&self, slot: u32) -> Result<PowerState, RmdError> {
+        power_of(slot, self.call(slot, Request::ClearFaults).await?)
+    }
+
+    async fn console_read(&self, slot: u32, from: u64) -> Result<ConsoleChunk, RmdError> {
+        match self.call(slot, Request::ConsoleRead { from }).await? {
+            Response::Console { from, next, data } => Ok(ConsoleChunk {
+                from,
+                next,
+                data: data.to_vec(),
+            }),
+            other => Err(RmdError::Refused {
+                slot,
+                reason: format!("unexpected answer {other:?}"),
+            }),
         }
+    }
+
+    async fn console_write(&self, slot: u32, bytes: &[u8]) -> Result<(), RmdError> {
+        for chunk in bytes.chunks(racklet_mgmt_proto::message::CONSOLE_CHUNK) {
+            let data = heapless::Vec::from_slice(chunk).unwrap_or_default();
+            self.call(slot, Request::ConsoleWrite(data)).await?;
+        }
+        Ok(())
     }
 
     async fn approve(&self, identity: &str) -> Result<(), RmdError> {
@@ -159,22 +208,8 @@ pub async fn serve_metrics<B: Backplane>(
         get(move || {
             let daemons = daemons.clone();
             async move {
-                let mut body = String::new();
-                for (i, d) in daemons.iter().enumerate() {
-                    let text = d.metrics();
-                    // One exposition: families of later daemons without their own # EOF.
-                    let text = text.trim_end_matches("# EOF\n");
-                    if i == 0 {
-                        body.push_str(text);
-                    } else {
-                        body.extend(
-                            text.lines()
-                                .filter(|l| !l.starts_with('#'))
-                                .map(|l| format!("{l}\n")),
-                        );
-                    }
-                }
-                body.push_str("# EOF\n");
+                let all: Vec<_> = daemons.iter().map(Rmd::metrics_state).collect();
+                let body = metrics::render(&all);
                 (
                     [(
                         CONTENT_TYPE,

@@ -14,137 +14,242 @@ fn state(r: Reading) -> &'static str {
     }
 }
 
-/// Renders one chassis' metrics, ending with `# EOF`.
-pub fn render(
-    chassis: &str,
-    trays: &[TrayInfo],
-    fans: &[FanInfo],
-    drops: &[(u32, DropCounters)],
-) -> String {
+/// One chassis' state, as the exposition needs it.
+pub struct ChassisMetrics {
+    pub chassis: String,
+    pub trays: Vec<TrayInfo>,
+    pub fans: Vec<FanInfo>,
+    pub drops: Vec<(u32, DropCounters)>,
+}
+
+/// Escapes a label value (OpenMetrics: backslash, double quote, newline).
+fn esc(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+fn family(o: &mut String, name: &str, kind: &str, unit: Option<&str>, help: &str) {
+    let _ = writeln!(o, "# TYPE {name} {kind}");
+    if let Some(u) = unit {
+        let _ = writeln!(o, "# UNIT {name} {u}");
+    }
+    let _ = writeln!(o, "# HELP {name} {help}");
+}
+
+/// Renders every chassis' metrics as one exposition, each family once, ending `# EOF`.
+pub fn render(all: &[ChassisMetrics]) -> String {
     let mut o = String::new();
-    let _ = writeln!(
-        o,
-        "# TYPE racklet_build_info gauge\n# HELP racklet_build_info Racklet build."
+    family(
+        &mut o,
+        "racklet_build_info",
+        "gauge",
+        None,
+        "Racklet build.",
     );
     let _ = writeln!(
         o,
         "racklet_build_info{{version=\"{}\",component=\"rmd\"}} 1",
         env!("CARGO_PKG_VERSION")
     );
-    let _ = writeln!(o, "# TYPE racklet_bmc_up gauge\n# HELP racklet_bmc_up 1 when the tray's BMC is trusted and in session.");
-    for t in trays {
-        let up = u8::from(t.trust == BmcTrust::Trusted);
-        let _ = writeln!(
-            o,
-            "racklet_bmc_up{{chassis=\"{chassis}\",tray=\"{}\"}} {up}",
-            t.slot
-        );
-    }
-    let node = |t: &TrayInfo| {
+    let node = |c: &str, t: &TrayInfo| {
         format!(
-            "chassis=\"{chassis}\",tray=\"{}\",node=\"{}\"",
+            "chassis=\"{}\",tray=\"{}\",node=\"{}\"",
+            esc(c),
             t.slot,
-            t.name.as_deref().unwrap_or("")
+            esc(t.name.as_deref().unwrap_or(""))
         )
     };
-    let _ = writeln!(o, "# TYPE racklet_node_power_watts gauge\n# UNIT racklet_node_power_watts watts\n# HELP racklet_node_power_watts Power at the board input.");
-    for t in trays {
-        if let Reading::Milli(mw) = t.power_milliwatts {
-            let _ = writeln!(
-                o,
-                "racklet_node_power_watts{{{}}} {}",
-                node(t),
-                mw as f64 / 1000.0
-            );
-        }
-    }
-    let _ = writeln!(o, "# TYPE racklet_node_power_state gauge\n# HELP racklet_node_power_state State of the power reading (1 for the current state).");
-    for t in trays {
-        let _ = writeln!(
-            o,
-            "racklet_node_power_state{{{},state=\"{}\"}} 1",
-            node(t),
-            state(t.power_milliwatts)
-        );
-    }
-    let _ = writeln!(o, "# TYPE racklet_node_energy_joules counter\n# UNIT racklet_node_energy_joules joules\n# HELP racklet_node_energy_joules Energy since the BMC started.");
-    for t in trays.iter().filter(|t| t.trust == BmcTrust::Trusted) {
-        let _ = writeln!(
-            o,
-            "racklet_node_energy_joules_total{{{}}} {}",
-            node(t),
-            t.energy_millijoules as f64 / 1000.0
-        );
-    }
-    let _ = writeln!(o, "# TYPE racklet_node_temperature_celsius gauge\n# UNIT racklet_node_temperature_celsius celsius\n# HELP racklet_node_temperature_celsius SoC temperature.");
-    for t in trays {
-        if let Reading::Milli(m) = t.soc_millicelsius {
-            let _ = writeln!(
-                o,
-                "racklet_node_temperature_celsius{{{}}} {}",
-                node(t),
-                m as f64 / 1000.0
-            );
-        }
-    }
-    let _ = writeln!(o, "# TYPE racklet_node_temperature_state gauge\n# HELP racklet_node_temperature_state State of the temperature reading.");
-    for t in trays {
-        let _ = writeln!(
-            o,
-            "racklet_node_temperature_state{{{},state=\"{}\"}} 1",
-            node(t),
-            state(t.soc_millicelsius)
-        );
-    }
-    let _ = writeln!(
-        o,
-        "# TYPE racklet_fan_speed_rpm gauge\n# HELP racklet_fan_speed_rpm Tachometer reading."
+    family(
+        &mut o,
+        "racklet_bmc_up",
+        "gauge",
+        None,
+        "1 when the tray's BMC is trusted and in session.",
     );
-    for f in fans {
-        if let Some(rpm) = f.rpm {
+    for m in all {
+        for t in &m.trays {
+            let up = u8::from(t.trust == BmcTrust::Trusted);
             let _ = writeln!(
                 o,
-                "racklet_fan_speed_rpm{{chassis=\"{chassis}\",fan=\"{}\",zone=\"{}\"}} {rpm}",
-                f.name, f.zone
+                "racklet_bmc_up{{chassis=\"{}\",tray=\"{}\"}} {up}",
+                esc(&m.chassis),
+                t.slot
             );
         }
     }
-    let _ = writeln!(o, "# TYPE racklet_fan_duty_ratio gauge\n# HELP racklet_fan_duty_ratio PWM duty the fan loop set.");
-    for f in fans {
-        let _ = writeln!(
-            o,
-            "racklet_fan_duty_ratio{{chassis=\"{chassis}\",fan=\"{}\",zone=\"{}\"}} {}",
-            f.name,
-            f.zone,
-            f.duty_percent / 100.0
-        );
-    }
-    let _ = writeln!(o, "# TYPE racklet_mgmt_frames_dropped counter\n# HELP racklet_mgmt_frames_dropped Management frames dropped, by reason.");
-    for (slot, d) in drops {
-        for (reason, n) in [
-            ("oversized", d.oversized),
-            ("truncated", d.truncated),
-            ("malformed", d.malformed),
-            ("tampered", d.tampered),
-            ("replayed", d.replayed),
-            ("not_for_us", d.not_for_us),
-            ("unexpected", d.unexpected),
-        ] {
-            let _ = writeln!(o, "racklet_mgmt_frames_dropped_total{{chassis=\"{chassis}\",tray=\"{slot}\",reason=\"{reason}\"}} {n}");
+    family(
+        &mut o,
+        "racklet_node_power_watts",
+        "gauge",
+        Some("watts"),
+        "Power at the board input.",
+    );
+    for m in all {
+        for t in &m.trays {
+            if let Reading::Milli(mw) = t.power_milliwatts {
+                let _ = writeln!(
+                    o,
+                    "racklet_node_power_watts{{{}}} {}",
+                    node(&m.chassis, t),
+                    mw as f64 / 1000.0
+                );
+            }
         }
     }
-    let total: f64 = trays
-        .iter()
-        .filter_map(|t| match t.power_milliwatts {
-            Reading::Milli(mw) => Some(mw as f64 / 1000.0),
-            _ => None,
-        })
-        .sum();
-    let _ = writeln!(o, "# TYPE racklet_chassis_power_watts gauge\n# UNIT racklet_chassis_power_watts watts\n# HELP racklet_chassis_power_watts Sum of the trays' measured power.");
-    let _ = writeln!(
-        o,
-        "racklet_chassis_power_watts{{chassis=\"{chassis}\"}} {total}"
+    family(
+        &mut o,
+        "racklet_node_power_state",
+        "gauge",
+        None,
+        "State of the power reading (1 for the current state).",
     );
+    for m in all {
+        for t in &m.trays {
+            let _ = writeln!(
+                o,
+                "racklet_node_power_state{{{},state=\"{}\"}} 1",
+                node(&m.chassis, t),
+                state(t.power_milliwatts)
+            );
+        }
+    }
+    family(
+        &mut o,
+        "racklet_node_energy_joules",
+        "counter",
+        Some("joules"),
+        "Energy since the BMC started.",
+    );
+    for m in all {
+        for t in m.trays.iter().filter(|t| t.trust == BmcTrust::Trusted) {
+            let _ = writeln!(
+                o,
+                "racklet_node_energy_joules_total{{{}}} {}",
+                node(&m.chassis, t),
+                t.energy_millijoules as f64 / 1000.0
+            );
+        }
+    }
+    family(
+        &mut o,
+        "racklet_node_temperature_celsius",
+        "gauge",
+        Some("celsius"),
+        "SoC temperature.",
+    );
+    for m in all {
+        for t in &m.trays {
+            if let Reading::Milli(v) = t.soc_millicelsius {
+                let _ = writeln!(
+                    o,
+                    "racklet_node_temperature_celsius{{{}}} {}",
+                    node(&m.chassis, t),
+                    v as f64 / 1000.0
+                );
+            }
+        }
+    }
+    family(
+        &mut o,
+        "racklet_node_temperature_state",
+        "gauge",
+        None,
+        "State of the temperature reading.",
+    );
+    for m in all {
+        for t in &m.trays {
+            let _ = writeln!(
+                o,
+                "racklet_node_temperature_state{{{},state=\"{}\"}} 1",
+                node(&m.chassis, t),
+                state(t.soc_millicelsius)
+            );
+        }
+    }
+    family(
+        &mut o,
+        "racklet_fan_speed_rpm",
+        "gauge",
+        None,
+        "Tachometer reading.",
+    );
+    for m in all {
+        for f in &m.fans {
+            if let Some(rpm) = f.rpm {
+                let _ = writeln!(
+                    o,
+                    "racklet_fan_speed_rpm{{chassis=\"{}\",fan=\"{}\",zone=\"{}\"}} {rpm}",
+                    esc(&m.chassis),
+                    esc(&f.name),
+                    esc(&f.zone)
+                );
+            }
+        }
+    }
+    family(
+        &mut o,
+        "racklet_fan_duty_ratio",
+        "gauge",
+        None,
+        "PWM duty the fan loop set.",
+    );
+    for m in all {
+        for f in &m.fans {
+            let _ = writeln!(
+                o,
+                "racklet_fan_duty_ratio{{chassis=\"{}\",fan=\"{}\",zone=\"{}\"}} {}",
+                esc(&m.chassis),
+                esc(&f.name),
+                esc(&f.zone),
+                f.duty_percent / 100.0
+            );
+        }
+    }
+    family(
+        &mut o,
+        "racklet_mgmt_frames_dropped",
+        "counter",
+        None,
+        "Management frames dropped, by reason.",
+    );
+    for m in all {
+        for (slot, d) in &m.drops {
+            for (reason, n) in [
+                ("oversized", d.oversized),
+                ("truncated", d.truncated),
+                ("malformed", d.malformed),
+                ("tampered", d.tampered),
+                ("replayed", d.replayed),
+                ("not_for_us", d.not_for_us),
+                ("unexpected", d.unexpected),
+            ] {
+                let _ = writeln!(o, "racklet_mgmt_frames_dropped_total{{chassis=\"{}\",tray=\"{slot}\",reason=\"{reason}\"}} {n}", esc(&m.chassis));
+            }
+        }
+    }
+    family(
+        &mut o,
+        "racklet_chassis_power_watts",
+        "gauge",
+        Some("watts"),
+        "Sum of the trays' measured power.",
+    );
+    for m in all {
+        let total: f64 = m
+            .trays
+            .iter()
+            .filter_map(|t| match t.power_milliwatts {
+                Reading::Milli(mw) => Some(mw as f64 / 1000.0),
+                _ => None,
+            })
+            .sum();
+        let _ = writeln!(
+            o,
+            "racklet_chassis_power_watts{{chassis=\"{}\"}} {total}",
+            esc(&m.chassis)
+        );
+    }
     o.push_str("# EOF\n");
     o
 }

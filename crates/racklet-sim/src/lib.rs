@@ -9,10 +9,13 @@ use std::time::Duration;
 
 use embedded_io::{Read, Write};
 use racklet_bmc::{Action, Bmc, BmcConfig, PowerConfig};
+use racklet_hal::Watchdog;
 use racklet_model::board::BoardPower;
 use racklet_model::ManifestSet;
 use racklet_rmd::{DaemonConfig, DaemonCore, Rmd, Store, StoreError, TwinBackplane};
-use racklet_twin::hal::{TwinConsole, TwinFlash, TwinI2c, TwinPin, TwinTemperature, TwinUsbDevice};
+use racklet_twin::hal::{
+    TwinConsole, TwinFlash, TwinI2c, TwinPin, TwinTemperature, TwinUsbDevice, TwinWatchdog,
+};
 use racklet_twin::{Twin, TwinConfig, TwinError, VirtualClock};
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha20Rng;
@@ -76,12 +79,14 @@ pub struct BmcRunner {
     rng: ChaCha20Rng,
     bmc: Option<TwinBmc>,
     usb: TwinUsbDevice,
+    watchdog: TwinWatchdog,
     boots: u64,
 }
 
 impl BmcRunner {
     fn new(twin: &Twin, chassis: &str, slot: u32, seed: u64) -> Result<Self, TwinError> {
         let (usb, _) = twin.bmc_usb_and_flash(chassis, slot)?;
+        let watchdog = twin.bmc_watchdog(chassis, slot)?;
         Ok(BmcRunner {
             twin: twin.clone(),
             chassis: chassis.into(),
@@ -89,6 +94,7 @@ impl BmcRunner {
             rng: ChaCha20Rng::seed_from_u64(seed ^ (u64::from(slot) << 32)),
             bmc: None,
             usb,
+            watchdog,
             boots: 0,
         })
     }
@@ -116,7 +122,10 @@ impl BmcRunner {
             firmware_version: BMC_FIRMWARE_VERSION,
             pac_gain: pac_gain(&board.board.power),
             power: power_config(&board.board.power, board.board.thermal.limit_celsius),
+            reset_by_watchdog: self.watchdog.caused_last_reset(),
         };
+        self.watchdog.clear_reason();
+        self.watchdog.feed();
         self.boots += 1;
         Bmc::boot(config, p, flash.clone(), flash, &mut self.rng).ok()
     }
@@ -141,6 +150,13 @@ impl BmcRunner {
             self.bmc = None; // no standby power: the RP2040 is off
             return;
         }
+        if self.watchdog.hung() {
+            // The firmware's loop is stuck: nothing runs, nothing feeds the watchdog.
+            if self.watchdog.expired() {
+                self.bmc = None; // the watchdog resets the chip
+            }
+            return;
+        }
         if self.bmc.is_none() {
             self.bmc = self.boot();
         }
@@ -158,6 +174,7 @@ impl BmcRunner {
             }
         }
         bmc.tick();
+        self.watchdog.feed();
         if bmc.take_action() == Some(Action::Reboot) {
             self.bmc = None;
         }

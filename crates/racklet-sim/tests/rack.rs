@@ -55,7 +55,10 @@ fn power(rack: &mut Rack, slot: u32, action: PowerAction) -> Result<PowerState, 
     for _ in 0..100 {
         rack.advance(Duration::from_millis(100));
         if let Some(r) = rack.daemon(CH).expect("daemon").core().take_reply(id) {
-            return r;
+            return r.map(|resp| match resp {
+                racklet_mgmt_proto::message::Response::Status(s) => s.power,
+                other => panic!("unexpected answer {other:?}"),
+            });
         }
     }
     panic!("no answer to {action:?} on tray {slot}");
@@ -474,5 +477,147 @@ fn interrupted_transfer_leaves_the_old_slot_running() {
     assert_eq!(
         (fw.active, fw.active_version, fw.staged_version, fw.trial),
         (0, 1, None, false)
+    );
+}
+
+#[test]
+fn hung_bmc_is_reset_by_its_watchdog_and_the_zone_fails_safe_meanwhile() {
+    let (mut rack, _, _) = start("hang", true);
+    for slot in 1..=3 {
+        power(&mut rack, slot, PowerAction::On).expect("on");
+    }
+    rack.advance(Duration::from_secs(30));
+    let boots = rack.bmcs[1].boots();
+    rack.twin
+        .inject(Fault::BmcHang {
+            chassis: CH.into(),
+            slot: 2,
+            duration: Duration::from_secs(60),
+        })
+        .expect("tray");
+    rack.advance(Duration::from_millis(900));
+    assert_eq!(rack.bmcs[1].boots(), boots, "not yet reset");
+    rack.advance(Duration::from_secs(3));
+    assert_eq!(
+        rack.bmcs[1].boots(),
+        boots + 1,
+        "the watchdog reset the BMC"
+    );
+    let inv = rack.bmcs[1].bmc().expect("running").handle(
+        &racklet_mgmt_proto::message::RequestEnvelope {
+            id: 1,
+            request: racklet_mgmt_proto::message::Request::Inventory,
+        },
+    );
+    assert!(
+        matches!(inv.response, racklet_mgmt_proto::message::Response::Inventory(ref i) if i.last_reset_watchdog),
+        "{inv:?}"
+    );
+    assert_eq!(
+        os(&rack, 2),
+        OsState::Running,
+        "a BMC reset keeps the tray powered"
+    );
+    rack.advance(Duration::from_secs(3));
+    assert_eq!(trust(&rack, 2), BmcTrust::Trusted, "back in session");
+}
+
+#[test]
+fn quiet_bmc_makes_its_zone_fail_safe_within_two_seconds() {
+    let (mut rack, _, _) = start("quiet", true);
+    power(&mut rack, 5, PowerAction::On).expect("on");
+    rack.advance(Duration::from_secs(30));
+    // Its firmware hangs: no more status, so the temperature goes stale.
+    rack.twin
+        .inject(Fault::BmcHang {
+            chassis: CH.into(),
+            slot: 5,
+            duration: Duration::from_millis(900),
+        })
+        .expect("tray");
+    rack.advance(Duration::from_millis(500));
+    let right = |rack: &Rack| {
+        rack.daemon(CH)
+            .expect("daemon")
+            .core()
+            .fans()
+            .into_iter()
+            .find(|f| f.name == "fan-right")
+            .expect("fan")
+    };
+    assert!(right(&rack).override_reason.is_none(), "still fresh");
+    // 900 ms hang, then the watchdog reset and a new session: longer than 2 s of silence.
+    rack.twin
+        .inject(Fault::BmcHang {
+            chassis: CH.into(),
+            slot: 5,
+            duration: Duration::from_secs(600),
+        })
+        .expect("tray");
+    let mut failsafe_after = None;
+    for tenth in 1..=30 {
+        rack.advance(Duration::from_millis(100));
+        if right(&rack)
+            .override_reason
+            .as_deref()
+            .is_some_and(|r| r.contains("failsafe"))
+        {
+            failsafe_after = Some(tenth);
+            break;
+        }
+    }
+    let tenths = failsafe_after.expect("failsafe engaged");
+    assert!(
+        tenths <= 25,
+        "failsafe after {} ms of silence",
+        tenths * 100
+    );
+}
+
+#[test]
+fn unconfirmed_firmware_that_hangs_falls_back_through_the_watchdog() {
+    let (mut rack, _, _) = start("fw-hang", true);
+    let (image, sig, vendor) = signed_image(8_000, 2);
+    rack.bmcs[3]
+        .bmc()
+        .expect("booted")
+        .add_trust_anchor(vendor.verifying_key().to_bytes())
+        .expect("anchor");
+    rack.daemon(CH)
+        .expect("daemon")
+        .core()
+        .start_firmware_update(4, image, 2, &sig)
+        .expect("starts");
+    // Run until the BMC reboots into the trial slot.
+    let boots = rack.bmcs[3].boots();
+    for _ in 0..300 {
+        rack.advance(Duration::from_millis(100));
+        if rack.bmcs[3].boots() > boots {
+            break;
+        }
+    }
+    assert_eq!(
+        rack.bmcs[3].boots(),
+        boots + 1,
+        "rebooted into the trial slot"
+    );
+    // The new firmware hangs before it can confirm.
+    rack.twin
+        .inject(Fault::BmcHang {
+            chassis: CH.into(),
+            slot: 4,
+            duration: Duration::from_secs(60),
+        })
+        .expect("tray");
+    rack.advance(Duration::from_secs(5));
+    let fw = rack.bmcs[3]
+        .bmc()
+        .expect("running again")
+        .key_store()
+        .firmware;
+    assert_eq!(
+        (fw.active, fw.active_version, fw.trial),
+        (0, 1, false),
+        "back on the old slot"
     );
 }

@@ -547,3 +547,62 @@ impl Twin {
         })
     }
 }
+
+/// Watchdog timeout of the twin's BMCs.
+pub const WATCHDOG_TIMEOUT_SECONDS: f64 = 1.0;
+
+/// A tray BMC's watchdog.
+#[derive(Debug, Clone)]
+pub struct TwinWatchdog {
+    tray: TrayRef,
+}
+
+impl racklet_hal::Watchdog for TwinWatchdog {
+    fn feed(&mut self) {
+        self.tray.with(|t, now| t.watchdog_fed_at = now);
+    }
+
+    fn caused_last_reset(&self) -> bool {
+        self.tray.with(|t, _| t.watchdog_fired)
+    }
+}
+
+impl TwinWatchdog {
+    /// Whether the BMC's firmware is hung (a fault) right now.
+    pub fn hung(&self) -> bool {
+        self.tray.with(|t, now| now < t.bmc_hung_until)
+    }
+
+    /// Checks the timeout; true when the watchdog resets the BMC now.
+    pub fn expired(&self) -> bool {
+        self.tray.with(|t, now| {
+            let fired = now - t.watchdog_fed_at > WATCHDOG_TIMEOUT_SECONDS;
+            if fired {
+                // The reset ends the hang: the firmware starts from scratch.
+                t.watchdog_fired = true;
+                t.watchdog_fed_at = now;
+                t.bmc_hung_until = 0.0;
+            }
+            fired
+        })
+    }
+
+    /// Clears the reset reason once the BMC has read it.
+    pub fn clear_reason(&self) {
+        self.tray.with(|t, _| t.watchdog_fired = false);
+    }
+}
+
+impl Twin {
+    /// A tray BMC's hardware watchdog.
+    pub fn bmc_watchdog(&self, chassis: &str, slot: u32) -> Result<TwinWatchdog, TwinError> {
+        let (c, i) = locate(&self.lock(), chassis, slot)?;
+        Ok(TwinWatchdog {
+            tray: TrayRef {
+                twin: self.clone(),
+                chassis: c,
+                index: i,
+            },
+        })
+    }
+}

@@ -92,6 +92,12 @@ pub enum Fault {
         volts: f64,
         duration: Duration,
     },
+    /// The BMC's firmware stops running (its main loop hangs) for `duration`.
+    BmcHang {
+        chassis: String,
+        slot: u32,
+        duration: Duration,
+    },
     TrayPulled {
         chassis: String,
         slot: u32,
@@ -196,6 +202,13 @@ impl TwinState {
             } => {
                 self.chassis_mut(&chassis)?
                     .brownout(rail, volts, now + duration.as_secs_f64());
+            }
+            Fault::BmcHang {
+                chassis,
+                slot,
+                duration,
+            } => {
+                self.tray_mut(&chassis, slot)?.bmc_hung_until = now + duration.as_secs_f64();
             }
             Fault::TrayPulled { chassis, slot } => {
                 let tray = self.tray_mut(&chassis, slot)?;

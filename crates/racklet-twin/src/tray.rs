@@ -85,6 +85,11 @@ pub struct TrayTwin {
     pub flash: BmcFlash,
     /// The slot's front indicator (driven from the backplane, so it stays with the slot).
     pub indicator: racklet_hal::Indicator,
+    /// The BMC's watchdog: last feed (virtual seconds) and whether it fired.
+    pub watchdog_fed_at: f64,
+    pub watchdog_fired: bool,
+    /// The BMC's firmware is stuck until this time (a fault; its main loop stops).
+    pub bmc_hung_until: f64,
 }
 
 /// The contents of a BMC's flash.
@@ -124,6 +129,9 @@ impl TrayTwin {
             usb_to_host: VecDeque::new(),
             flash: BmcFlash::default(),
             indicator: racklet_hal::Indicator::Off,
+            watchdog_fed_at: 0.0,
+            watchdog_fired: false,
+            bmc_hung_until: 0.0,
         }
     }
 
