@@ -54,6 +54,9 @@ pub struct UpArgs {
     /// Loopback port of the metrics endpoint (0 picks a free one).
     #[arg(long, default_value_t = 0)]
     metrics_port: u16,
+    /// Loopback port of the first chassis' Redfish service (0 picks free ones).
+    #[arg(long, default_value_t = 0)]
+    redfish_port: u16,
 }
 
 #[derive(Serialize)]
@@ -173,10 +176,45 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
         rack.daemons.clone(),
         SocketAddr::from(([127, 0, 0, 1], args.metrics_port)),
     ))?;
-    let endpoints = vec![Endpoint {
+    let mut endpoints = vec![Endpoint {
         name: "metrics".into(),
         url: format!("http://{metrics}/metrics"),
     }];
+    for (i, d) in rack.daemons.iter().enumerate() {
+        let chassis = racklet_rmd_api::ChassisManager::chassis_name(d).to_string();
+        let dir = args.data_dir.join("redfish").join(&chassis);
+        let port = if args.redfish_port == 0 {
+            0
+        } else {
+            args.redfish_port + i as u16
+        };
+        let running = runtime.block_on(racklet_redfish::serve(
+            d.clone(),
+            &dir,
+            SocketAddr::from(([127, 0, 0, 1], port)),
+        ))?;
+        let name = if rack.daemons.len() == 1 {
+            "redfish".to_string()
+        } else {
+            format!("redfish-{chassis}")
+        };
+        endpoints.push(Endpoint {
+            name: name.clone(),
+            url: format!("https://{}/redfish/v1", running.addr),
+        });
+        let password_file = dir.join("initial-admin-password");
+        if running.initial_password_file.is_some() {
+            eprintln!(
+                "racklet: {name}: created account `admin`; its password is in {} (owner-only)",
+                password_file.display()
+            );
+        }
+        let password_file = std::fs::canonicalize(&password_file).unwrap_or(password_file);
+        endpoints.push(Endpoint {
+            name: format!("{name}-admin-password"),
+            url: format!("file://{}", password_file.display()),
+        });
+    }
     write_atomic(
         &args.data_dir.join("endpoints.json"),
         &serde_json::to_vec_pretty(&endpoints)?,

@@ -4,7 +4,7 @@
 
 use std::future::Future;
 
-use racklet_mgmt_proto::message::{PowerAction, PowerState, Reading};
+use racklet_mgmt_proto::message::{BootMode, PowerAction, PowerState, Reading};
 use serde::{Deserialize, Serialize};
 
 /// How far the daemon trusts the BMC in a slot.
@@ -122,6 +122,12 @@ pub trait ChassisManager: Send + Sync {
         &self,
         slot: u32,
         bytes: &[u8],
+    ) -> impl Future<Output = Result<(), RmdError>> + Send;
+    /// Chooses how the tray boots next (its own boot order, or Racklet's network boot).
+    fn set_boot_mode(
+        &self,
+        slot: u32,
+        mode: BootMode,
     ) -> impl Future<Output = Result<(), RmdError>> + Send;
     /// Trusts the BMC that showed this identity (hex Ed25519 public key) and enrolls it.
     fn approve(&self, identity: &str) -> impl Future<Output = Result<(), RmdError>> + Send;

@@ -185,6 +185,16 @@ impl<B: Backplane> ChassisManager for Rmd<B> {
         Ok(())
     }
 
+    async fn set_boot_mode(
+        &self,
+        slot: u32,
+        mode: racklet_mgmt_proto::message::BootMode,
+    ) -> Result<(), RmdError> {
+        self.call(slot, Request::SetBootMode(mode))
+            .await
+            .map(|_| ())
+    }
+
     async fn approve(&self, identity: &str) -> Result<(), RmdError> {
         self.core().approve(identity)
     }
