@@ -252,6 +252,30 @@ async fn headers(req: Request, next: Next) -> Response {
     let if_none_match = req.headers().get(header::IF_NONE_MATCH).cloned();
     let method = req.method().clone();
     let resp = next.run(req).await;
+    // Framework rejections (body too large, method not allowed) get Redfish bodies too.
+    let is_json = |r: &Response| {
+        r.headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/json"))
+    };
+    let resp = match resp.status() {
+        StatusCode::PAYLOAD_TOO_LARGE if !is_json(&resp) => {
+            RedfishError::new(StatusCode::PAYLOAD_TOO_LARGE, Message::PayloadTooLarge)
+                .into_response()
+        }
+        StatusCode::METHOD_NOT_ALLOWED if !is_json(&resp) => {
+            let allow = resp.headers().get(header::ALLOW).cloned();
+            let mut r =
+                RedfishError::new(StatusCode::METHOD_NOT_ALLOWED, Message::OperationNotAllowed)
+                    .into_response();
+            if let Some(a) = allow {
+                r.headers_mut().insert(header::ALLOW, a);
+            }
+            r
+        }
+        _ => resp,
+    };
     let (mut parts, body) = with_common(resp).into_parts();
     let is_json = parts
         .headers

@@ -1,0 +1,405 @@
+//! Bad requests to the Redfish service: each gets the right status and Base registry
+//! message, changes nothing, and never panics. The service runs on the rack simulation
+//! (twin + BMC firmware + daemon), without TLS (TLS is exercised by the validators).
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use axum::Router;
+use base64::Engine;
+use racklet_model::ManifestSet;
+use racklet_sim::Rack;
+use racklet_twin::{OsState, TwinConfig};
+use serde_json::Value;
+use tower::ServiceExt;
+
+struct Fixture {
+    app: Router,
+    password: String,
+    rack: Arc<std::sync::Mutex<Rack>>,
+    stop: Arc<AtomicBool>,
+    _dir: std::path::PathBuf,
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+}
+
+fn fixture(name: &str) -> Fixture {
+    let dir = std::env::temp_dir().join(format!("racklet-redfish-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let (set, diags) =
+        ManifestSet::load(&[Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples")]);
+    assert!(diags.is_empty());
+    let mut rack = Rack::start(
+        &set,
+        &TwinConfig {
+            step: Duration::from_millis(5),
+            ..TwinConfig::default()
+        },
+        &dir,
+        true,
+    )
+    .expect("rack");
+    rack.advance(Duration::from_secs(3));
+    let daemon = rack.daemons[0].clone();
+    let (app, first) = racklet_redfish::app(daemon, &dir.join("redfish")).expect("app");
+    let password = std::fs::read_to_string(first.expect("first start"))
+        .expect("password")
+        .trim()
+        .to_string();
+    let rack = Arc::new(std::sync::Mutex::new(rack));
+    let stop = Arc::new(AtomicBool::new(false));
+    // The rack runs at 10x real time while requests are served.
+    let (r, s) = (rack.clone(), stop.clone());
+    std::thread::spawn(move || {
+        while !s.load(Ordering::SeqCst) {
+            r.lock().expect("rack").advance(Duration::from_millis(100));
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    });
+    Fixture {
+        app,
+        password,
+        rack,
+        stop,
+        _dir: dir,
+    }
+}
+
+fn basic(user: &str, password: &str) -> String {
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+    )
+}
+
+async fn call(
+    f: &Fixture,
+    method: Method,
+    uri: &str,
+    auth: Option<String>,
+    body: &str,
+    extra: &[(&str, &str)],
+) -> (StatusCode, axum::http::HeaderMap, Value) {
+    let mut req = Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("Content-Type", "application/json");
+    if let Some(a) = auth {
+        req = req.header("Authorization", a);
+    }
+    for (k, v) in extra {
+        req = req.header(*k, *v);
+    }
+    let resp = f
+        .app
+        .clone()
+        .oneshot(req.body(Body::from(body.to_string())).expect("request"))
+        .await
+        .expect("response");
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+        .await
+        .expect("body");
+    (
+        status,
+        headers,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+fn message_id(v: &Value) -> String {
+    v["error"]["@Message.ExtendedInfo"][0]["MessageId"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+fn admin(f: &Fixture) -> Option<String> {
+    Some(basic("admin", &f.password))
+}
+
+#[tokio::test]
+async fn malformed_json_wrong_types_and_unknown_properties_change_nothing() {
+    let f = fixture("body");
+    let (s, _, v) = call(
+        &f,
+        Method::PATCH,
+        "/redfish/v1/Systems/1",
+        admin(&f),
+        "{\"Boot\": ",
+        &[],
+    )
+    .await;
+    assert_eq!(
+        (s, message_id(&v).as_str()),
+        (StatusCode::BAD_REQUEST, "Base.1.22.MalformedJSON")
+    );
+    let (s, _, v) = call(
+        &f,
+        Method::PATCH,
+        "/redfish/v1/Systems/1",
+        admin(&f),
+        r#"{"Boot": {"BootSourceOverrideTarget": 5}}"#,
+        &[],
+    )
+    .await;
+    assert_eq!(
+        (s, message_id(&v).as_str()),
+        (StatusCode::BAD_REQUEST, "Base.1.22.PropertyValueTypeError")
+    );
+    let (s, _, v) = call(
+        &f,
+        Method::PATCH,
+        "/redfish/v1/Systems/1",
+        admin(&f),
+        r#"{"Colour": "red", "Boot": {"BootSourceOverrideTarget": "Pxe"}}"#,
+        &[],
+    )
+    .await;
+    assert_eq!(
+        (s, message_id(&v).as_str()),
+        (StatusCode::BAD_REQUEST, "Base.1.22.PropertyUnknown")
+    );
+    let (_, _, v) = call(&f, Method::GET, "/redfish/v1/Systems/1", admin(&f), "", &[]).await;
+    assert_eq!(
+        v["Boot"]["BootSourceOverrideTarget"], "None",
+        "nothing was applied"
+    );
+}
+
+#[tokio::test]
+async fn body_over_the_limit_is_refused() {
+    let f = fixture("size");
+    let big = format!(
+        "{{\"UserName\": \"{}\"}}",
+        "x".repeat(racklet_redfish::MAX_BODY + 1)
+    );
+    let (s, _, v) = call(
+        &f,
+        Method::POST,
+        "/redfish/v1/SessionService/Sessions",
+        None,
+        &big,
+        &[],
+    )
+    .await;
+    assert_eq!(
+        (s, message_id(&v).as_str()),
+        (StatusCode::PAYLOAD_TOO_LARGE, "Base.1.22.PayloadTooLarge")
+    );
+}
+
+#[tokio::test]
+async fn bad_credentials_are_refused_and_repeated_failures_lock_the_account() {
+    let f = fixture("creds");
+    let (s, h, v) = call(
+        &f,
+        Method::GET,
+        "/redfish/v1/Systems",
+        Some(basic("admin", "wrong")),
+        "",
+        &[],
+    )
+    .await;
+    assert_eq!(
+        (s, message_id(&v).as_str()),
+        (StatusCode::UNAUTHORIZED, "Base.1.22.NoValidSession")
+    );
+    assert!(h.contains_key("www-authenticate"));
+    let (s, _, _) = call(
+        &f,
+        Method::GET,
+        "/redfish/v1/Systems",
+        None,
+        "",
+        &[("X-Auth-Token", "not-a-token")],
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    for _ in 0..5 {
+        call(
+            &f,
+            Method::GET,
+            "/redfish/v1/Systems",
+            Some(basic("admin", "wrong")),
+            "",
+            &[],
+        )
+        .await;
+    }
+    let (s, _, _) = call(&f, Method::GET, "/redfish/v1/Systems", admin(&f), "", &[]).await;
+    assert_eq!(
+        s,
+        StatusCode::UNAUTHORIZED,
+        "locked out even with the right password"
+    );
+}
+
+#[tokio::test]
+async fn read_only_user_cannot_reset_and_nothing_changes() {
+    let f = fixture("readonly");
+    let body = r#"{"UserName": "viewer", "Password": "viewer-pass-1", "RoleId": "ReadOnly"}"#;
+    let (s, _, _) = call(
+        &f,
+        Method::POST,
+        "/redfish/v1/AccountService/Accounts",
+        admin(&f),
+        body,
+        &[],
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let (s, _, v) = call(
+        &f,
+        Method::POST,
+        "/redfish/v1/Systems/6/Actions/ComputerSystem.Reset",
+        Some(basic("viewer", "viewer-pass-1")),
+        r#"{"ResetType": "On"}"#,
+        &[],
+    )
+    .await;
+    assert_eq!(
+        (s, message_id(&v).as_str()),
+        (StatusCode::FORBIDDEN, "Base.1.22.InsufficientPrivilege")
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let os = f.rack.lock().expect("rack").twin.lock().chassis[0]
+        .tray(6)
+        .expect("tray")
+        .os;
+    assert_eq!(os, OsState::Off);
+}
+
+#[tokio::test]
+async fn invalid_and_missing_reset_types_are_refused() {
+    let f = fixture("reset");
+    let uri = "/redfish/v1/Systems/6/Actions/ComputerSystem.Reset";
+    let (s, _, v) = call(
+        &f,
+        Method::POST,
+        uri,
+        admin(&f),
+        r#"{"ResetType": "Explode"}"#,
+        &[],
+    )
+    .await;
+    assert_eq!(
+        (s, message_id(&v).as_str()),
+        (
+            StatusCode::BAD_REQUEST,
+            "Base.1.22.ActionParameterValueNotInList"
+        )
+    );
+    let (s, _, v) = call(&f, Method::POST, uri, admin(&f), "{}", &[]).await;
+    assert_eq!(
+        (s, message_id(&v).as_str()),
+        (StatusCode::BAD_REQUEST, "Base.1.22.ActionParameterMissing")
+    );
+    let (s, _, _) = call(
+        &f,
+        Method::POST,
+        uri,
+        admin(&f),
+        r#"{"ResetType": "On"}"#,
+        &[],
+    )
+    .await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "a valid reset works");
+}
+
+#[tokio::test]
+async fn patch_with_a_stale_etag_is_refused() {
+    let f = fixture("etag");
+    let body = r#"{"UserName": "op", "Password": "operator-pass", "RoleId": "Operator"}"#;
+    call(
+        &f,
+        Method::POST,
+        "/redfish/v1/AccountService/Accounts",
+        admin(&f),
+        body,
+        &[],
+    )
+    .await;
+    let (_, h, _) = call(
+        &f,
+        Method::GET,
+        "/redfish/v1/AccountService/Accounts/op",
+        admin(&f),
+        "",
+        &[],
+    )
+    .await;
+    let etag = h
+        .get("etag")
+        .and_then(|v| v.to_str().ok())
+        .expect("etag")
+        .to_string();
+    let (s, _, _) = call(
+        &f,
+        Method::PATCH,
+        "/redfish/v1/AccountService/Accounts/op",
+        admin(&f),
+        r#"{"Enabled": false}"#,
+        &[("If-Match", &etag)],
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, _, v) = call(
+        &f,
+        Method::PATCH,
+        "/redfish/v1/AccountService/Accounts/op",
+        admin(&f),
+        r#"{"Enabled": true}"#,
+        &[("If-Match", &etag)],
+    )
+    .await;
+    assert_eq!(
+        (s, message_id(&v).as_str()),
+        (
+            StatusCode::PRECONDITION_FAILED,
+            "Base.1.22.PreconditionFailed"
+        )
+    );
+    let (_, _, v) = call(
+        &f,
+        Method::GET,
+        "/redfish/v1/AccountService/Accounts/op",
+        admin(&f),
+        "",
+        &[],
+    )
+    .await;
+    assert_eq!(v["Enabled"], false, "the stale PATCH changed nothing");
+}
+
+#[tokio::test]
+async fn path_traversal_finds_nothing() {
+    let f = fixture("paths");
+    for uri in [
+        "/redfish/v1/Systems/../AccountService/Accounts/admin",
+        "/redfish/v1/Systems/%2e%2e/AccountService",
+        "/redfish/v1/Chassis/tray-1/../../../etc/passwd",
+        "/redfish/v1/Systems/1%2f..%2f2",
+    ] {
+        let (s, _, v) = call(&f, Method::GET, uri, admin(&f), "", &[]).await;
+        assert_eq!(s, StatusCode::NOT_FOUND, "{uri}");
+        assert_eq!(message_id(&v), "Base.1.22.ResourceNotFound", "{uri}");
+    }
+    let (s, _, v) = call(&f, Method::DELETE, "/redfish/v1/", admin(&f), "", &[]).await;
+    assert_eq!(
+        (s, message_id(&v).as_str()),
+        (
+            StatusCode::METHOD_NOT_ALLOWED,
+            "Base.1.22.OperationNotAllowed"
+        )
+    );
+}
