@@ -8,6 +8,7 @@
 //! roles Administrator/Operator/ReadOnly). Errors carry Base registry messages.
 
 pub mod accounts;
+mod console;
 pub mod error;
 mod resources;
 pub mod tls;

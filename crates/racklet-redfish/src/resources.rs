@@ -101,6 +101,10 @@ pub(crate) fn routes<M: ChassisManager + Clone + 'static>() -> Router<Arc<AppSta
             "/redfish/v1/Chassis/{id}/PowerSubsystem",
             get(power_subsystem::<M>),
         )
+        .route(
+            "/racklet/v1/Systems/{id}/Console",
+            get(crate::console::console::<M>),
+        )
         .route("/redfish/v1/Managers", get(managers::<M>))
         .route("/redfish/v1/Managers/{id}", get(manager::<M>))
 }
