@@ -118,11 +118,18 @@ pub struct Session {
     last_used: Instant,
 }
 
+/// How long a verified Basic-auth credential is remembered (argon2 is slow on purpose;
+/// tools that send Basic auth with every request would otherwise pay it each time).
+pub const VERIFIED_FOR: Duration = Duration::from_secs(60);
+
 /// Accounts and sessions.
 pub struct Accounts {
     path: PathBuf,
     stored: Stored,
     locks: BTreeMap<String, Lock>,
+    /// user -> (account version, keyed digest of the password, when verified)
+    verified: BTreeMap<String, (u64, [u8; 32], Instant)>,
+    cache_key: [u8; 32],
     sessions: BTreeMap<String, Session>,
     next_session: u64,
 }
@@ -204,10 +211,14 @@ impl Accounts {
             }
             Err(source) => return Err(AccountError::Io { path, source }),
         };
+        let mut cache_key = [0u8; 32];
+        OsRng.fill_bytes(&mut cache_key);
         let accounts = Accounts {
             path,
             stored,
             locks: BTreeMap::new(),
+            verified: BTreeMap::new(),
+            cache_key,
             sessions: BTreeMap::new(),
             next_session: 1,
         };
@@ -244,13 +255,24 @@ impl Accounts {
         if self.is_locked(name) {
             return Err(LoginError::Locked);
         }
-        let ok = self
-            .stored
-            .accounts
-            .get(name)
-            .filter(|a| a.enabled)
-            .filter(|a| verify(password, &a.hash))
-            .map(|a| a.role);
+        let digest = self.digest(password);
+        let account = self.stored.accounts.get(name).filter(|a| a.enabled);
+        let remembered =
+            account
+                .zip(self.verified.get(name))
+                .is_some_and(|(a, (version, d, at))| {
+                    *version == a.version
+                        && constant_time_eq(d, &digest)
+                        && at.elapsed() < VERIFIED_FOR
+                });
+        let ok = account
+            .filter(|a| remembered || verify(password, &a.hash))
+            .map(|a| (a.role, a.version));
+        let ok = ok.map(|(role, version)| {
+            self.verified
+                .insert(name.to_string(), (version, digest, Instant::now()));
+            role
+        });
         match ok {
             Some(role) => {
                 self.locks.remove(name);
@@ -269,6 +291,14 @@ impl Accounts {
                 Err(LoginError::BadCredentials)
             }
         }
+    }
+
+    fn digest(&self, password: &str) -> [u8; 32] {
+        use sha2_std::Digest;
+        let mut h = sha2_std::Sha256::new();
+        h.update(self.cache_key);
+        h.update(password.as_bytes());
+        h.finalize().into()
     }
 
     pub fn create(&mut self, name: &str, password: &str, role: Role) -> Result<(), AccountError> {
@@ -293,6 +323,7 @@ impl Accounts {
         enabled: Option<bool>,
     ) -> Result<bool, AccountError> {
         let hash = password.map(hash_password).transpose()?;
+        self.verified.remove(name);
         let Some(a) = self.stored.accounts.get_mut(name) else {
             return Ok(false);
         };
@@ -312,6 +343,7 @@ impl Accounts {
 
     pub fn delete(&mut self, name: &str) -> Result<bool, AccountError> {
         let removed = self.stored.accounts.remove(name).is_some();
+        self.verified.remove(name);
         self.sessions.retain(|_, s| s.user != name);
         self.save()?;
         Ok(removed)
