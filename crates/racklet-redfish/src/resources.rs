@@ -107,6 +107,39 @@ pub(crate) fn routes<M: ChassisManager + Clone + 'static>() -> Router<Arc<AppSta
         )
         .route("/redfish/v1/Managers", get(managers::<M>))
         .route("/redfish/v1/Managers/{id}", get(manager::<M>))
+        .route("/redfish/v1/Managers/rmc/LogServices", get(log_services))
+        .route(
+            "/redfish/v1/Managers/rmc/LogServices/EventLog",
+            get(event_log),
+        )
+        .route(
+            "/redfish/v1/Managers/rmc/LogServices/EventLog/Entries",
+            get(log_entries::<M>),
+        )
+        .route(
+            "/redfish/v1/Managers/rmc/LogServices/EventLog/Entries/{entry}",
+            get(log_entry::<M>),
+        )
+        .route(
+            "/redfish/v1/Managers/rmc/LogServices/EventLog/Actions/LogService.ClearLog",
+            post(clear_log::<M>),
+        )
+        .route(
+            "/redfish/v1/Managers/rmc/NetworkProtocol",
+            get(network_protocol),
+        )
+        .route(
+            "/redfish/v1/Managers/{id}/SerialInterfaces",
+            get(serial_interfaces::<M>),
+        )
+        .route(
+            "/redfish/v1/Managers/{id}/SerialInterfaces/Console",
+            get(serial_interface::<M>),
+        )
+        .route(
+            "/redfish/v1/Chassis/{id}/EnvironmentMetrics",
+            get(environment::<M>),
+        )
 }
 
 fn ok(body: Value) -> Response {
@@ -255,6 +288,26 @@ pub(crate) const SCHEMAS: &[(&str, &[&str])] = &[
         &["PowerSubsystem", "PowerSubsystem.v1_1_3"],
     ),
     ("Message_v1", &["Message", "Message.v1_2_0"]),
+    ("LogServiceCollection_v1", &["LogServiceCollection"]),
+    ("LogService_v1", &["LogService", "LogService.v1_9_0"]),
+    ("LogEntryCollection_v1", &["LogEntryCollection"]),
+    ("LogEntry_v1", &["LogEntry", "LogEntry.v1_21_0"]),
+    (
+        "ManagerNetworkProtocol_v1",
+        &["ManagerNetworkProtocol", "ManagerNetworkProtocol.v1_12_0"],
+    ),
+    (
+        "SerialInterfaceCollection_v1",
+        &["SerialInterfaceCollection"],
+    ),
+    (
+        "SerialInterface_v1",
+        &["SerialInterface", "SerialInterface.v1_3_0"],
+    ),
+    (
+        "EnvironmentMetrics_v1",
+        &["EnvironmentMetrics", "EnvironmentMetrics.v1_5_0"],
+    ),
     ("Resource_v1", &["Resource", "Resource.v1_21_0"]),
     ("RedfishExtensions_v1", &["RedfishExtensions.v1_0_0"]),
 ];
@@ -1024,6 +1077,7 @@ async fn chassis<M: ChassisManager + Clone + 'static>(
         "Id": id,
         "LocationIndicatorActive": indicator,
         "Sensors": {"@odata.id": format!("/redfish/v1/Chassis/{id}/Sensors")},
+        "EnvironmentMetrics": {"@odata.id": format!("/redfish/v1/Chassis/{id}/EnvironmentMetrics")},
         "PowerSubsystem": {"@odata.id": format!("/redfish/v1/Chassis/{id}/PowerSubsystem")},
     });
     match &t {
@@ -1297,6 +1351,8 @@ async fn manager<M: ChassisManager + Clone + 'static>(
             "FirmwareVersion": env!("CARGO_PKG_VERSION"),
             "UUID": s.uuid,
             "Status": {"State": "Enabled", "Health": "OK"},
+            "LogServices": {"@odata.id": "/redfish/v1/Managers/rmc/LogServices"},
+            "NetworkProtocol": {"@odata.id": "/redfish/v1/Managers/rmc/NetworkProtocol"},
             "Links": {"ManagerForChassis": [{"@odata.id": format!("/redfish/v1/Chassis/{chassis}")}]},
         })
     } else {
@@ -1318,6 +1374,7 @@ async fn manager<M: ChassisManager + Clone + 'static>(
             "Name": format!("BMC of tray {slot}"),
             "ManagerType": "BMC",
             "SerialNumber": t.bmc_serial.map(|s| format!("{s:016x}")).unwrap_or_default(),
+            "SerialInterfaces": {"@odata.id": format!("/redfish/v1/Managers/{id}/SerialInterfaces")},
             "Status": status(&t),
             "Links": {
                 "ManagerForServers": [{"@odata.id": format!("/redfish/v1/Systems/{slot}")}],
@@ -1329,4 +1386,227 @@ async fn manager<M: ChassisManager + Clone + 'static>(
         with_allow(ok(body), "GET, HEAD"),
         "Manager.v1_24_0",
     ))
+}
+
+/// RFC 3339 UTC time of a Unix timestamp in milliseconds.
+fn rfc3339(unix_ms: u64) -> String {
+    let secs = unix_ms / 1000;
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+async fn log_services() -> Response {
+    with_allow(
+        ok(collection(
+            "/redfish/v1/Managers/rmc/LogServices",
+            "LogServiceCollection",
+            "Log Services",
+            vec!["/redfish/v1/Managers/rmc/LogServices/EventLog".into()],
+        )),
+        "GET, HEAD",
+    )
+}
+
+async fn event_log() -> Response {
+    with_allow(
+        ok(json!({
+            "@odata.id": "/redfish/v1/Managers/rmc/LogServices/EventLog",
+            "@odata.type": "#LogService.v1_9_0.LogService",
+            "Id": "EventLog",
+            "Name": "Chassis event log",
+            "ServiceEnabled": true,
+            "OverWritePolicy": "WrapsWhenFull",
+            "MaxNumberOfRecords": 10000,
+            "Entries": {"@odata.id": "/redfish/v1/Managers/rmc/LogServices/EventLog/Entries"},
+            "Actions": {"#LogService.ClearLog": {"target": "/redfish/v1/Managers/rmc/LogServices/EventLog/Actions/LogService.ClearLog"}},
+            "Status": {"State": "Enabled", "Health": "OK"},
+        })),
+        "GET, HEAD",
+    )
+}
+
+fn log_entry_json(e: &racklet_rmd_api::Event) -> Value {
+    let severity = match e.severity {
+        racklet_rmd_api::Severity::Info => "OK",
+        racklet_rmd_api::Severity::Warning => "Warning",
+        racklet_rmd_api::Severity::Critical => "Critical",
+    };
+    json!({
+        "@odata.id": format!("/redfish/v1/Managers/rmc/LogServices/EventLog/Entries/{}", e.sequence),
+        "@odata.type": "#LogEntry.v1_21_0.LogEntry",
+        "Id": e.sequence.to_string(),
+        "Name": format!("Event {}", e.sequence),
+        "EntryType": "Oem",
+        "OemRecordFormat": "Racklet",
+        "Severity": severity,
+        "Created": rfc3339(e.unix_ms),
+        "Message": e.message,
+    })
+}
+
+async fn log_entries<M: ChassisManager + Clone + 'static>(State(s): St<M>) -> Response {
+    let members: Vec<Value> = s
+        .manager
+        .events(0)
+        .await
+        .iter()
+        .map(log_entry_json)
+        .collect();
+    with_allow(
+        ok(json!({
+            "@odata.id": "/redfish/v1/Managers/rmc/LogServices/EventLog/Entries",
+            "@odata.type": "#LogEntryCollection.LogEntryCollection",
+            "Name": "Event log entries",
+            "Members@odata.count": members.len(),
+            "Members": members,
+        })),
+        "GET, HEAD",
+    )
+}
+
+async fn log_entry<M: ChassisManager + Clone + 'static>(
+    State(s): St<M>,
+    Path(entry): Path<String>,
+) -> Res {
+    let seq: u64 = entry
+        .parse()
+        .map_err(|_| RedfishError::not_found("LogEntry", &entry))?;
+    let e = s
+        .manager
+        .events(seq.saturating_sub(1))
+        .await
+        .into_iter()
+        .find(|e| e.sequence == seq)
+        .ok_or_else(|| RedfishError::not_found("LogEntry", &entry))?;
+    Ok(with_allow(ok(log_entry_json(&e)), "GET, HEAD"))
+}
+
+async fn clear_log<M: ChassisManager + Clone + 'static>(
+    State(s): St<M>,
+    Extension(caller): Extension<Caller>,
+) -> Res {
+    require(&caller, Role::Administrator)?;
+    s.manager.clear_events().await;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn network_protocol() -> Response {
+    with_allow(
+        ok(json!({
+            "@odata.id": "/redfish/v1/Managers/rmc/NetworkProtocol",
+            "@odata.type": "#ManagerNetworkProtocol.v1_12_0.ManagerNetworkProtocol",
+            "Id": "NetworkProtocol",
+            "Name": "Manager network protocols",
+            "HTTPS": {"ProtocolEnabled": true},
+            "HTTP": {"ProtocolEnabled": false},
+            "SSH": {"ProtocolEnabled": false},
+            "IPMI": {"ProtocolEnabled": false},
+        })),
+        "GET, HEAD",
+    )
+}
+
+async fn bmc_slot<M: ChassisManager>(s: &AppState<M>, id: &str) -> Result<u32, RedfishError> {
+    let slot = id
+        .strip_prefix("bmc-")
+        .and_then(|n| n.parse::<u32>().ok())
+        .ok_or_else(|| RedfishError::not_found("Manager", id))?;
+    s.manager
+        .trays()
+        .await
+        .iter()
+        .find(|t| t.slot == slot && t.bmc_serial.is_some())
+        .map(|t| t.slot)
+        .ok_or_else(|| RedfishError::not_found("Manager", id))
+}
+
+async fn serial_interfaces<M: ChassisManager + Clone + 'static>(
+    State(s): St<M>,
+    Path(id): Path<String>,
+) -> Res {
+    bmc_slot(&s, &id).await?;
+    Ok(with_allow(
+        ok(collection(
+            &format!("/redfish/v1/Managers/{id}/SerialInterfaces"),
+            "SerialInterfaceCollection",
+            "Serial interfaces",
+            vec![format!(
+                "/redfish/v1/Managers/{id}/SerialInterfaces/Console"
+            )],
+        )),
+        "GET, HEAD",
+    ))
+}
+
+async fn serial_interface<M: ChassisManager + Clone + 'static>(
+    State(s): St<M>,
+    Path(id): Path<String>,
+) -> Res {
+    let slot = bmc_slot(&s, &id).await?;
+    Ok(with_allow(
+        ok(json!({
+            "@odata.id": format!("/redfish/v1/Managers/{id}/SerialInterfaces/Console"),
+            "@odata.type": "#SerialInterface.v1_3_0.SerialInterface",
+            "Id": "Console",
+            "Name": format!("Console of tray {slot}"),
+            "Description": format!("The compute unit's UART, bridged by its BMC; WebSocket at /racklet/v1/Systems/{slot}/Console"),
+            "InterfaceEnabled": true,
+            "BitRate": "115200",
+            "Parity": "None",
+            "DataBits": "8",
+            "StopBits": "1",
+            "FlowControl": "None",
+        })),
+        "GET, HEAD",
+    ))
+}
+
+async fn environment<M: ChassisManager + Clone + 'static>(
+    State(s): St<M>,
+    Path(id): Path<String>,
+) -> Res {
+    let t = known_chassis(&s, &id).await?;
+    let milli = |r: Reading| match r {
+        Reading::Milli(v) => Some(v as f64 / 1000.0),
+        _ => None,
+    };
+    let mut body = json!({
+        "@odata.id": format!("/redfish/v1/Chassis/{id}/EnvironmentMetrics"),
+        "@odata.type": "#EnvironmentMetrics.v1_5_0.EnvironmentMetrics",
+        "Id": "EnvironmentMetrics",
+        "Name": format!("Environment of {id}"),
+    });
+    match t {
+        Some(t) => {
+            body["PowerWatts"] = json!({"Reading": milli(t.power_milliwatts)});
+            body["TemperatureCelsius"] = json!({"Reading": milli(t.soc_millicelsius)});
+            body["EnergykWh"] = json!({"Reading": t.energy_millijoules as f64 / 3.6e9});
+        }
+        None => {
+            let total: f64 = s
+                .manager
+                .trays()
+                .await
+                .iter()
+                .filter_map(|t| milli(t.power_milliwatts))
+                .sum();
+            body["PowerWatts"] = json!({"Reading": total});
+        }
+    }
+    Ok(with_allow(ok(body), "GET, HEAD"))
 }

@@ -403,3 +403,47 @@ async fn path_traversal_finds_nothing() {
         )
     );
 }
+
+#[tokio::test]
+async fn event_log_is_readable_and_only_an_administrator_clears_it() {
+    let f = fixture("log");
+    let uri = "/redfish/v1/Managers/rmc/LogServices/EventLog/Entries";
+    let (s, _, v) = call(&f, Method::GET, uri, admin(&f), "", &[]).await;
+    assert_eq!(s, StatusCode::OK);
+    let before = v["Members@odata.count"].as_u64().expect("count");
+    assert!(before >= 7, "enrollment events are logged: {before}");
+    let body = r#"{"UserName": "op2", "Password": "operator-pass", "RoleId": "Operator"}"#;
+    call(
+        &f,
+        Method::POST,
+        "/redfish/v1/AccountService/Accounts",
+        admin(&f),
+        body,
+        &[],
+    )
+    .await;
+    let clear = "/redfish/v1/Managers/rmc/LogServices/EventLog/Actions/LogService.ClearLog";
+    let (s, _, v) = call(
+        &f,
+        Method::POST,
+        clear,
+        Some(basic("op2", "operator-pass")),
+        "{}",
+        &[],
+    )
+    .await;
+    assert_eq!(
+        (s, message_id(&v).as_str()),
+        (StatusCode::FORBIDDEN, "Base.1.22.InsufficientPrivilege")
+    );
+    let (s, _, _) = call(&f, Method::POST, clear, admin(&f), "{}", &[]).await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (_, _, v) = call(&f, Method::GET, uri, admin(&f), "", &[]).await;
+    let after = v["Members@odata.count"].as_u64().expect("count");
+    assert!(after < before, "{before} -> {after}");
+    assert!(v["Members"]
+        .as_array()
+        .expect("members")
+        .iter()
+        .any(|e| e["Message"] == "event log cleared"));
+}

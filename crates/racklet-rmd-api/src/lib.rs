@@ -132,4 +132,6 @@ pub trait ChassisManager: Send + Sync {
     /// Trusts the BMC that showed this identity (hex Ed25519 public key) and enrolls it.
     fn approve(&self, identity: &str) -> impl Future<Output = Result<(), RmdError>> + Send;
     fn events(&self, since: u64) -> impl Future<Output = Vec<Event>> + Send;
+    /// Empties the event log (a logged operator action; later events keep counting up).
+    fn clear_events(&self) -> impl Future<Output = ()> + Send;
 }

@@ -886,6 +886,12 @@ impl DaemonCore {
             .collect()
     }
 
+    /// Empties the in-memory event log (the file keeps its history) and records that.
+    pub fn clear_events(&mut self) {
+        self.events.clear();
+        self.event(Severity::Info, None, "event log cleared".into());
+    }
+
     /// Frames dropped per tray, by reason.
     pub fn drops(&self) -> Vec<(u32, racklet_mgmt_proto::DropCounters)> {
         self.conns.iter().map(|(s, c)| (*s, c.link.drops)).collect()

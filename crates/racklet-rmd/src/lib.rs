@@ -202,6 +202,10 @@ impl<B: Backplane> ChassisManager for Rmd<B> {
     async fn events(&self, since: u64) -> Vec<Event> {
         self.core().events(since)
     }
+
+    async fn clear_events(&self) {
+        self.core().clear_events();
+    }
 }
 
 /// Serves `/metrics` for these daemons on `addr` (port 0 picks one); returns the address.
