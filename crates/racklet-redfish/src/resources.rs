@@ -152,15 +152,6 @@ fn with_allow(mut resp: Response, allow: &'static str) -> Response {
     resp
 }
 
-fn described_by(mut resp: Response, schema: &str) -> Response {
-    if let Ok(v) = HeaderValue::from_str(&format!(
-        "<http://redfish.dmtf.org/schemas/v1/{schema}.json>; rel=describedby"
-    )) {
-        resp.headers_mut().insert(header::LINK, v);
-    }
-    resp
-}
-
 fn require(caller: &Caller, role: Role) -> Result<(), RedfishError> {
     if caller.role >= role {
         Ok(())
@@ -220,7 +211,7 @@ async fn service_root<M: ChassisManager + Clone + 'static>(State(s): St<M>) -> R
             "SelectQuery": false,
         },
     });
-    described_by(with_allow(ok(body), "GET, HEAD"), "ServiceRoot.v1_20_0")
+    with_allow(ok(body), "GET, HEAD")
 }
 
 async fn odata() -> Response {
@@ -829,7 +820,6 @@ async fn system<M: ChassisManager + Clone + 'static>(
         .get(&t.slot)
         .cloned()
         .unwrap_or(("None".into(), "Disabled".into()));
-    let chassis = s.manager.chassis_name().to_string();
     let body = json!({
         "@odata.id": format!("/redfish/v1/Systems/{id}"),
         "@odata.type": "#ComputerSystem.v1_27_0.ComputerSystem",
@@ -857,11 +847,7 @@ async fn system<M: ChassisManager + Clone + 'static>(
         },
         "Oem": {},
     });
-    let _ = chassis;
-    Ok(described_by(
-        with_allow(ok(body), "GET, HEAD, PATCH"),
-        "ComputerSystem.v1_27_0",
-    ))
+    Ok(with_allow(ok(body), "GET, HEAD, PATCH"))
 }
 
 async fn reset_action_info<M: ChassisManager + Clone + 'static>(
@@ -1099,10 +1085,7 @@ async fn chassis<M: ChassisManager + Clone + 'static>(
             });
         }
     }
-    Ok(described_by(
-        with_allow(ok(body), "GET, HEAD, PATCH"),
-        "Chassis.v1_28_0",
-    ))
+    Ok(with_allow(ok(body), "GET, HEAD, PATCH"))
 }
 
 async fn patch_chassis<M: ChassisManager + Clone + 'static>(
@@ -1382,10 +1365,7 @@ async fn manager<M: ChassisManager + Clone + 'static>(
             },
         })
     };
-    Ok(described_by(
-        with_allow(ok(body), "GET, HEAD"),
-        "Manager.v1_24_0",
-    ))
+    Ok(with_allow(ok(body), "GET, HEAD"))
 }
 
 /// RFC 3339 UTC time of a Unix timestamp in milliseconds.
