@@ -1050,13 +1050,16 @@ async fn chassis<M: ChassisManager + Clone + 'static>(
     Path(id): Path<String>,
 ) -> Res {
     let t = known_chassis(&s, &id).await?;
-    let indicator = s
-        .indicators
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .get(&id)
-        .copied()
-        .unwrap_or(false);
+    let indicator = match &t {
+        Some(t) => s.manager.identify(t.slot).await,
+        None => s
+            .indicators
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&id)
+            .copied()
+            .unwrap_or(false),
+    };
     let mut body = json!({
         "@odata.id": format!("/redfish/v1/Chassis/{id}"),
         "@odata.type": "#Chassis.v1_28_0.Chassis",
@@ -1100,12 +1103,16 @@ async fn patch_chassis<M: ChassisManager + Clone + 'static>(
     only_known(&o, &["LocationIndicatorActive"])?;
     match o.get("LocationIndicatorActive") {
         None => {}
-        Some(Value::Bool(b)) => {
-            s.indicators
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(id.clone(), *b);
-        }
+        Some(Value::Bool(b)) => match tray_id(&id) {
+            // A tray's locate light is its front indicator, driven by the daemon.
+            Some(slot) => s.manager.set_identify(slot, *b).await.map_err(rmd_error)?,
+            None => {
+                s.indicators
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(id.clone(), *b);
+            }
+        },
         Some(other) => {
             return Err(RedfishError::bad_request(Message::PropertyValueTypeError {
                 value: other.to_string(),

@@ -447,3 +447,38 @@ async fn event_log_is_readable_and_only_an_administrator_clears_it() {
         .iter()
         .any(|e| e["Message"] == "event log cleared"));
 }
+
+#[tokio::test]
+async fn location_indicator_lights_the_trays_identify_led() {
+    let f = fixture("identify");
+    let (s, _, v) = call(
+        &f,
+        Method::PATCH,
+        "/redfish/v1/Chassis/tray-2",
+        admin(&f),
+        r#"{"LocationIndicatorActive": true}"#,
+        &[],
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["LocationIndicatorActive"], true);
+    std::thread::sleep(Duration::from_millis(300)); // the daemon's loop drives the LED
+    let led = f.rack.lock().expect("rack").twin.lock().chassis[0]
+        .tray(2)
+        .expect("tray")
+        .indicator;
+    assert_eq!(led, racklet_hal::Indicator::Identify);
+    let (s, _, v) = call(
+        &f,
+        Method::PATCH,
+        "/redfish/v1/Chassis/tray-2",
+        admin(&f),
+        r#"{"LocationIndicatorActive": "yes"}"#,
+        &[],
+    )
+    .await;
+    assert_eq!(
+        (s, message_id(&v).as_str()),
+        (StatusCode::BAD_REQUEST, "Base.1.22.PropertyValueTypeError")
+    );
+}

@@ -132,6 +132,13 @@ pub trait ChassisManager: Send + Sync {
     /// Trusts the BMC that showed this identity (hex Ed25519 public key) and enrolls it.
     fn approve(&self, identity: &str) -> impl Future<Output = Result<(), RmdError>> + Send;
     fn events(&self, since: u64) -> impl Future<Output = Vec<Event>> + Send;
+    /// Lights (or clears) a tray's identify indicator, so a person finds it in the rack.
+    fn set_identify(
+        &self,
+        slot: u32,
+        on: bool,
+    ) -> impl Future<Output = Result<(), RmdError>> + Send;
+    fn identify(&self, slot: u32) -> impl Future<Output = bool> + Send;
     /// Empties the event log (a logged operator action; later events keep counting up).
     fn clear_events(&self) -> impl Future<Output = ()> + Send;
 }

@@ -155,6 +155,7 @@ pub struct DaemonCore {
     started: bool,
     firmware: Option<FirmwareJob>,
     shown: HashMap<u32, Indicator>,
+    identify: std::collections::BTreeSet<u32>,
 }
 
 /// Where a BMC firmware update stands.
@@ -229,6 +230,7 @@ impl DaemonCore {
             started: false,
             firmware: None,
             shown: HashMap::new(),
+            identify: std::collections::BTreeSet::new(),
         })
     }
 
@@ -886,6 +888,23 @@ impl DaemonCore {
             .collect()
     }
 
+    /// Turns a tray's identify (locate) indicator on or off.
+    pub fn set_identify(&mut self, slot: u32, on: bool) -> Result<(), RmdError> {
+        if !self.config.trays.iter().any(|t| t.slot == slot) {
+            return Err(RmdError::NoTray(slot));
+        }
+        if on {
+            self.identify.insert(slot);
+        } else {
+            self.identify.remove(&slot);
+        }
+        Ok(())
+    }
+
+    pub fn identify(&self, slot: u32) -> bool {
+        self.identify.contains(&slot)
+    }
+
     /// Empties the in-memory event log (the file keeps its history) and records that.
     pub fn clear_events(&mut self) {
         self.events.clear();
@@ -1074,6 +1093,10 @@ impl DaemonCore {
 impl DaemonCore {
     /// What each tray's front indicator should show.
     pub fn indicator(&self, slot: u32) -> Indicator {
+        // A person asked to find this tray: that wins over every status colour.
+        if self.identify.contains(&slot) {
+            return Indicator::Identify;
+        }
         let Some(conn) = self.conns.get(&slot) else {
             return Indicator::Off;
         };

@@ -203,6 +203,14 @@ impl<B: Backplane> ChassisManager for Rmd<B> {
         self.core().events(since)
     }
 
+    async fn set_identify(&self, slot: u32, on: bool) -> Result<(), RmdError> {
+        self.core().set_identify(slot, on)
+    }
+
+    async fn identify(&self, slot: u32) -> bool {
+        self.core().identify(slot)
+    }
+
     async fn clear_events(&self) {
         self.core().clear_events();
     }
