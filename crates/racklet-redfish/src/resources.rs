@@ -163,6 +163,17 @@ fn require(caller: &Caller, role: Role) -> Result<(), RedfishError> {
     }
 }
 
+/// A collection resource with its `Allow` header.
+fn listing(
+    id: &str,
+    kind: &str,
+    name: &str,
+    members: Vec<String>,
+    allow: &'static str,
+) -> Response {
+    with_allow(ok(collection(id, kind, name, members)), allow)
+}
+
 fn collection(id: &str, kind: &str, name: &str, members: Vec<String>) -> Value {
     json!({
         "@odata.id": id,
@@ -358,13 +369,11 @@ async fn sessions<M: ChassisManager + Clone + 'static>(
         .filter(|x| caller.role == Role::Administrator || x.user == caller.user)
         .map(|x| format!("/redfish/v1/SessionService/Sessions/{}", x.id))
         .collect();
-    with_allow(
-        ok(collection(
-            "/redfish/v1/SessionService/Sessions",
-            "SessionCollection",
-            "Sessions",
-            members,
-        )),
+    listing(
+        "/redfish/v1/SessionService/Sessions",
+        "SessionCollection",
+        "Sessions",
+        members,
         "GET, HEAD, POST",
     )
 }
@@ -485,13 +494,11 @@ async fn accounts<M: ChassisManager + Clone + 'static>(
         .filter(|a| caller.role == Role::Administrator || a.name == caller.user)
         .map(|a| format!("/redfish/v1/AccountService/Accounts/{}", a.name))
         .collect();
-    with_allow(
-        ok(collection(
-            "/redfish/v1/AccountService/Accounts",
-            "ManagerAccountCollection",
-            "Accounts",
-            members,
-        )),
+    listing(
+        "/redfish/v1/AccountService/Accounts",
+        "ManagerAccountCollection",
+        "Accounts",
+        members,
         "GET, HEAD, POST",
     )
 }
@@ -722,13 +729,11 @@ async fn roles() -> Response {
         .iter()
         .map(|r| format!("/redfish/v1/AccountService/Roles/{}", r.as_str()))
         .collect();
-    with_allow(
-        ok(collection(
-            "/redfish/v1/AccountService/Roles",
-            "RoleCollection",
-            "Roles",
-            members,
-        )),
+    listing(
+        "/redfish/v1/AccountService/Roles",
+        "RoleCollection",
+        "Roles",
+        members,
         "GET, HEAD",
     )
 }
@@ -794,13 +799,11 @@ async fn systems<M: ChassisManager + Clone + 'static>(State(s): St<M>) -> Respon
         .filter(|t| t.name.is_some())
         .map(|t| format!("/redfish/v1/Systems/{}", t.slot))
         .collect();
-    with_allow(
-        ok(collection(
-            "/redfish/v1/Systems",
-            "ComputerSystemCollection",
-            "Computer Systems",
-            members,
-        )),
+    listing(
+        "/redfish/v1/Systems",
+        "ComputerSystemCollection",
+        "Computer Systems",
+        members,
         "GET, HEAD",
     )
 }
@@ -1017,13 +1020,11 @@ async fn chassis_collection<M: ChassisManager + Clone + 'static>(State(s): St<M>
             .iter()
             .map(|t| format!("/redfish/v1/Chassis/tray-{}", t.slot)),
     );
-    with_allow(
-        ok(collection(
-            "/redfish/v1/Chassis",
-            "ChassisCollection",
-            "Chassis",
-            members,
-        )),
+    listing(
+        "/redfish/v1/Chassis",
+        "ChassisCollection",
+        "Chassis",
+        members,
         "GET, HEAD",
     )
 }
@@ -1173,13 +1174,11 @@ async fn sensors<M: ChassisManager + Clone + 'static>(
         .into_iter()
         .map(|x| format!("/redfish/v1/Chassis/{id}/Sensors/{}", x.0))
         .collect();
-    Ok(with_allow(
-        ok(collection(
-            &format!("/redfish/v1/Chassis/{id}/Sensors"),
-            "SensorCollection",
-            "Sensors",
-            members,
-        )),
+    Ok(listing(
+        &format!("/redfish/v1/Chassis/{id}/Sensors"),
+        "SensorCollection",
+        "Sensors",
+        members,
         "GET, HEAD",
     ))
 }
@@ -1249,13 +1248,11 @@ async fn fans<M: ChassisManager + Clone + 'static>(State(s): St<M>, Path(id): Pa
         .iter()
         .map(|f| format!("/redfish/v1/Chassis/{id}/ThermalSubsystem/Fans/{}", f.name))
         .collect();
-    Ok(with_allow(
-        ok(collection(
-            &format!("/redfish/v1/Chassis/{id}/ThermalSubsystem/Fans"),
-            "FanCollection",
-            "Fans",
-            members,
-        )),
+    Ok(listing(
+        &format!("/redfish/v1/Chassis/{id}/ThermalSubsystem/Fans"),
+        "FanCollection",
+        "Fans",
+        members,
         "GET, HEAD",
     ))
 }
@@ -1315,13 +1312,11 @@ async fn managers<M: ChassisManager + Clone + 'static>(State(s): St<M>) -> Respo
             .filter(|t| t.bmc_serial.is_some())
             .map(|t| format!("/redfish/v1/Managers/bmc-{}", t.slot)),
     );
-    with_allow(
-        ok(collection(
-            "/redfish/v1/Managers",
-            "ManagerCollection",
-            "Managers",
-            members,
-        )),
+    listing(
+        "/redfish/v1/Managers",
+        "ManagerCollection",
+        "Managers",
+        members,
         "GET, HEAD",
     )
 }
@@ -1398,13 +1393,11 @@ fn rfc3339(unix_ms: u64) -> String {
 }
 
 async fn log_services() -> Response {
-    with_allow(
-        ok(collection(
-            "/redfish/v1/Managers/rmc/LogServices",
-            "LogServiceCollection",
-            "Log Services",
-            vec!["/redfish/v1/Managers/rmc/LogServices/EventLog".into()],
-        )),
+    listing(
+        "/redfish/v1/Managers/rmc/LogServices",
+        "LogServiceCollection",
+        "Log Services",
+        vec!["/redfish/v1/Managers/rmc/LogServices/EventLog".into()],
         "GET, HEAD",
     )
 }
@@ -1527,15 +1520,13 @@ async fn serial_interfaces<M: ChassisManager + Clone + 'static>(
     Path(id): Path<String>,
 ) -> Res {
     bmc_slot(&s, &id).await?;
-    Ok(with_allow(
-        ok(collection(
-            &format!("/redfish/v1/Managers/{id}/SerialInterfaces"),
-            "SerialInterfaceCollection",
-            "Serial interfaces",
-            vec![format!(
-                "/redfish/v1/Managers/{id}/SerialInterfaces/Console"
-            )],
-        )),
+    Ok(listing(
+        &format!("/redfish/v1/Managers/{id}/SerialInterfaces"),
+        "SerialInterfaceCollection",
+        "Serial interfaces",
+        vec![format!(
+            "/redfish/v1/Managers/{id}/SerialInterfaces/Console"
+        )],
         "GET, HEAD",
     ))
 }
