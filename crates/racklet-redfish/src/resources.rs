@@ -152,6 +152,11 @@ fn with_allow(mut resp: Response, allow: &'static str) -> Response {
     resp
 }
 
+/// Administrators see every account and session; everyone else only their own.
+fn visible_to(caller: &Caller, owner: &str) -> bool {
+    caller.role == Role::Administrator || caller.user == owner
+}
+
 fn require(caller: &Caller, role: Role) -> Result<(), RedfishError> {
     if caller.role >= role {
         Ok(())
@@ -366,7 +371,7 @@ async fn sessions<M: ChassisManager + Clone + 'static>(
         .accounts()
         .sessions()
         .into_iter()
-        .filter(|x| caller.role == Role::Administrator || x.user == caller.user)
+        .filter(|x| visible_to(&caller, &x.user))
         .map(|x| format!("/redfish/v1/SessionService/Sessions/{}", x.id))
         .collect();
     listing(
@@ -426,7 +431,7 @@ async fn session<M: ChassisManager + Clone + 'static>(
     let accounts = s.accounts();
     let x = accounts
         .session(&id)
-        .filter(|x| caller.role == Role::Administrator || x.user == caller.user)
+        .filter(|x| visible_to(&caller, &x.user))
         .ok_or_else(|| RedfishError::not_found("Session", &id))?;
     Ok(with_allow(
         ok(session_json(&x.id, &x.user)),
@@ -442,7 +447,7 @@ async fn logout<M: ChassisManager + Clone + 'static>(
     let mut accounts = s.accounts();
     let allowed = accounts
         .session(&id)
-        .is_some_and(|x| caller.role == Role::Administrator || x.user == caller.user);
+        .is_some_and(|x| visible_to(&caller, &x.user));
     if !allowed || !accounts.close_session(&id) {
         return Err(RedfishError::not_found("Session", &id));
     }
@@ -491,7 +496,7 @@ async fn accounts<M: ChassisManager + Clone + 'static>(
         .accounts()
         .list()
         .into_iter()
-        .filter(|a| caller.role == Role::Administrator || a.name == caller.user)
+        .filter(|a| visible_to(&caller, &a.name))
         .map(|a| format!("/redfish/v1/AccountService/Accounts/{}", a.name))
         .collect();
     listing(

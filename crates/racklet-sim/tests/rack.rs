@@ -352,6 +352,15 @@ fn signed_image(
     (std::sync::Arc::new(image), sig, vendor)
 }
 
+/// Provisions tray 4's BMC with the vendor's firmware signing key.
+fn trust_vendor(rack: &mut Rack, vendor: &ed25519_dalek::SigningKey) {
+    rack.bmcs[3]
+        .bmc()
+        .expect("booted")
+        .add_trust_anchor(vendor.verifying_key().to_bytes())
+        .expect("anchor");
+}
+
 fn run_update(
     rack: &mut Rack,
     slot: u32,
@@ -384,11 +393,7 @@ fn run_update(
 fn firmware_update_over_the_link_reboots_once_and_confirms() {
     let (mut rack, _, _) = start("fw-ok", true);
     let (image, sig, vendor) = signed_image(20_000, 2);
-    rack.bmcs[3]
-        .bmc()
-        .expect("booted")
-        .add_trust_anchor(vendor.verifying_key().to_bytes())
-        .expect("anchor");
+    trust_vendor(&mut rack, &vendor);
     let boots = rack.bmcs[3].boots();
     let stage = run_update(&mut rack, 4, image.clone(), &sig);
     assert_eq!(
@@ -414,11 +419,7 @@ fn firmware_update_over_the_link_reboots_once_and_confirms() {
 fn bad_image_signature_is_refused_over_the_link() {
     let (mut rack, _, _) = start("fw-bad", true);
     let (image, _, vendor) = signed_image(4_000, 2);
-    rack.bmcs[3]
-        .bmc()
-        .expect("booted")
-        .add_trust_anchor(vendor.verifying_key().to_bytes())
-        .expect("anchor");
+    trust_vendor(&mut rack, &vendor);
     let forged =
         racklet_bmc::sign_firmware(&ed25519_dalek::SigningKey::from_bytes(&[1; 32]), &image, 2);
     let stage = run_update(&mut rack, 4, image, &forged.to_bytes());
@@ -433,11 +434,7 @@ fn bad_image_signature_is_refused_over_the_link() {
 fn interrupted_transfer_leaves_the_old_slot_running() {
     let (mut rack, _, _) = start("fw-cut", true);
     let (image, sig, vendor) = signed_image(200_000, 2);
-    rack.bmcs[3]
-        .bmc()
-        .expect("booted")
-        .add_trust_anchor(vendor.verifying_key().to_bytes())
-        .expect("anchor");
+    trust_vendor(&mut rack, &vendor);
     rack.daemon(CH)
         .expect("daemon")
         .core()
@@ -578,11 +575,7 @@ fn quiet_bmc_makes_its_zone_fail_safe_within_two_seconds() {
 fn unconfirmed_firmware_that_hangs_falls_back_through_the_watchdog() {
     let (mut rack, _, _) = start("fw-hang", true);
     let (image, sig, vendor) = signed_image(8_000, 2);
-    rack.bmcs[3]
-        .bmc()
-        .expect("booted")
-        .add_trust_anchor(vendor.verifying_key().to_bytes())
-        .expect("anchor");
+    trust_vendor(&mut rack, &vendor);
     rack.daemon(CH)
         .expect("daemon")
         .core()
