@@ -439,6 +439,10 @@ where
                 Response::Ack
             }
             Request::Inventory => Response::Inventory(self.inventory()),
+            Request::Reboot => {
+                self.pending_action = Some(Action::Reboot);
+                Response::Ack
+            }
             Request::FirmwareBegin { size, version } => self.firmware_begin(*size, *version),
             Request::FirmwareChunk { offset, data } => self.firmware_chunk(*offset, data),
             Request::FirmwareFinish { signature } => self.firmware_finish(signature),

@@ -19,6 +19,7 @@
 // Without a heap, messages and events are fixed-size values; boxing big variants is not an option.
 #![allow(clippy::large_enum_variant)]
 
+pub mod bundle;
 pub mod link;
 pub mod message;
 

@@ -53,6 +53,8 @@ pub enum Request {
     FirmwareActivate,
     /// Confirms the running slot as good.
     FirmwareConfirm,
+    /// Restarts the BMC itself (the same firmware slot); tray power is not touched.
+    Reboot,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -46,6 +46,13 @@ pub enum Message {
         value: String,
     },
     CreateFailedMissingReqProperties(String),
+    MissingOrMalformedPart,
+    PropertyMissing(String),
+    PropertyValueFormatError {
+        value: String,
+        property: String,
+    },
+    ResourceInUse,
     GeneralError(String),
     Success,
 }
@@ -137,6 +144,30 @@ impl Message {
                 format!("The create operation failed because the required property {p} was missing from the request."),
                 "Critical",
                 "Correct the body to include the required property with a valid value and resubmit the request if the operation failed.",
+            ),
+            Message::MissingOrMalformedPart => (
+                "MissingOrMalformedPart",
+                "The multipart request contains malformed parts or is missing required parts.".into(),
+                "Critical",
+                "Add any missing required parts or correct the malformed parts and resubmit the request.",
+            ),
+            Message::PropertyMissing(p) => (
+                "PropertyMissing",
+                format!("The property {p} is a required property and must be included in the request."),
+                "Warning",
+                "Ensure that the property is in the request body and has a valid value and resubmit the request if the operation failed.",
+            ),
+            Message::PropertyValueFormatError { value, property } => (
+                "PropertyValueFormatError",
+                format!("The value '{value}' for the property {property} is not a format that the property can accept."),
+                "Warning",
+                "Correct the value for the property in the request body and resubmit the request if the operation failed.",
+            ),
+            Message::ResourceInUse => (
+                "ResourceInUse",
+                "The change to the requested resource failed because the resource is in use or in transition.".into(),
+                "Warning",
+                "Remove the condition and resubmit the request if the operation failed.",
             ),
             Message::GeneralError(_) => (
                 "GeneralError",

@@ -5,13 +5,20 @@
 //! Resource map: `Systems/{tray}` (power, reset, boot override), `Chassis/{chassis}` and
 //! `Chassis/tray-{n}` (sensors, fans, power), `Managers/rmc` and `Managers/bmc-{n}`,
 //! `SessionService` (X-Auth-Token) and Basic auth, `AccountService` (argon2, lock-out,
-//! roles Administrator/Operator/ReadOnly). Errors carry Base registry messages.
+//! roles Administrator/Operator/ReadOnly), `UpdateService` (signed BMC firmware as a Task),
+//! `TaskService`, `EventService` (HTTPS push subscriptions and SSE). Errors carry Base
+//! registry messages.
 
 pub mod accounts;
 mod console;
 pub mod error;
+pub mod events;
 mod resources;
+pub mod tasks;
 pub mod tls;
+mod update;
+
+pub use update::MAX_UPLOAD;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -41,6 +48,10 @@ pub enum StartError {
     Tls(#[from] tls::TlsError),
     #[error(transparent)]
     Accounts(#[from] accounts::AccountError),
+    #[error(transparent)]
+    Tasks(#[from] tasks::TaskStoreError),
+    #[error(transparent)]
+    Events(#[from] events::EventStoreError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -73,11 +84,17 @@ pub(crate) struct AppState<M> {
     pub boot: Mutex<HashMap<u32, (String, String)>>,
     /// Per chassis resource id: location indicator on.
     pub indicators: Mutex<HashMap<String, bool>>,
+    tasks: Mutex<tasks::Tasks>,
+    pub events: Arc<events::Hub>,
 }
 
 impl<M> AppState<M> {
     pub fn accounts(&self) -> MutexGuard<'_, Accounts> {
         self.accounts.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn tasks(&self) -> MutexGuard<'_, tasks::Tasks> {
+        self.tasks.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -125,7 +142,8 @@ where
         .map_err(|source| StartError::Bind { addr, source })?;
     let server = axum_server::from_tcp_rustls(listener, config);
     tokio::spawn(async move {
-        if let Err(e) = server.serve(app.into_make_service()).await {
+        let service = app.into_make_service_with_connect_info::<SocketAddr>();
+        if let Err(e) = server.serve(service).await {
             tracing::error!("Redfish service stopped: {e}");
         }
     });
@@ -141,7 +159,11 @@ pub fn app<M: ChassisManager + Clone + 'static>(
     dir: &Path,
 ) -> Result<(Router, Option<PathBuf>), StartError> {
     let (accounts, initial_password_file) = Accounts::open(dir)?;
+    let hub = events::Hub::open(dir)?;
+    events::spawn_pump(manager.clone(), &hub);
     let state = Arc::new(AppState {
+        tasks: Mutex::new(tasks::Tasks::open(dir)?),
+        events: hub,
         manager,
         accounts: Mutex::new(accounts),
         uuid: stable_uuid(dir),

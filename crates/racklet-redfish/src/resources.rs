@@ -140,13 +140,69 @@ pub(crate) fn routes<M: ChassisManager + Clone + 'static>() -> Router<Arc<AppSta
             "/redfish/v1/Chassis/{id}/EnvironmentMetrics",
             get(environment::<M>),
         )
+        .route(
+            "/redfish/v1/Managers/{id}/ResetActionInfo",
+            get(manager_reset_action_info::<M>),
+        )
+        .route(
+            "/redfish/v1/Managers/{id}/Actions/Manager.Reset",
+            post(manager_reset::<M>),
+        )
+        .route("/redfish/v1/TaskService", get(crate::tasks::task_service))
+        .route(
+            "/redfish/v1/TaskService/Tasks",
+            get(crate::tasks::tasks::<M>),
+        )
+        .route(
+            "/redfish/v1/TaskService/Tasks/{id}",
+            get(crate::tasks::task::<M>),
+        )
+        .route(
+            "/redfish/v1/TaskService/TaskMonitors/{id}",
+            get(crate::tasks::task_monitor::<M>),
+        )
+        .route(
+            "/redfish/v1/UpdateService",
+            get(crate::update::update_service),
+        )
+        .route(
+            "/redfish/v1/UpdateService/upload",
+            post(crate::update::upload::<M>).layer(axum::extract::DefaultBodyLimit::max(
+                crate::update::MAX_UPLOAD,
+            )),
+        )
+        .route(
+            "/redfish/v1/UpdateService/FirmwareInventory",
+            get(crate::update::firmware_inventory::<M>),
+        )
+        .route(
+            "/redfish/v1/UpdateService/FirmwareInventory/{id}",
+            get(crate::update::firmware_item::<M>),
+        )
+        .route(
+            "/redfish/v1/EventService",
+            get(crate::events::event_service),
+        )
+        .route(
+            "/redfish/v1/EventService/Subscriptions",
+            get(crate::events::subscriptions::<M>).post(crate::events::subscribe::<M>),
+        )
+        .route(
+            "/redfish/v1/EventService/Subscriptions/{id}",
+            get(crate::events::subscription::<M>).delete(crate::events::unsubscribe::<M>),
+        )
+        .route("/redfish/v1/EventService/SSE", get(crate::events::sse::<M>))
+        .route(
+            "/redfish/v1/EventService/Actions/EventService.SubmitTestEvent",
+            post(crate::events::submit_test_event::<M>),
+        )
 }
 
-fn ok(body: Value) -> Response {
+pub(crate) fn ok(body: Value) -> Response {
     Json(body).into_response()
 }
 
-fn with_allow(mut resp: Response, allow: &'static str) -> Response {
+pub(crate) fn with_allow(mut resp: Response, allow: &'static str) -> Response {
     resp.headers_mut()
         .insert(header::ALLOW, HeaderValue::from_static(allow));
     resp
@@ -157,7 +213,7 @@ fn visible_to(caller: &Caller, owner: &str) -> bool {
     caller.role == Role::Administrator || caller.user == owner
 }
 
-fn require(caller: &Caller, role: Role) -> Result<(), RedfishError> {
+pub(crate) fn require(caller: &Caller, role: Role) -> Result<(), RedfishError> {
     if caller.role >= role {
         Ok(())
     } else {
@@ -169,7 +225,7 @@ fn require(caller: &Caller, role: Role) -> Result<(), RedfishError> {
 }
 
 /// A collection resource with its `Allow` header.
-fn listing(
+pub(crate) fn listing(
     id: &str,
     kind: &str,
     name: &str,
@@ -189,7 +245,7 @@ fn collection(id: &str, kind: &str, name: &str, members: Vec<String>) -> Value {
     })
 }
 
-fn rmd_error(e: RmdError) -> RedfishError {
+pub(crate) fn rmd_error(e: RmdError) -> RedfishError {
     match e {
         RmdError::NoTray(n) => RedfishError::not_found("ComputerSystem", &n.to_string()),
         other => RedfishError::new(
@@ -218,6 +274,9 @@ async fn service_root<M: ChassisManager + Clone + 'static>(State(s): St<M>) -> R
         "Managers": {"@odata.id": "/redfish/v1/Managers"},
         "SessionService": {"@odata.id": "/redfish/v1/SessionService"},
         "AccountService": {"@odata.id": "/redfish/v1/AccountService"},
+        "UpdateService": {"@odata.id": "/redfish/v1/UpdateService"},
+        "Tasks": {"@odata.id": "/redfish/v1/TaskService"},
+        "EventService": {"@odata.id": "/redfish/v1/EventService"},
         "Links": {"Sessions": {"@odata.id": "/redfish/v1/SessionService/Sessions"}},
         "ProtocolFeaturesSupported": {
             "ExcerptQuery": false,
@@ -231,16 +290,20 @@ async fn service_root<M: ChassisManager + Clone + 'static>(State(s): St<M>) -> R
 }
 
 async fn odata() -> Response {
+    // (ServiceRoot property, URI)
     let names = [
-        "Systems",
-        "Chassis",
-        "Managers",
-        "SessionService",
-        "AccountService",
+        ("Systems", "Systems"),
+        ("Chassis", "Chassis"),
+        ("Managers", "Managers"),
+        ("SessionService", "SessionService"),
+        ("AccountService", "AccountService"),
+        ("UpdateService", "UpdateService"),
+        ("Tasks", "TaskService"),
+        ("EventService", "EventService"),
     ];
     let mut value: Vec<Value> = names
         .iter()
-        .map(|n| json!({"name": n, "kind": "Singleton", "url": format!("/redfish/v1/{n}")}))
+        .map(|(n, u)| json!({"name": n, "kind": "Singleton", "url": format!("/redfish/v1/{u}")}))
         .collect();
     value.push(json!({"name": "Sessions", "kind": "Singleton", "url": "/redfish/v1/SessionService/Sessions"}));
     let mut resp =
@@ -315,6 +378,31 @@ pub(crate) const SCHEMAS: &[(&str, &[&str])] = &[
         "EnvironmentMetrics_v1",
         &["EnvironmentMetrics", "EnvironmentMetrics.v1_5_0"],
     ),
+    (
+        "UpdateService_v1",
+        &["UpdateService", "UpdateService.v1_17_0"],
+    ),
+    (
+        "SoftwareInventoryCollection_v1",
+        &["SoftwareInventoryCollection"],
+    ),
+    (
+        "SoftwareInventory_v1",
+        &["SoftwareInventory", "SoftwareInventory.v1_13_0"],
+    ),
+    ("TaskService_v1", &["TaskService", "TaskService.v1_3_0"]),
+    ("TaskCollection_v1", &["TaskCollection"]),
+    ("Task_v1", &["Task", "Task.v1_7_4"]),
+    ("EventService_v1", &["EventService", "EventService.v1_12_0"]),
+    (
+        "EventDestinationCollection_v1",
+        &["EventDestinationCollection"],
+    ),
+    (
+        "EventDestination_v1",
+        &["EventDestination", "EventDestination.v1_16_0"],
+    ),
+    ("Event_v1", &["Event", "Event.v1_13_0"]),
     ("Resource_v1", &["Resource", "Resource.v1_21_0"]),
     ("RedfishExtensions_v1", &["RedfishExtensions.v1_0_0"]),
 ];
@@ -539,7 +627,10 @@ async fn account<M: ChassisManager + Clone + 'static>(
     Ok(resp)
 }
 
-fn string_prop<'a>(o: &'a Map<String, Value>, name: &str) -> Result<Option<&'a str>, RedfishError> {
+pub(crate) fn string_prop<'a>(
+    o: &'a Map<String, Value>,
+    name: &str,
+) -> Result<Option<&'a str>, RedfishError> {
     match o.get(name) {
         None => Ok(None),
         Some(Value::String(v)) => Ok(Some(v)),
@@ -550,7 +641,7 @@ fn string_prop<'a>(o: &'a Map<String, Value>, name: &str) -> Result<Option<&'a s
     }
 }
 
-fn only_known(o: &Map<String, Value>, known: &[&str]) -> Result<(), RedfishError> {
+pub(crate) fn only_known(o: &Map<String, Value>, known: &[&str]) -> Result<(), RedfishError> {
     let unknown: Vec<Message> = o
         .keys()
         .filter(|k| !known.contains(&k.as_str()) && !k.starts_with('@'))
@@ -1342,6 +1433,7 @@ async fn manager<M: ChassisManager + Clone + 'static>(
             "UUID": s.uuid,
             "Status": {"State": "Enabled", "Health": "OK"},
             "LogServices": {"@odata.id": "/redfish/v1/Managers/rmc/LogServices"},
+            "Actions": manager_actions("rmc"),
             "NetworkProtocol": {"@odata.id": "/redfish/v1/Managers/rmc/NetworkProtocol"},
             "Links": {"ManagerForChassis": [{"@odata.id": format!("/redfish/v1/Chassis/{chassis}")}]},
         })
@@ -1365,6 +1457,8 @@ async fn manager<M: ChassisManager + Clone + 'static>(
             "ManagerType": "BMC",
             "SerialNumber": t.bmc_serial.map(|s| format!("{s:016x}")).unwrap_or_default(),
             "SerialInterfaces": {"@odata.id": format!("/redfish/v1/Managers/{id}/SerialInterfaces")},
+            "FirmwareVersion": t.firmware.as_ref().map(|f| f.version.to_string()).unwrap_or_default(),
+            "Actions": manager_actions(&id),
             "Status": status(&t),
             "Links": {
                 "ManagerForServers": [{"@odata.id": format!("/redfish/v1/Systems/{slot}")}],
@@ -1375,8 +1469,94 @@ async fn manager<M: ChassisManager + Clone + 'static>(
     Ok(with_allow(ok(body), "GET, HEAD"))
 }
 
+const MANAGER_RESET_TYPES: [&str; 2] = ["GracefulRestart", "ForceRestart"];
+
+fn manager_actions(id: &str) -> Value {
+    json!({
+        "#Manager.Reset": {
+            "target": format!("/redfish/v1/Managers/{id}/Actions/Manager.Reset"),
+            "@Redfish.ActionInfo": format!("/redfish/v1/Managers/{id}/ResetActionInfo"),
+        },
+    })
+}
+
+/// `rmc` or the slot of an attached `bmc-N`.
+async fn manager_target<M: ChassisManager>(
+    s: &AppState<M>,
+    id: &str,
+) -> Result<Option<u32>, RedfishError> {
+    if id == "rmc" {
+        return Ok(None);
+    }
+    bmc_slot(s, id).await.map(Some)
+}
+
+async fn manager_reset_action_info<M: ChassisManager + Clone + 'static>(
+    State(s): St<M>,
+    Path(id): Path<String>,
+) -> Res {
+    manager_target(&s, &id).await?;
+    Ok(with_allow(
+        ok(json!({
+            "@odata.id": format!("/redfish/v1/Managers/{id}/ResetActionInfo"),
+            "@odata.type": "#ActionInfo.v1_5_0.ActionInfo",
+            "Id": "ResetActionInfo",
+            "Name": "Reset Action Info",
+            "Parameters": [{"Name": "ResetType", "Required": false, "DataType": "String", "AllowableValues": MANAGER_RESET_TYPES}],
+        })),
+        "GET, HEAD",
+    ))
+}
+
+/// Restarts a BMC's firmware, or the rack management daemon itself; tray power stays.
+async fn manager_reset<M: ChassisManager + Clone + 'static>(
+    State(s): St<M>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Res {
+    let target = manager_target(&s, &id).await?;
+    require(&caller, Role::Administrator)?;
+    let o = if body.is_empty() {
+        Map::new()
+    } else {
+        json_object(&body)?
+    };
+    let action = "Manager.Reset";
+    match o.get("ResetType") {
+        None => {}
+        Some(Value::String(k)) if MANAGER_RESET_TYPES.contains(&k.as_str()) => {}
+        Some(other) => {
+            let value = other
+                .as_str()
+                .map_or_else(|| other.to_string(), str::to_string);
+            return Err(RedfishError::bad_request(
+                Message::ActionParameterValueNotInList {
+                    value,
+                    parameter: "ResetType".into(),
+                    action: action.into(),
+                },
+            ));
+        }
+    }
+    only_known(&o, &["ResetType"])?;
+    let done = match target {
+        None => s.manager.restart().await,
+        Some(slot) => s.manager.reset_bmc(slot).await,
+    };
+    done.map_err(|e| match e {
+        RmdError::Busy(_) => {
+            let mut err = RedfishError::new(StatusCode::CONFLICT, Message::ResourceInUse);
+            err.messages.push(Message::GeneralError(e.to_string()));
+            err
+        }
+        other => rmd_error(other),
+    })?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
 /// RFC 3339 UTC time of a Unix timestamp in milliseconds.
-fn rfc3339(unix_ms: u64) -> String {
+pub(crate) fn rfc3339(unix_ms: u64) -> String {
     let secs = unix_ms / 1000;
     let (days, rem) = (secs / 86_400, secs % 86_400);
     // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).

@@ -76,6 +76,16 @@ fn messages_match_the_base_registry() {
             vec!["A", "B", "C"],
         ),
         (Message::CreateFailedMissingReqProperties(a()), vec!["A"]),
+        (Message::MissingOrMalformedPart, vec![]),
+        (Message::PropertyMissing(a()), vec!["A"]),
+        (
+            Message::PropertyValueFormatError {
+                value: a(),
+                property: "B".into(),
+            },
+            vec!["A", "B"],
+        ),
+        (Message::ResourceInUse, vec![]),
         (Message::Success, vec![]),
     ];
     for (message, args) in cases {
@@ -97,6 +107,43 @@ fn messages_match_the_base_registry() {
         assert_eq!(
             resolution,
             entry["Resolution"].as_str().unwrap_or_default(),
+            "{id}"
+        );
+    }
+}
+
+fn registry(prefix: &str) -> Value {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/redfish/registries");
+    let path = std::fs::read_dir(&dir)
+        .expect("../shared/redfish/registries beside the clone")
+        .map(|e| e.expect("entry").path())
+        .find(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(prefix))
+        })
+        .unwrap_or_else(|| panic!("{prefix} registry"));
+    serde_json::from_slice(&std::fs::read(path).expect("readable")).expect("JSON")
+}
+
+#[test]
+fn task_messages_match_the_update_and_task_event_registries() {
+    for (id, text, severity) in racklet_redfish::tasks::MESSAGES {
+        let mut parts = id.splitn(4, '.');
+        let (name, major, minor, key) = (
+            parts.next().expect("registry"),
+            parts.next().expect("major"),
+            parts.next().expect("minor"),
+            parts.next().expect("message"),
+        );
+        let reg = registry(&format!("{name}.{major}.{minor}."));
+        let entry = &reg["Messages"][key];
+        assert_eq!(entry["Message"].as_str(), Some(*text), "{id}");
+        assert_eq!(entry["MessageSeverity"].as_str(), Some(*severity), "{id}");
+        let placeholders = (1..=9).filter(|i| text.contains(&format!("%{i}"))).count();
+        assert_eq!(
+            entry["NumberOfArgs"].as_u64(),
+            Some(placeholders as u64),
             "{id}"
         );
     }

@@ -39,6 +39,40 @@ pub struct TrayInfo {
     pub energy_millijoules: u64,
     pub soc_millicelsius: Reading,
     pub frames_dropped: u64,
+    /// What the BMC said it runs, once it answered an inventory request.
+    pub firmware: Option<BmcFirmware>,
+}
+
+/// The firmware a BMC runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BmcFirmware {
+    pub version: u32,
+    /// The A/B slot it booted from: 'A' or 'B'.
+    pub slot: char,
+    /// True while new firmware runs on trial, before it confirmed itself.
+    pub trial: bool,
+}
+
+/// A step of a BMC firmware update.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum UpdateStep {
+    Transferring,
+    Verifying,
+    Activating,
+    /// The BMC reboots into the new slot and must confirm it.
+    Rebooting,
+    Confirmed,
+    Failed(String),
+}
+
+/// Where the chassis' BMC firmware update stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpdateProgress {
+    pub slot: u32,
+    pub version: u32,
+    pub step: UpdateStep,
+    /// 0–100.
+    pub percent: u8,
 }
 
 /// One fan.
@@ -97,6 +131,8 @@ pub enum RmdError {
     UnknownIdentity(String),
     #[error("the daemon is shutting down")]
     Stopped,
+    #[error("busy: {0}")]
+    Busy(String),
 }
 
 /// The operations of one chassis' rack management daemon.
@@ -141,4 +177,21 @@ pub trait ChassisManager: Send + Sync {
     fn identify(&self, slot: u32) -> impl Future<Output = bool> + Send;
     /// Empties the event log (a logged operator action; later events keep counting up).
     fn clear_events(&self) -> impl Future<Output = ()> + Send;
+    /// Starts updating the firmware of the BMC in `slot` with a signed image: transfer,
+    /// verification by the BMC, one trial boot, confirmation. One update at a time.
+    fn update_firmware(
+        &self,
+        slot: u32,
+        image: std::sync::Arc<Vec<u8>>,
+        version: u32,
+        signature: [u8; 64],
+    ) -> impl Future<Output = Result<(), RmdError>> + Send;
+    /// The latest firmware update, running or finished.
+    fn update_progress(&self) -> impl Future<Output = Option<UpdateProgress>> + Send;
+    /// Restarts the BMC in `slot` (its firmware, not the tray's power).
+    fn reset_bmc(&self, slot: u32) -> impl Future<Output = Result<(), RmdError>> + Send;
+    /// Restarts the daemon itself: it drops every BMC session, reloads its state from its
+    /// data dir and reconnects, as after a process restart. Tray power is not touched.
+    /// Refused while a firmware update runs.
+    fn restart(&self) -> impl Future<Output = Result<(), RmdError>> + Send;
 }

@@ -12,7 +12,9 @@ use racklet_mgmt_proto::message::{
 };
 use racklet_mgmt_proto::FrameReader;
 use racklet_model::board::BoardThermal;
-use racklet_rmd_api::{BmcTrust, Event, FanInfo, RmdError, Severity, TrayInfo};
+use racklet_rmd_api::{
+    BmcFirmware, BmcTrust, Event, FanInfo, RmdError, Severity, TrayInfo, UpdateProgress, UpdateStep,
+};
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 
@@ -123,6 +125,7 @@ struct Conn {
     status_at: Duration,
     status_asked: Option<Duration>,
     shutdown_sent: bool,
+    firmware: Option<BmcFirmware>,
 }
 
 struct Pending {
@@ -205,6 +208,8 @@ impl DaemonCore {
             }
         }
         store.save(&trust)?;
+        let events = store.load_events(EVENTS_KEPT)?;
+        let next_event = events.last().map_or(1, |e| e.sequence + 1);
         let rng = match seed {
             Some(s) => ChaCha20Rng::seed_from_u64(s),
             None => ChaCha20Rng::from_entropy(),
@@ -224,8 +229,8 @@ impl DaemonCore {
             fan_rpm: vec![None; fans],
             fan_override: vec![None; fans],
             last_fan: None,
-            events: Vec::new(),
-            next_event: 1,
+            events,
+            next_event,
             now: Duration::ZERO,
             started: false,
             firmware: None,
@@ -281,6 +286,7 @@ impl DaemonCore {
                 status_at: Duration::ZERO,
                 status_asked: None,
                 shutdown_sent: false,
+                firmware: None,
             },
         );
         self.send_hello(slot, bp);
@@ -437,6 +443,7 @@ impl DaemonCore {
             }
             // The first request makes the session live on the BMC.
             self.queue(slot, Request::Status, false);
+            self.queue(slot, Request::Inventory, false);
             return;
         }
         let serial = conn.link.serial();
@@ -530,12 +537,38 @@ impl DaemonCore {
             return;
         };
         let wanted = p.wanted;
+        let p_request = p.request.clone();
         self.pending.remove(&r.id);
         let now = self.now;
         if let Response::Error(_) = &r.response {
             if let Some(conn) = self.conns.get_mut(&slot) {
                 conn.shutdown_sent = false; // a refused thermal shutdown is tried again
             }
+        }
+        if let Response::Inventory(inv) = &r.response {
+            if let Some(conn) = self.conns.get_mut(&slot) {
+                conn.firmware = Some(BmcFirmware {
+                    version: inv.firmware_version,
+                    slot: match inv.active_slot {
+                        racklet_mgmt_proto::message::Slot::A => 'A',
+                        racklet_mgmt_proto::message::Slot::B => 'B',
+                    },
+                    trial: inv.trial,
+                });
+            }
+        }
+        let rebooted = matches!((&p_request, &r.response), (Request::Reboot, Response::Ack));
+        if rebooted {
+            // The BMC restarts now: its session ends. Greet it again.
+            if let Some(conn) = self.conns.get_mut(&slot) {
+                conn.trust = BmcTrust::Connecting;
+                conn.hello_at = Some(Duration::ZERO);
+            }
+            self.event(
+                Severity::Info,
+                Some(slot),
+                format!("tray {slot}'s BMC restarts on request"),
+            );
         }
         if let Response::Status(s) = &r.response {
             if let Some(conn) = self.conns.get_mut(&slot) {
@@ -860,6 +893,9 @@ impl DaemonCore {
                     energy_millijoules: status.map_or(0, |s| s.energy_millijoules),
                     soc_millicelsius: status.map_or(Reading::Absent, |s| fresh(s.soc_millicelsius)),
                     frames_dropped: conn.map_or(0, |c| c.link.drops.total()),
+                    firmware: conn
+                        .filter(|c| c.trust == BmcTrust::Trusted)
+                        .and_then(|c| c.firmware.clone()),
                 }
             })
             .collect()
@@ -908,6 +944,9 @@ impl DaemonCore {
     /// Empties the in-memory event log (the file keeps its history) and records that.
     pub fn clear_events(&mut self) {
         self.events.clear();
+        if let Err(e) = self.store.clear_events() {
+            tracing::warn!("{e}");
+        }
         self.event(Severity::Info, None, "event log cleared".into());
     }
 
@@ -965,6 +1004,62 @@ impl DaemonCore {
 
     pub fn firmware_job(&self) -> Option<&FirmwareJob> {
         self.firmware.as_ref()
+    }
+
+    /// The latest firmware update as the API reports it.
+    pub fn update_progress(&self) -> Option<UpdateProgress> {
+        let job = self.firmware.as_ref()?;
+        let (step, percent) = match &job.stage {
+            // The transfer is most of the time: 0–80 %, then 85, 90, 100.
+            FirmwareStage::Transferring { sent, size } => (
+                UpdateStep::Transferring,
+                (u64::from(*sent) * 80 / u64::from((*size).max(1))) as u8,
+            ),
+            FirmwareStage::Verifying => (UpdateStep::Verifying, 80),
+            FirmwareStage::Activating => (UpdateStep::Activating, 85),
+            FirmwareStage::Rebooting => (UpdateStep::Rebooting, 90),
+            FirmwareStage::Confirmed { .. } => (UpdateStep::Confirmed, 100),
+            FirmwareStage::Failed(reason) => (UpdateStep::Failed(reason.clone()), 100),
+        };
+        Some(UpdateProgress {
+            slot: job.slot,
+            version: job.version,
+            step,
+            percent,
+        })
+    }
+
+    /// Asks the BMC in `slot` to restart (its firmware; tray power stays as it is).
+    pub fn reset_bmc(&mut self, slot: u32) -> Result<u32, RmdError> {
+        if self
+            .firmware
+            .as_ref()
+            .is_some_and(|j| j.slot == slot && j.stage.is_active())
+        {
+            return Err(RmdError::Busy(format!(
+                "a firmware update of tray {slot} is running; restart its BMC after it ends"
+            )));
+        }
+        self.request(slot, Request::Reboot)
+    }
+
+    /// Starts over from the data dir, as a restarted process would: every session is
+    /// dropped and re-established, power states are read back, nothing is commanded.
+    pub fn restart(&mut self) -> Result<(), RmdError> {
+        if self.firmware.as_ref().is_some_and(|j| j.stage.is_active()) {
+            return Err(RmdError::Busy(
+                "a firmware update is running; restart the daemon after it ends".into(),
+            ));
+        }
+        let fresh = DaemonCore::new(self.config.clone(), self.store.clone(), None)
+            .map_err(|e| RmdError::Busy(format!("cannot reload the daemon's state: {e}")))?;
+        *self = fresh;
+        self.event(
+            Severity::Info,
+            None,
+            "rack management daemon restarted on request".into(),
+        );
+        Ok(())
     }
 
     fn fail_firmware(&mut self, reason: String) {

@@ -18,7 +18,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use racklet_mgmt_proto::message::{PowerAction, PowerState, Request, Response};
-use racklet_rmd_api::{ChassisManager, ConsoleChunk, Event, FanInfo, RmdError, TrayInfo};
+use racklet_rmd_api::{
+    ChassisManager, ConsoleChunk, Event, FanInfo, RmdError, TrayInfo, UpdateProgress,
+};
 
 pub use crate::backplane::{Backplane, TwinBackplane};
 pub use crate::core::{DaemonConfig, DaemonCore};
@@ -117,6 +119,10 @@ impl<B: Backplane> Rmd<B> {
     /// Sends a request to a tray's BMC and waits for its answer.
     pub async fn call(&self, slot: u32, request: Request) -> Result<Response, RmdError> {
         let id = self.core().request(slot, request)?;
+        self.wait(slot, id).await
+    }
+
+    async fn wait(&self, slot: u32, id: u32) -> Result<Response, RmdError> {
         // The loop sends it and collects the answer; the core times it out.
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
         loop {
@@ -213,6 +219,30 @@ impl<B: Backplane> ChassisManager for Rmd<B> {
 
     async fn clear_events(&self) {
         self.core().clear_events();
+    }
+
+    async fn update_firmware(
+        &self,
+        slot: u32,
+        image: Arc<Vec<u8>>,
+        version: u32,
+        signature: [u8; 64],
+    ) -> Result<(), RmdError> {
+        self.core()
+            .start_firmware_update(slot, image, version, &signature)
+    }
+
+    async fn update_progress(&self) -> Option<UpdateProgress> {
+        self.core().update_progress()
+    }
+
+    async fn reset_bmc(&self, slot: u32) -> Result<(), RmdError> {
+        let id = self.core().reset_bmc(slot)?;
+        self.wait(slot, id).await.map(|_| ())
+    }
+
+    async fn restart(&self) -> Result<(), RmdError> {
+        self.core().restart()
     }
 }
 

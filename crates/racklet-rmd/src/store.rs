@@ -108,6 +108,40 @@ impl Store {
         Ok(())
     }
 
+    /// The last `keep` events of the log, oldest first. A line that does not parse (the
+    /// last one, cut short by a crash) is skipped.
+    pub fn load_events(&self, keep: usize) -> Result<Vec<racklet_rmd_api::Event>, StoreError> {
+        let path = self.dir.join("events.jsonl");
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(source) => return Err(StoreError::Io { path, source }),
+        };
+        let mut events: Vec<racklet_rmd_api::Event> = text
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect();
+        let skip = events.len().saturating_sub(keep);
+        events.drain(..skip);
+        Ok(events)
+    }
+
+    /// Empties the event log file (atomically).
+    pub fn clear_events(&self) -> Result<(), StoreError> {
+        let path = self.dir.join("events.jsonl");
+        let tmp = path.with_extension("jsonl.tmp");
+        let io = |source| StoreError::Io {
+            path: path.clone(),
+            source,
+        };
+        owner_only()
+            .open(&tmp)
+            .map_err(io)?
+            .sync_all()
+            .map_err(io)?;
+        std::fs::rename(&tmp, &path).map_err(io)
+    }
+
     /// Appends one line to the event log.
     pub fn append_event(&self, line: &str) -> Result<(), StoreError> {
         let path = self.dir.join("events.jsonl");
