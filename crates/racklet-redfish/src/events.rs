@@ -33,12 +33,16 @@ use tokio::sync::{broadcast, mpsc, watch};
 
 use crate::accounts::Role;
 use crate::error::{Message, RedfishError};
-use crate::resources::{listing, ok, only_known, require, rfc3339, string_prop, with_allow};
+use crate::resources::{
+    listing, ok, only_known, require, rfc3339, string_prop, visible_to, with_allow,
+};
 use crate::tasks::now_ms;
 use crate::{json_object, AppState, Caller};
 
-/// Most subscriptions (push and SSE together) at once.
+/// Most push subscriptions at once.
 pub const MAX_SUBSCRIPTIONS: usize = 16;
+/// Most open SSE streams at once (counted apart, so streams cannot crowd out subscribers).
+pub const MAX_SSE_STREAMS: usize = 16;
 /// Delivery attempts per event and the pause between them.
 pub const DELIVERY_ATTEMPTS: u32 = 3;
 pub const RETRY_INTERVAL: Duration = Duration::from_secs(5);
@@ -83,7 +87,6 @@ impl Subscription {
             "Protocol": "Redfish",
             "SubscriptionType": self.kind,
             "EventFormatType": "Event",
-            "DeliveryRetryPolicy": "RetryForever",
             "Status": {"State": "Enabled", "Health": "OK"},
         })
     }
@@ -104,8 +107,12 @@ pub enum EventStoreError {
         path: PathBuf,
         source: serde_json::Error,
     },
-    #[error("cannot use {path} as the event receivers' CA: {reason}")]
+    #[error(
+        "cannot use {path} as the event receivers' CA: {reason}; fix the PEM file or remove it"
+    )]
     Ca { path: PathBuf, reason: String },
+    #[error("cannot set up the HTTPS client that delivers events: {0}")]
+    Client(String),
 }
 
 struct Live {
@@ -153,10 +160,9 @@ impl Hub {
                 builder = builder.add_root_certificate(c);
             }
         }
-        let client = builder.build().map_err(|e| EventStoreError::Ca {
-            path: ca,
-            reason: e.to_string(),
-        })?;
+        let client = builder
+            .build()
+            .map_err(|e| EventStoreError::Client(e.to_string()))?;
         let (sse, _) = broadcast::channel(QUEUE);
         let hub = Arc::new(Hub {
             path,
@@ -171,13 +177,14 @@ impl Hub {
                 let mut next = lock(&hub.next);
                 *next = (*next).max(n + 1);
                 drop(next);
-                hub.insert(n, sub);
+                let live = hub.live(sub);
+                lock(&hub.subs).insert(n, live);
             }
         }
         Ok(hub)
     }
 
-    fn insert(self: &Arc<Self>, n: u64, sub: Subscription) {
+    fn live(&self, sub: Subscription) -> Live {
         let (closed, _) = watch::channel(false);
         let queue = (sub.kind == "RedfishEvent").then(|| {
             let (tx, rx) = mpsc::channel(QUEUE);
@@ -187,18 +194,20 @@ impl Hub {
                     sub.destination.clone(),
                     sub.context.clone(),
                     rx,
+                    closed.subscribe(),
                 ));
             }
             tx
         });
-        lock(&self.subs).insert(n, Live { sub, queue, closed });
+        Live { sub, queue, closed }
     }
 
-    fn save(&self) -> Result<(), EventStoreError> {
-        let pushed: Vec<Subscription> = lock(&self.subs)
+    /// Writes the push subscriptions; called with the map locked, so saves never interleave.
+    fn save(&self, subs: &BTreeMap<u64, Live>) -> Result<(), EventStoreError> {
+        let pushed: Vec<&Subscription> = subs
             .values()
             .filter(|l| l.sub.kind == "RedfishEvent")
-            .map(|l| l.sub.clone())
+            .map(|l| &l.sub)
             .collect();
         let io = |source| EventStoreError::Io {
             path: self.path.clone(),
@@ -222,12 +231,18 @@ impl Hub {
         std::fs::rename(&tmp, &self.path).map_err(io)
     }
 
-    fn add(self: &Arc<Self>, mut sub: Subscription) -> Result<(Subscription, u64), RedfishError> {
-        if lock(&self.subs).len() >= MAX_SUBSCRIPTIONS {
+    fn add(&self, mut sub: Subscription) -> Result<(Subscription, u64), RedfishError> {
+        let mut subs = lock(&self.subs);
+        let (limit, what) = if sub.kind == "SSE" {
+            (MAX_SSE_STREAMS, "open SSE streams")
+        } else {
+            (MAX_SUBSCRIPTIONS, "push subscriptions")
+        };
+        if subs.values().filter(|l| l.sub.kind == sub.kind).count() >= limit {
             return Err(RedfishError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 Message::GeneralError(format!(
-                    "This service keeps at most {MAX_SUBSCRIPTIONS} event subscriptions; delete one first."
+                    "This service keeps at most {limit} {what}; close or delete one first."
                 )),
             ));
         }
@@ -238,24 +253,28 @@ impl Hub {
             n
         };
         sub.id = n.to_string();
-        self.insert(n, sub.clone());
+        let live = self.live(sub.clone());
+        subs.insert(n, live);
         if sub.kind == "RedfishEvent" {
-            self.save().map_err(|e| {
-                lock(&self.subs).remove(&n);
-                RedfishError::new(
+            if let Err(e) = self.save(&subs) {
+                if let Some(l) = subs.remove(&n) {
+                    let _ = l.closed.send(true);
+                }
+                return Err(RedfishError::new(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     Message::GeneralError(e.to_string()),
-                )
-            })?;
+                ));
+            }
         }
         Ok((sub, n))
     }
 
     fn remove(&self, n: u64) -> Option<Subscription> {
-        let live = lock(&self.subs).remove(&n)?;
+        let mut subs = lock(&self.subs);
+        let live = subs.remove(&n)?;
         let _ = live.closed.send(true);
         if live.sub.kind == "RedfishEvent" {
-            if let Err(e) = self.save() {
+            if let Err(e) = self.save(&subs) {
                 tracing::warn!("{e}");
             }
         }
@@ -306,6 +325,8 @@ fn daemon_record(e: &racklet_rmd_api::Event) -> Value {
         Severity::Critical => "Critical",
     };
     let mut r = json!({
+        "MemberId": "0",
+        "EventType": "Other",
         "EventId": e.sequence.to_string(),
         "EventTimestamp": rfc3339(e.unix_ms),
         "MessageId": "RackletEvent.1.0.DaemonEvent",
@@ -334,7 +355,7 @@ pub(crate) fn spawn_pump<M: ChassisManager + Clone + 'static>(manager: M, hub: &
         loop {
             tokio::time::sleep(POLL).await;
             let Some(hub) = weak.upgrade() else { break };
-            for e in manager.events(since + 1).await {
+            for e in manager.events(since).await {
                 since = since.max(e.sequence);
                 hub.publish(Outgoing {
                     id: e.sequence.to_string(),
@@ -351,8 +372,20 @@ async fn deliver(
     destination: String,
     context: String,
     mut rx: mpsc::Receiver<Outgoing>,
+    mut closed: watch::Receiver<bool>,
 ) {
-    while let Some(event) = rx.recv().await {
+    loop {
+        // A deleted subscription gets nothing more, not even what was queued.
+        let event = tokio::select! {
+            _ = closed.changed() => return,
+            got = rx.recv() => match got {
+                Some(e) => e,
+                None => return,
+            },
+        };
+        if *closed.borrow() {
+            return;
+        }
         let body = event_payload(&event.id, &event.record, &context);
         for attempt in 1..=DELIVERY_ATTEMPTS {
             let sent = client
@@ -407,11 +440,13 @@ pub(crate) async fn event_service() -> Response {
 
 pub(crate) async fn subscriptions<M: ChassisManager + Clone + 'static>(
     State(s): St<M>,
+    Extension(caller): Extension<Caller>,
 ) -> Response {
     let members = s
         .events
         .subscriptions()
         .iter()
+        .filter(|x| visible_to(&caller, &x.owner))
         .map(Subscription::uri)
         .collect();
     listing(
@@ -447,12 +482,13 @@ fn check_destination(d: &str) -> Result<(), RedfishError> {
             property: "Destination".into(),
         });
         e.messages.push(Message::GeneralError(
-            "Destination must be an https:// URL with a host; plain HTTP is not offered.".into(),
+            "Destination must be an https:// URL with a host and no credentials; plain HTTP is not offered.".into(),
         ));
         e
     };
     let url = reqwest::Url::parse(d).map_err(|_| bad())?;
-    if url.scheme() != "https" || url.host_str().is_none_or(str::is_empty) {
+    let credentials = !url.username().is_empty() || url.password().is_some();
+    if url.scheme() != "https" || url.host_str().is_none_or(str::is_empty) || credentials {
         return Err(bad());
     }
     Ok(())
@@ -511,12 +547,14 @@ fn subscription_number(id: &str) -> Result<u64, RedfishError> {
 
 pub(crate) async fn subscription<M: ChassisManager + Clone + 'static>(
     State(s): St<M>,
+    Extension(caller): Extension<Caller>,
     UriPath(id): UriPath<String>,
 ) -> Res {
     let n = subscription_number(&id)?;
     let sub = lock(&s.events.subs)
         .get(&n)
         .map(|l| l.sub.clone())
+        .filter(|x| visible_to(&caller, &x.owner))
         .ok_or_else(|| RedfishError::not_found("EventDestination", &id))?;
     Ok(with_allow(ok(sub.to_json()), "GET, HEAD, DELETE"))
 }
@@ -531,8 +569,8 @@ pub(crate) async fn unsubscribe<M: ChassisManager + Clone + 'static>(
         .get(&n)
         .map(|l| l.sub.owner.clone())
         .ok_or_else(|| RedfishError::not_found("EventDestination", &id))?;
-    if owner != caller.user {
-        require(&caller, Role::Operator)?;
+    if !visible_to(&caller, &owner) {
+        require(&caller, Role::Administrator)?;
     }
     s.events.remove(n);
     Ok(StatusCode::NO_CONTENT.into_response())
@@ -569,7 +607,16 @@ pub(crate) async fn submit_test_event<M: ChassisManager + Clone + 'static>(
         *c += 1;
         *c
     };
-    let id = string_field(&o, "EventId")?.unwrap_or_else(|| format!("test-{n}"));
+    let id = format!("test-{n}");
+    let event_id = string_field(&o, "EventId")?.unwrap_or_else(|| id.clone());
+    if event_id.chars().any(char::is_control) {
+        return Err(RedfishError::bad_request(
+            Message::PropertyValueFormatError {
+                value: event_id.escape_debug().to_string(),
+                property: "EventId".into(),
+            },
+        ));
+    }
     let severity = string_field(&o, "MessageSeverity")?
         .or(string_field(&o, "Severity")?)
         .unwrap_or_else(|| "OK".into());
@@ -590,7 +637,9 @@ pub(crate) async fn submit_test_event<M: ChassisManager + Clone + 'static>(
         }
     };
     let mut record = json!({
-        "EventId": id,
+        "MemberId": "0",
+        "EventType": "Other",
+        "EventId": event_id,
         "EventTimestamp": string_field(&o, "EventTimestamp")?.unwrap_or_else(|| rfc3339(now_ms())),
         "MessageId": string_field(&o, "MessageId")?.unwrap_or_else(|| "RackletEvent.1.0.TestEvent".into()),
         "Message": string_field(&o, "Message")?.unwrap_or_else(|| "A test event.".into()),

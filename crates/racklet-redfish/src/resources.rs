@@ -209,7 +209,7 @@ pub(crate) fn with_allow(mut resp: Response, allow: &'static str) -> Response {
 }
 
 /// Administrators see every account and session; everyone else only their own.
-fn visible_to(caller: &Caller, owner: &str) -> bool {
+pub(crate) fn visible_to(caller: &Caller, owner: &str) -> bool {
     caller.role == Role::Administrator || caller.user == owner
 }
 
@@ -1515,8 +1515,8 @@ async fn manager_reset<M: ChassisManager + Clone + 'static>(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Res {
-    let target = manager_target(&s, &id).await?;
     require(&caller, Role::Administrator)?;
+    let target = manager_target(&s, &id).await?;
     let o = if body.is_empty() {
         Map::new()
     } else {

@@ -293,14 +293,15 @@ impl Tasks {
         task
     }
 
-    /// Changes a task; saved only when something changed.
+    /// Changes a task. Saved when its state or messages changed; progress alone is not
+    /// worth a disk write (it is recomputed after a restart anyway).
     pub fn update(&mut self, id: &str, change: impl FnOnce(&mut Task)) {
         let Some(t) = self.list.iter_mut().find(|t| t.id == id) else {
             return;
         };
-        let before = t.clone();
+        let before = (t.state, t.messages.len(), t.end_ms);
         change(t);
-        if *t != before {
+        if (t.state, t.messages.len(), t.end_ms) != before {
             self.persist();
         }
     }
@@ -381,4 +382,30 @@ pub(crate) fn monitor_response(t: &Task) -> Response {
     h.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
     h.insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
     resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_task_running_when_the_service_stopped_ends_as_exception_after_a_restart() {
+        let dir = std::env::temp_dir().join(format!("racklet-tasks-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("dir");
+        let mut tasks = Tasks::open(&dir).expect("open");
+        let id = tasks.create("update".into(), Vec::new()).id;
+        drop(tasks);
+        let mut tasks = Tasks::open(&dir).expect("reopen");
+        let t = tasks.get(&id).expect("kept").clone();
+        assert_eq!(t.state, TaskState::Exception);
+        assert!(t.end_ms.is_some());
+        assert_eq!(
+            t.messages.last().map(|m| m.id.as_str()),
+            Some("TaskEvent.1.0.TaskAborted")
+        );
+        // New tasks do not reuse its id.
+        assert_ne!(tasks.create("next".into(), Vec::new()).id, id);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

@@ -515,10 +515,42 @@ async fn events_reach_sse_streams_and_https_subscribers() {
         event["Events"][0]["OriginOfCondition"]["@odata.id"],
         "/redfish/v1/Systems/2"
     );
-    assert!(
-        text.lines().any(|l| l.starts_with("id:")),
-        "events carry ids"
-    );
+    // Daemon events arrive in order with no gaps.
+    let ids: Vec<u64> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("id:"))
+        .filter_map(|i| i.trim().parse().ok())
+        .collect();
+    assert!(!ids.is_empty(), "events carry ids");
+    assert!(ids.windows(2).all(|w| w[1] == w[0] + 1), "no gaps: {ids:?}");
+
+    // Test events reach the stream too; an id with a line break is refused, not sent.
+    let submit = "/redfish/v1/EventService/Actions/EventService.SubmitTestEvent";
+    let r = svc
+        .req(reqwest::Method::POST, submit)
+        .json(&json!({"EventId": "x\ndata: forged", "Message": "bad"}))
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(r.status(), 400);
+    let r = svc
+        .req(reqwest::Method::POST, submit)
+        .json(&json!({"Message": "hello from the test", "MessageSeverity": "Warning"}))
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(r.status(), 204);
+    let mut text = String::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !text.contains("hello from the test") {
+        let chunk = tokio::time::timeout_at(deadline, sse.chunk())
+            .await
+            .expect("the test event within 10 s")
+            .expect("stream")
+            .expect("open");
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(!text.contains("forged"));
 
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
@@ -546,6 +578,7 @@ async fn events_reach_sse_streams_and_https_subscribers() {
     })
     .await;
     assert!(end.is_ok(), "the stream closed");
+    assert_eq!(svc.get(subs).await["Members@odata.count"], 1);
 
     // The push subscription survives a restart; the SSE one is gone.
     let saved = std::fs::read_to_string(svc.dir.join("redfish/subscriptions.json")).expect("file");
@@ -565,7 +598,19 @@ async fn manager_reset_restarts_a_bmc_or_the_daemon_without_touching_power() {
             .expect("tray")
             .dcdc_en
     };
+    // Tray 3 runs, so a restart that cut power would show.
+    let r = svc
+        .req(
+            reqwest::Method::POST,
+            "/redfish/v1/Systems/3/Actions/ComputerSystem.Reset",
+        )
+        .json(&json!({"ResetType": "On"}))
+        .send()
+        .await
+        .expect("reset");
+    assert!(r.status().is_success());
     let before = power(&svc);
+    assert!(before, "tray 3 is powered");
     let boots = svc.rack.lock().expect("rack").bmcs[2].boots();
     let info = svc.get("/redfish/v1/Managers/bmc-3/ResetActionInfo").await;
     assert_eq!(

@@ -133,6 +133,8 @@ pub enum RmdError {
     Stopped,
     #[error("busy: {0}")]
     Busy(String),
+    #[error("the daemon cannot use its data dir: {0}")]
+    Storage(String),
 }
 
 /// The operations of one chassis' rack management daemon.

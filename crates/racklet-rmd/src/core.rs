@@ -208,8 +208,8 @@ impl DaemonCore {
             }
         }
         store.save(&trust)?;
-        let events = store.load_events(EVENTS_KEPT)?;
-        let next_event = events.last().map_or(1, |e| e.sequence + 1);
+        let (events, last_event) = store.load_events(EVENTS_KEPT)?;
+        let next_event = last_event + 1;
         let rng = match seed {
             Some(s) => ChaCha20Rng::seed_from_u64(s),
             None => ChaCha20Rng::from_entropy(),
@@ -944,7 +944,7 @@ impl DaemonCore {
     /// Empties the in-memory event log (the file keeps its history) and records that.
     pub fn clear_events(&mut self) {
         self.events.clear();
-        if let Err(e) = self.store.clear_events() {
+        if let Err(e) = self.store.mark_cleared(self.next_event - 1) {
             tracing::warn!("{e}");
         }
         self.event(Severity::Info, None, "event log cleared".into());
@@ -1051,8 +1051,19 @@ impl DaemonCore {
                 "a firmware update is running; restart the daemon after it ends".into(),
             ));
         }
-        let fresh = DaemonCore::new(self.config.clone(), self.store.clone(), None)
-            .map_err(|e| RmdError::Busy(format!("cannot reload the daemon's state: {e}")))?;
+        let mut fresh = DaemonCore::new(self.config.clone(), self.store.clone(), None)
+            .map_err(|e| RmdError::Storage(e.to_string()))?;
+        // Request ids keep counting, and whoever still waits hears that the daemon stopped,
+        // so no caller can take the answer to someone else's later request.
+        fresh.next_id = self.next_id;
+        for (id, p) in &self.pending {
+            if p.wanted {
+                fresh.replies.insert(*id, Err(RmdError::Stopped));
+            }
+        }
+        for (id, reply) in self.replies.drain() {
+            fresh.replies.insert(id, reply);
+        }
         *self = fresh;
         self.event(
             Severity::Info,

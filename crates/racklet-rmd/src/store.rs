@@ -108,38 +108,52 @@ impl Store {
         Ok(())
     }
 
-    /// The last `keep` events of the log, oldest first. A line that does not parse (the
-    /// last one, cut short by a crash) is skipped.
-    pub fn load_events(&self, keep: usize) -> Result<Vec<racklet_rmd_api::Event>, StoreError> {
+    /// The last `keep` events of the log not cleared, oldest first, and the highest
+    /// sequence number ever logged. A line that does not parse (the last one, cut short by
+    /// a crash) is skipped.
+    pub fn load_events(
+        &self,
+        keep: usize,
+    ) -> Result<(Vec<racklet_rmd_api::Event>, u64), StoreError> {
         let path = self.dir.join("events.jsonl");
         let text = match std::fs::read_to_string(&path) {
             Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), 0)),
             Err(source) => return Err(StoreError::Io { path, source }),
         };
-        let mut events: Vec<racklet_rmd_api::Event> = text
+        let all: Vec<racklet_rmd_api::Event> = text
             .lines()
             .filter_map(|l| serde_json::from_str(l).ok())
             .collect();
+        // Numbering continues after cleared events, so the last one still counts.
+        let last = all.last().cloned();
+        let cleared = self.cleared_through();
+        let mut events: Vec<_> = all.into_iter().filter(|e| e.sequence > cleared).collect();
         let skip = events.len().saturating_sub(keep);
         events.drain(..skip);
-        Ok(events)
+        Ok((events, last.map_or(0, |e| e.sequence)))
     }
 
-    /// Empties the event log file (atomically).
-    pub fn clear_events(&self) -> Result<(), StoreError> {
-        let path = self.dir.join("events.jsonl");
-        let tmp = path.with_extension("jsonl.tmp");
+    /// Records that the log was cleared through `sequence`: [`Store::load_events`] skips
+    /// those from now on, while `events.jsonl` keeps its history for audits.
+    pub fn mark_cleared(&self, sequence: u64) -> Result<(), StoreError> {
+        let path = self.dir.join("events.cleared");
+        let tmp = path.with_extension("tmp");
         let io = |source| StoreError::Io {
             path: path.clone(),
             source,
         };
-        owner_only()
-            .open(&tmp)
-            .map_err(io)?
-            .sync_all()
-            .map_err(io)?;
+        let mut f = owner_only().open(&tmp).map_err(io)?;
+        f.write_all(sequence.to_string().as_bytes()).map_err(io)?;
+        f.sync_all().map_err(io)?;
         std::fs::rename(&tmp, &path).map_err(io)
+    }
+
+    fn cleared_through(&self) -> u64 {
+        std::fs::read_to_string(self.dir.join("events.cleared"))
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(0)
     }
 
     /// Appends one line to the event log.
