@@ -1,0 +1,220 @@
+//! The control plane's HTTPS API, for the CLI and the dashboard: node and source status,
+//! events, and the sync trigger (also the webhook a Git server calls). Every request
+//! carries `Authorization: Bearer TOKEN`; the token is made on first start in
+//! `DIR/token` (owner-only), the certificate in `DIR/tls`.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use axum::extract::{Query, Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+
+use crate::power::node_statuses;
+use crate::store::{StateStore, StoreError};
+use crate::ControlPlane;
+
+/// Why the API cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("cannot read or write {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot make the API's certificate: {0}")]
+    Certificate(String),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// Where the API runs and how to reach it.
+#[derive(Debug, Clone)]
+pub struct Running {
+    pub addr: SocketAddr,
+    pub token_file: PathBuf,
+    pub cert_file: PathBuf,
+}
+
+fn io(path: &Path) -> impl Fn(std::io::Error) -> ApiError + '_ {
+    move |source| ApiError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn owner_only_write(path: &Path, bytes: &[u8]) -> Result<(), ApiError> {
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(io(path))?;
+    f.write_all(bytes).map_err(io(path))
+}
+
+/// The token, made on first start.
+fn token(dir: &Path) -> Result<(String, PathBuf), ApiError> {
+    let path = dir.join("token");
+    if let Ok(t) = std::fs::read_to_string(&path) {
+        return Ok((t.trim().to_string(), path));
+    }
+    let mut b = [0u8; 32];
+    rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut b);
+    let t = hex::encode(b);
+    owner_only_write(&path, t.as_bytes())?;
+    Ok((t, path))
+}
+
+fn certificate(dir: &Path) -> Result<(PathBuf, PathBuf), ApiError> {
+    let tls = dir.join("tls");
+    std::fs::create_dir_all(&tls).map_err(io(&tls))?;
+    let (cert, key) = (tls.join("cert.pem"), tls.join("key.pem"));
+    if cert.exists() && key.exists() {
+        return Ok((cert, key));
+    }
+    let names = vec![
+        "localhost".to_string(),
+        "127.0.0.1".to_string(),
+        "::1".to_string(),
+    ];
+    let made = rcgen::generate_simple_self_signed(names)
+        .map_err(|e| ApiError::Certificate(e.to_string()))?;
+    owner_only_write(&key, made.key_pair.serialize_pem().as_bytes())?;
+    std::fs::write(&cert, made.cert.pem()).map_err(io(&cert))?;
+    Ok((cert, key))
+}
+
+struct Api<S> {
+    plane: Arc<ControlPlane<S>>,
+    token: String,
+}
+
+/// Routes without TLS or authentication (for tests and embedding).
+pub fn routes<S: StateStore>(plane: Arc<ControlPlane<S>>, token: String) -> Router {
+    let state = Arc::new(Api { plane, token });
+    Router::new()
+        .route("/v1/nodes", get(nodes::<S>))
+        .route("/v1/source", get(source::<S>))
+        .route("/v1/events", get(events::<S>))
+        .route("/v1/sync", post(sync::<S>))
+        .route("/v1/webhook", post(sync::<S>))
+        .layer(middleware::from_fn_with_state(state.clone(), auth::<S>))
+        .with_state(state)
+}
+
+/// Serves the API over HTTPS on `addr` (port 0 picks one).
+pub async fn serve<S: StateStore>(
+    plane: Arc<ControlPlane<S>>,
+    dir: &Path,
+    addr: SocketAddr,
+) -> Result<Running, ApiError> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    let (token, token_file) = token(dir)?;
+    let (cert, key) = certificate(dir)?;
+    let config = axum_server::tls_rustls::RustlsConfig::from_pem_file(&cert, &key)
+        .await
+        .map_err(|e| ApiError::Certificate(e.to_string()))?;
+    let listener =
+        std::net::TcpListener::bind(addr).map_err(|source| ApiError::Bind { addr, source })?;
+    listener
+        .set_nonblocking(true)
+        .map_err(|source| ApiError::Bind { addr, source })?;
+    let local = listener
+        .local_addr()
+        .map_err(|source| ApiError::Bind { addr, source })?;
+    let app = routes(plane, token);
+    tokio::spawn(async move {
+        if let Err(e) = axum_server::from_tcp_rustls(listener, config)
+            .serve(app.into_make_service())
+            .await
+        {
+            tracing::error!("control plane API stopped: {e}");
+        }
+    });
+    Ok(Running {
+        addr: local,
+        token_file,
+        cert_file: cert,
+    })
+}
+
+async fn auth<S: StateStore>(State(api): State<Arc<Api<S>>>, req: Request, next: Next) -> Response {
+    let given = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    // Compare without an early exit on the first differing byte.
+    let same = given.len() == api.token.len()
+        && given
+            .bytes()
+            .zip(api.token.bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0;
+    if !same {
+        return (
+            StatusCode::UNAUTHORIZED,
+            Json(serde_json::json!({"error": "missing or wrong bearer token; it is in the control plane's token file"})),
+        )
+            .into_response();
+    }
+    next.run(req).await
+}
+
+fn failed(e: StoreError) -> Response {
+    (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        Json(serde_json::json!({"error": e.to_string()})),
+    )
+        .into_response()
+}
+
+async fn nodes<S: StateStore>(State(api): State<Arc<Api<S>>>) -> Response {
+    match node_statuses(&**api.plane.store()).await {
+        Ok(n) => Json(n).into_response(),
+        Err(e) => failed(e),
+    }
+}
+
+async fn source<S: StateStore>(State(api): State<Arc<Api<S>>>) -> Response {
+    match api.plane.source_status().await {
+        Ok(s) => Json(s).into_response(),
+        Err(e) => failed(e),
+    }
+}
+
+#[derive(Deserialize)]
+struct Since {
+    #[serde(default)]
+    since: u64,
+}
+
+async fn events<S: StateStore>(State(api): State<Arc<Api<S>>>, Query(q): Query<Since>) -> Response {
+    match api.plane.events().since(q.since).await {
+        Ok(e) => Json(e).into_response(),
+        Err(e) => failed(e),
+    }
+}
+
+async fn sync<S: StateStore>(State(api): State<Arc<Api<S>>>) -> Response {
+    api.plane.trigger();
+    (
+        StatusCode::ACCEPTED,
+        Json(serde_json::json!({"sync": "requested"})),
+    )
+        .into_response()
+}

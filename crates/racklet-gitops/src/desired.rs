@@ -1,0 +1,119 @@
+//! From the files of one Git revision to the desired state the reconcilers act on. A
+//! revision whose manifests do not validate is refused as a whole: every problem is
+//! reported as `FILE:LINE:COLUMN` (paths relative to the source's sub-path), and nothing
+//! of it is applied.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use racklet_model::compute_unit::PowerState;
+use racklet_model::ManifestSet;
+use serde::{Deserialize, Serialize};
+
+/// What one compute unit should be.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DesiredNode {
+    pub name: String,
+    pub chassis: String,
+    pub tray: u32,
+    pub power: Power,
+}
+
+/// Desired power, as the control plane stores and shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Power {
+    On,
+    Off,
+}
+
+impl Power {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Power::On => "On",
+            Power::Off => "Off",
+        }
+    }
+}
+
+/// The desired state of one revision.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Desired {
+    pub nodes: Vec<DesiredNode>,
+    /// Chassis named in the manifests.
+    pub chassis: Vec<String>,
+}
+
+fn is_manifest(path: &Path) -> bool {
+    matches!(
+        path.extension().and_then(|e| e.to_str()),
+        Some("yaml" | "yml" | "json")
+    )
+}
+
+/// Validates a revision's files; `Err` holds every problem, one per line.
+pub fn desired_from(files: &[(PathBuf, Vec<u8>)]) -> Result<Desired, Vec<String>> {
+    let mut set = ManifestSet::with_catalog();
+    let mut diags = Vec::new();
+    for (path, bytes) in files.iter().filter(|(p, _)| is_manifest(p)) {
+        let file: Arc<Path> = Arc::from(path.as_path());
+        diags.extend(set.add_source(&file, bytes));
+    }
+    diags.extend(racklet_model::validate::validate(&set));
+    if !diags.is_empty() {
+        diags.sort();
+        diags.dedup();
+        return Err(diags.iter().map(ToString::to_string).collect());
+    }
+    let nodes = set
+        .compute_units()
+        .map(|(_, cu)| DesiredNode {
+            name: cu.name().to_string(),
+            chassis: cu.spec.chassis.clone(),
+            tray: cu.spec.tray,
+            power: match cu.spec.power_state {
+                PowerState::On => Power::On,
+                PowerState::Off => Power::Off,
+            },
+        })
+        .collect();
+    let chassis = set.chassis().map(|(_, c)| c.name().to_string()).collect();
+    Ok(Desired { nodes, chassis })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn examples() -> Vec<(PathBuf, Vec<u8>)> {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+        std::fs::read_dir(&dir)
+            .expect("examples")
+            .map(|e| e.expect("entry").path())
+            .map(|p| {
+                let bytes = std::fs::read(&p).expect("read");
+                (PathBuf::from(p.file_name().expect("name")), bytes)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_examples_give_seven_nodes() {
+        let d = desired_from(&examples()).expect("valid");
+        assert_eq!(d.nodes.len(), 7);
+        assert_eq!(d.chassis, vec!["chassis-1".to_string()]);
+    }
+
+    #[test]
+    fn an_invalid_revision_is_refused_with_located_errors() {
+        let mut files = examples();
+        files.push((
+            PathBuf::from("nodes/bad.yaml"),
+            b"apiVersion: racklet.io/v1alpha1\nkind: ComputeUnit\nmetadata: {name: node-9}\nspec: {chassis: chassis-1, tray: 9, board: rpi4b, powerState: Maybe}\n".to_vec(),
+        ));
+        let errors = desired_from(&files).expect_err("refused");
+        assert!(
+            errors.iter().all(|e| e.starts_with("nodes/bad.yaml:4:")),
+            "{errors:?}"
+        );
+    }
+}

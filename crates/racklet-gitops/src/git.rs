@@ -1,0 +1,408 @@
+//! The Git source, with gitoxide (`gix`), never the `git` binary.
+//!
+//! Every fetched commit is imported into a bare mirror in the data dir
+//! (`refs/racklet/source`), so the last applied revision and its history stay readable
+//! when the source is rewritten or unreachable, and a force-push is recognised (the new
+//! tip does not descend from the last applied one). Sources: a local path or `file://`
+//! URL (opened directly: gix would otherwise spawn `git upload-pack`).
+//!
+//! With a signature policy, a revision is applied only when its commit carries an SSH
+//! signature (`gpgsig`, namespace `git`) by one of the listed Ed25519 keys.
+
+use std::path::{Path, PathBuf};
+
+use gix::objs::Kind;
+use gix::ObjectId;
+
+/// What to follow.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reference {
+    Branch(String),
+    Tag(String),
+}
+
+impl Reference {
+    fn full_name(&self) -> String {
+        match self {
+            Reference::Branch(b) => format!("refs/heads/{b}"),
+            Reference::Tag(t) => format!("refs/tags/{t}"),
+        }
+    }
+}
+
+/// Where desired state comes from.
+#[derive(Debug, Clone)]
+pub struct SourceSpec {
+    /// A local path or `file://` URL.
+    pub url: String,
+    pub reference: Reference,
+    /// Directory inside the repository holding the manifests ("" for the root).
+    pub path: String,
+    /// When set, only commits signed by one of these keys (OpenSSH public key lines) apply.
+    pub signers: Option<Vec<String>>,
+}
+
+/// Why a source could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SourceError {
+    #[error("cannot open the Git repository at {url}: {reason}; check the path or URL")]
+    Unreachable { url: String, reason: String },
+    #[error("{reference} does not exist in {url}")]
+    NoSuchReference { url: String, reference: String },
+    #[error("only local paths and file:// URLs are supported as sources, not {0:?}")]
+    UnsupportedUrl(String),
+    #[error("the path {path:?} is not a directory in commit {commit}")]
+    NoSuchPath { commit: String, path: String },
+    #[error("commit {commit} is not signed; the signature policy allows only commits signed by a listed key")]
+    Unsigned { commit: String },
+    #[error("commit {commit} is signed, but {reason}")]
+    BadSignature { commit: String, reason: String },
+    #[error("the signature policy lists an unusable key {key:?}: {reason}")]
+    BadPolicyKey { key: String, reason: String },
+    #[error("the mirror in {path} failed: {reason}; move it away to fetch afresh")]
+    Mirror { path: PathBuf, reason: String },
+}
+
+/// One fetched revision.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Revision {
+    pub commit: String,
+    /// One line: the commit's subject.
+    pub subject: String,
+    /// Manifest files under the source's path: (path relative to it, bytes), sorted.
+    pub files: Vec<(PathBuf, Vec<u8>)>,
+}
+
+/// A source and its mirror.
+pub struct GitSource {
+    spec: SourceSpec,
+    mirror_dir: PathBuf,
+    signers: Vec<ssh_key::PublicKey>,
+}
+
+fn mirror_err(path: &Path) -> impl Fn(gix::Error) -> SourceError + '_ {
+    move |e| SourceError::Mirror {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    }
+}
+
+fn options() -> gix::open::Options {
+    // Only the repository's own configuration: no user or system config, no credential
+    // helpers, and never the git binary.
+    gix::open::Options::isolated()
+        .config_overrides(["user.name=racklet", "user.email=racklet@localhost"])
+}
+
+impl GitSource {
+    pub fn new(spec: SourceSpec, mirror_dir: &Path) -> Result<GitSource, SourceError> {
+        let mut signers = Vec::new();
+        for line in spec.signers.iter().flatten() {
+            let key = ssh_key::PublicKey::from_openssh(line.trim()).map_err(|e| {
+                SourceError::BadPolicyKey {
+                    key: line.clone(),
+                    reason: e.to_string(),
+                }
+            })?;
+            signers.push(key);
+        }
+        Ok(GitSource {
+            spec,
+            mirror_dir: mirror_dir.to_path_buf(),
+            signers,
+        })
+    }
+
+    pub fn spec(&self) -> &SourceSpec {
+        &self.spec
+    }
+
+    fn open_source(&self) -> Result<gix::Repository, SourceError> {
+        let url = &self.spec.url;
+        let path = if let Some(p) = url.strip_prefix("file://") {
+            p
+        } else if url.contains("://") {
+            return Err(SourceError::UnsupportedUrl(url.clone()));
+        } else {
+            url.as_str()
+        };
+        gix::open_opts(path, options()).map_err(|e| SourceError::Unreachable {
+            url: url.clone(),
+            reason: e.to_string(),
+        })
+    }
+
+    fn mirror(&self) -> Result<gix::Repository, SourceError> {
+        let dir = &self.mirror_dir;
+        if dir.join("HEAD").exists() {
+            return gix::open_opts(dir, options()).map_err(|e| SourceError::Mirror {
+                path: dir.clone(),
+                reason: e.to_string(),
+            });
+        }
+        std::fs::create_dir_all(dir).map_err(|e| SourceError::Mirror {
+            path: dir.clone(),
+            reason: e.to_string(),
+        })?;
+        gix::ThreadSafeRepository::init_opts(
+            dir,
+            gix::create::Kind::Bare,
+            gix::create::Options::default(),
+            options(),
+        )
+        .map(|r| r.to_thread_local())
+        .map_err(|e| SourceError::Mirror {
+            path: dir.clone(),
+            reason: e.to_string(),
+        })
+    }
+
+    /// Fetches the reference's tip into the mirror; returns its commit id. Blocking.
+    pub fn fetch(&self) -> Result<String, SourceError> {
+        let source = self.open_source()?;
+        let name = self.spec.reference.full_name();
+        let tip = source
+            .find_reference(name.as_str())
+            .ok()
+            .and_then(|mut r| r.peel_to_commit().ok())
+            .map(|c| c.id)
+            .ok_or_else(|| SourceError::NoSuchReference {
+                url: self.spec.url.clone(),
+                reference: name.clone(),
+            })?;
+        let mirror = self.mirror()?;
+        import_closure(&source, &mirror, tip).map_err(mirror_err(&self.mirror_dir))?;
+        Ok(tip.to_string())
+    }
+
+    /// True when `new` descends from `old` (a fast-forward); false after a force-push.
+    pub fn descends(&self, new: &str, old: &str) -> Result<bool, SourceError> {
+        if new == old {
+            return Ok(true);
+        }
+        let mirror = self.mirror()?;
+        let (Ok(new), Ok(old)) = (
+            ObjectId::from_hex(new.as_bytes()),
+            ObjectId::from_hex(old.as_bytes()),
+        ) else {
+            return Ok(false);
+        };
+        if !mirror.has_object(old) {
+            return Ok(false);
+        }
+        let commit = mirror
+            .find_commit(new)
+            .map_err(|e| mirror_err(&self.mirror_dir)(e))?;
+        let walk = commit
+            .ancestors()
+            .all()
+            .map_err(|e| mirror_err(&self.mirror_dir)(e))?;
+        for info in walk {
+            let info = info.map_err(|e| mirror_err(&self.mirror_dir)(e))?;
+            if info.id == old {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Reads a fetched commit from the mirror: checks the signature policy, then collects
+    /// the files under the source's path. Blocking.
+    pub fn read(&self, commit: &str) -> Result<Revision, SourceError> {
+        let mirror = self.mirror()?;
+        let err = mirror_err(&self.mirror_dir);
+        let id = ObjectId::from_hex(commit.as_bytes()).map_err(|e| SourceError::Mirror {
+            path: self.mirror_dir.clone(),
+            reason: e.to_string(),
+        })?;
+        let c = mirror.find_commit(id).map_err(&err)?;
+        if !self.signers.is_empty() || self.spec.signers.is_some() {
+            self.verify(&c, commit)?;
+        }
+        let subject = c
+            .message()
+            .map(|m| m.summary().to_string())
+            .unwrap_or_default();
+        let root = c.tree().map_err(&err)?;
+        let sub = self.spec.path.trim_matches('/');
+        let tree = if sub.is_empty() || sub == "." {
+            root
+        } else {
+            let entry = root
+                .lookup_entry_by_path(sub)
+                .map_err(&err)?
+                .filter(|e| e.mode().is_tree())
+                .ok_or_else(|| SourceError::NoSuchPath {
+                    commit: commit.to_string(),
+                    path: sub.to_string(),
+                })?;
+            mirror.find_tree(entry.object_id()).map_err(&err)?
+        };
+        let mut recorder = gix::traverse::tree::Recorder::default();
+        tree.traverse().breadthfirst(&mut recorder).map_err(&err)?;
+        let mut files = Vec::new();
+        for e in recorder.records {
+            if e.mode.is_blob() {
+                let mut blob = mirror.find_blob(e.oid).map_err(&err)?;
+                files.push((PathBuf::from(e.filepath.to_string()), blob.take_data()));
+            }
+        }
+        files.sort();
+        Ok(Revision {
+            commit: commit.to_string(),
+            subject,
+            files,
+        })
+    }
+
+    fn verify(&self, c: &gix::Commit<'_>, commit: &str) -> Result<(), SourceError> {
+        let bad = |reason: String| SourceError::BadSignature {
+            commit: commit.to_string(),
+            reason,
+        };
+        let signature = c.signature().map_err(|e| bad(e.to_string()))?;
+        let Some((armored, signed)) = signature else {
+            return Err(SourceError::Unsigned {
+                commit: commit.to_string(),
+            });
+        };
+        let armored: &[u8] = armored.as_ref();
+        let sig = ssh_key::SshSig::from_pem(armored)
+            .map_err(|e| bad(format!("its signature is not an SSH signature ({e})")))?;
+        let payload = signed.to_bstring();
+        if self
+            .signers
+            .iter()
+            .any(|k| k.verify("git", payload.as_ref(), &sig).is_ok())
+        {
+            return Ok(());
+        }
+        Err(bad(format!(
+            "not by a key the signature policy lists (signed by {})",
+            sig.public_key().fingerprint(Default::default())
+        )))
+    }
+}
+
+/// Copies everything reachable from `tip` that `dst` lacks, children before parents, so
+/// an object present in `dst` always has its whole closure (safe after a crash).
+fn import_closure(
+    src: &gix::Repository,
+    dst: &gix::Repository,
+    tip: ObjectId,
+) -> Result<(), gix::Error> {
+    use gix::objs::Write as _;
+    enum Step {
+        Visit(ObjectId),
+        Write(Kind, Vec<u8>),
+    }
+    let hash = src.object_hash();
+    let mut seen = std::collections::HashSet::new();
+    let mut stack = vec![Step::Visit(tip)];
+    while let Some(step) = stack.pop() {
+        match step {
+            Step::Write(kind, data) => {
+                dst.objects.write_buf(kind, &data)?;
+            }
+            Step::Visit(id) => {
+                if !seen.insert(id) || dst.has_object(id) {
+                    continue;
+                }
+                let obj = src.find_object(id)?.detach();
+                let mut children = Vec::new();
+                match obj.kind {
+                    Kind::Commit => {
+                        let mut c = gix::objs::CommitRefIter::from_bytes(&obj.data, hash);
+                        children.push(c.tree_id()?);
+                        children.extend(
+                            gix::objs::CommitRefIter::from_bytes(&obj.data, hash).parent_ids(),
+                        );
+                    }
+                    Kind::Tree => {
+                        for e in gix::objs::TreeRefIter::from_bytes(&obj.data, hash) {
+                            let e = e?;
+                            if !e.mode.is_commit() {
+                                children.push(e.oid.to_owned());
+                            }
+                        }
+                    }
+                    Kind::Tag => children
+                        .push(gix::objs::TagRefIter::from_bytes(&obj.data, hash).target_id()?),
+                    Kind::Blob => {}
+                }
+                stack.push(Step::Write(obj.kind, obj.data));
+                stack.extend(children.into_iter().map(Step::Visit));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Commits `files` (path relative to the repository root, bytes) on top of the branch
+/// checked out in the non-bare repository at `dir`, creating the repository if needed.
+/// For `racklet up`'s seed, `racklet apply` and tests. Returns the commit id.
+pub fn commit_files(
+    dir: &Path,
+    files: &[(String, Vec<u8>)],
+    message: &str,
+) -> Result<String, SourceError> {
+    let err = |e: gix::Error| SourceError::Unreachable {
+        url: dir.display().to_string(),
+        reason: e.to_string(),
+    };
+    let repo = if dir.join(".git").exists() {
+        gix::open_opts(dir, options()).map_err(&err)?
+    } else {
+        std::fs::create_dir_all(dir).map_err(|e| SourceError::Unreachable {
+            url: dir.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        gix::ThreadSafeRepository::init_opts(
+            dir,
+            gix::create::Kind::WithWorktree,
+            gix::create::Options::default(),
+            options(),
+        )
+        .map(|r| r.to_thread_local())
+        .map_err(&err)?
+    };
+    let parent = repo.head().map_err(&err)?.id().map(|id| id.detach());
+    let base = repo.head_tree_id_or_empty().map_err(&err)?;
+    let mut editor = repo.edit_tree(base).map_err(&err)?;
+    for (path, bytes) in files {
+        let blob = repo.write_blob(bytes).map_err(&err)?.detach();
+        editor
+            .upsert(path.as_str(), gix::object::tree::EntryKind::Blob, blob)
+            .map_err(&err)?;
+        let on_disk = dir.join(path);
+        if let Some(parent) = on_disk.parent() {
+            let _ = std::fs::create_dir_all(parent);
+        }
+        let _ = std::fs::write(&on_disk, bytes);
+    }
+    let tree = editor.write().map_err(&err)?.detach();
+    let id = repo
+        .commit("HEAD", message, tree, parent)
+        .map_err(&err)?
+        .detach();
+    let mut index = repo.index_from_tree(&tree).map_err(&err)?;
+    index.write(Default::default()).map_err(err)?;
+    Ok(id.to_string())
+}
+
+/// The branch checked out in the repository at `dir` (e.g. `main`).
+pub fn current_branch(dir: &Path) -> Result<String, SourceError> {
+    let repo = gix::open_opts(dir, options()).map_err(|e| SourceError::Unreachable {
+        url: dir.display().to_string(),
+        reason: e.to_string(),
+    })?;
+    let head = repo.head_name().map_err(|e| SourceError::Unreachable {
+        url: dir.display().to_string(),
+        reason: e.to_string(),
+    })?;
+    head.map(|n| n.shorten().to_string())
+        .ok_or_else(|| SourceError::NoSuchReference {
+            url: dir.display().to_string(),
+            reference: "HEAD (detached)".into(),
+        })
+}

@@ -1,0 +1,277 @@
+//! The GitOps control plane: the rack follows a Git repository.
+//!
+//! One loop, level-triggered: on a poll interval or a trigger (`racklet sync`, the
+//! webhook) it fetches the source ([`git`]), checks the signature policy, validates the
+//! revision as a whole ([`desired`]) and, only if all of that holds, adopts it as the
+//! applied revision; on every period it runs the reconcilers ([`power`]) against the
+//! applied revision, through Redfish only. Anything refused leaves the last good revision
+//! in force and says why in the source status. State lives in a [`store::StateStore`]
+//! (embedded redb by default), so a restart resumes where it stopped. [`api`] serves
+//! status, events and the sync trigger over HTTPS with a bearer token.
+
+pub mod api;
+pub mod desired;
+pub mod events;
+pub mod git;
+pub mod power;
+pub mod store;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::{Mutex, Notify};
+
+use crate::events::EventLog;
+use crate::git::{GitSource, SourceError, SourceSpec};
+use crate::power::{ChassisEndpoint, DriftPolicy, PowerReconciler};
+use crate::store::{StateStore, StateStoreExt, StoreError};
+
+pub(crate) fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// How the control plane runs.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub source: SourceSpec,
+    /// `DATA_DIR/controlplane`: the Git mirror, TLS identity, token.
+    pub dir: PathBuf,
+    /// How often the source is fetched without a trigger.
+    pub poll: Duration,
+    /// How often the reconcilers run without a change.
+    pub period: Duration,
+    pub chassis: Vec<ChassisEndpoint>,
+    pub drift: DriftPolicy,
+}
+
+/// Why the control plane cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Redfish(#[from] racklet_redfish_client::ClientError),
+}
+
+/// Where the source stands, as published.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceStatus {
+    pub url: String,
+    pub reference: String,
+    pub path: String,
+    /// The revision in force.
+    pub applied: Option<String>,
+    pub applied_subject: String,
+    /// The newest revision seen at the source.
+    pub fetched: Option<String>,
+    /// True when the newest revision is the applied one.
+    pub ready: bool,
+    /// `Applied`, `Unreachable`, `InvalidManifests`, `SignatureRefused`, `NoSuchPath`.
+    pub reason: String,
+    /// Details: every problem, one per line.
+    pub message: String,
+    pub last_fetch_unix_ms: u64,
+    pub last_applied_unix_ms: u64,
+}
+
+/// The running control plane.
+pub struct ControlPlane<S> {
+    config: Config,
+    store: Arc<S>,
+    source: Arc<GitSource>,
+    events: EventLog<S>,
+    reconciler: Mutex<PowerReconciler>,
+    trigger: Notify,
+}
+
+impl<S: StateStore> ControlPlane<S> {
+    pub async fn new(config: Config, store: Arc<S>) -> Result<Arc<Self>, StartError> {
+        let source = GitSource::new(config.source.clone(), &config.dir.join("mirror.git"))?;
+        let reconciler = PowerReconciler::new(config.chassis.clone(), config.drift)?;
+        let events = EventLog::open(store.clone()).await?;
+        Ok(Arc::new(ControlPlane {
+            config,
+            store,
+            source: Arc::new(source),
+            events,
+            reconciler: Mutex::new(reconciler),
+            trigger: Notify::new(),
+        }))
+    }
+
+    pub fn store(&self) -> &Arc<S> {
+        &self.store
+    }
+
+    pub fn events(&self) -> &EventLog<S> {
+        &self.events
+    }
+
+    /// Asks for a fetch now (the `sync` command, the webhook).
+    pub fn trigger(&self) {
+        self.trigger.notify_one();
+    }
+
+    pub async fn source_status(&self) -> Result<SourceStatus, StoreError> {
+        Ok(self
+            .store
+            .get_json("status/source")
+            .await?
+            .unwrap_or_default())
+    }
+
+    /// Runs until the process ends.
+    pub async fn run(self: Arc<Self>) {
+        let mut next_poll = Instant::now();
+        loop {
+            if Instant::now() >= next_poll {
+                if let Err(e) = self.sync().await {
+                    tracing::error!("control plane: {e}");
+                }
+                next_poll = Instant::now() + self.config.poll;
+            }
+            if let Err(e) = self.reconcile().await {
+                tracing::error!("control plane: {e}");
+            }
+            let wait = self
+                .config
+                .period
+                .min(next_poll.saturating_duration_since(Instant::now()));
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = self.trigger.notified() => next_poll = Instant::now(),
+            }
+        }
+    }
+
+    /// One reconcile pass over the applied revision.
+    pub async fn reconcile(&self) -> Result<(), StoreError> {
+        let revision = self.source_status().await?.applied.unwrap_or_default();
+        self.reconciler
+            .lock()
+            .await
+            .reconcile(&*self.store, &revision, &self.events)
+            .await
+    }
+
+    /// Fetches the source and adopts its newest revision if it is acceptable.
+    pub async fn sync(&self) -> Result<(), StoreError> {
+        let mut status = self.source_status().await?;
+        let spec = self.source.spec();
+        status.url = spec.url.clone();
+        status.reference = match &spec.reference {
+            git::Reference::Branch(b) => format!("branch {b}"),
+            git::Reference::Tag(t) => format!("tag {t}"),
+        };
+        status.path = spec.path.clone();
+        status.last_fetch_unix_ms = unix_ms();
+        let source = self.source.clone();
+        let applied = status.applied.clone();
+        let fetched = tokio::task::spawn_blocking(move || -> Result<_, SourceError> {
+            let tip = source.fetch()?;
+            if applied.as_deref() == Some(tip.as_str()) {
+                return Ok((tip, None, true));
+            }
+            let descends = match &applied {
+                Some(old) => source.descends(&tip, old)?,
+                None => true,
+            };
+            let revision = source.read(&tip)?;
+            Ok((tip, Some(revision), descends))
+        })
+        .await
+        .map_err(|e| StoreError::Io(e.to_string()))?;
+        let (tip, revision, descends) = match fetched {
+            Ok(x) => x,
+            Err(e) => {
+                let reason = match &e {
+                    SourceError::Unsigned { .. } | SourceError::BadSignature { .. } => {
+                        "SignatureRefused"
+                    }
+                    SourceError::NoSuchPath { .. } => "NoSuchPath",
+                    _ => "Unreachable",
+                };
+                return self.refuse(status, reason, e.to_string(), None).await;
+            }
+        };
+        status.fetched = Some(tip.clone());
+        let Some(revision) = revision else {
+            status.ready = true;
+            status.reason = "Applied".into();
+            status.message.clear();
+            return self.store.put_json("status/source", &status).await;
+        };
+        let desired = match desired::desired_from(&revision.files) {
+            Ok(d) => d,
+            Err(problems) => {
+                return self
+                    .refuse(status, "InvalidManifests", problems.join("\n"), Some(&tip))
+                    .await;
+            }
+        };
+        if !descends {
+            self.events
+                .record(&format!(
+                    "history rewritten: {} does not descend from the applied {}; applying it",
+                    short(&tip),
+                    short(status.applied.as_deref().unwrap_or_default())
+                ))
+                .await?;
+        }
+        self.reconciler
+            .lock()
+            .await
+            .adopt(&*self.store, &desired)
+            .await?;
+        status.applied = Some(tip.clone());
+        status.applied_subject = revision.subject.clone();
+        status.ready = true;
+        status.reason = "Applied".into();
+        status.message.clear();
+        status.last_applied_unix_ms = unix_ms();
+        self.store.put_json("status/source", &status).await?;
+        self.events
+            .record(&format!("applied {}: {}", short(&tip), revision.subject))
+            .await?;
+        Ok(())
+    }
+
+    async fn refuse(
+        &self,
+        mut status: SourceStatus,
+        reason: &str,
+        message: String,
+        commit: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let news = status.reason != reason || status.message != message;
+        status.ready = false;
+        status.reason = reason.into();
+        status.message = message.clone();
+        self.store.put_json("status/source", &status).await?;
+        if news {
+            let what = commit.map_or_else(String::new, |c| format!(" {}", short(c)));
+            let kept = status.applied.as_deref().map_or_else(
+                || "nothing applied yet".to_string(),
+                |a| format!("{} stays in force", short(a)),
+            );
+            self.events
+                .record(&format!(
+                    "refused{what} ({reason}; {kept}): {}",
+                    message.lines().next().unwrap_or_default()
+                ))
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+/// The first 12 hex digits of a commit id.
+pub fn short(commit: &str) -> &str {
+    &commit[..commit.len().min(12)]
+}

@@ -1,0 +1,474 @@
+//! The power reconciler: makes every compute unit's power state what the applied revision
+//! says, through each chassis' Redfish service, and publishes what it saw.
+//!
+//! Level-triggered and idempotent: a pass takes no input; it reads the desired state from
+//! the store and the observed state from Redfish, acts only where they differ, and can run
+//! any number of times. *Sync* (`Synced`/`OutOfSync`) is kept apart from *health*
+//! (`Healthy`/`Progressing`/`Degraded`/`Missing`/`Unknown`). A difference after the node
+//! had converged is drift: corrected or only reported, per [`DriftPolicy`]. Each chassis
+//! endpoint has its own exponential back-off; actions on a node are rate-limited.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use racklet_redfish_client::{Client, ClientError, Endpoint};
+use serde::{Deserialize, Serialize};
+
+use crate::desired::{Desired, DesiredNode, Power};
+use crate::events::EventLog;
+use crate::store::{StateStore, StateStoreExt, StoreError};
+use crate::unix_ms;
+
+/// What to do when a node that had converged differs again (e.g. powered off by hand).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum DriftPolicy {
+    /// Bring it back to the desired state.
+    #[default]
+    Correct,
+    /// Only say so in status and events.
+    Report,
+}
+
+/// How the control plane reaches one chassis.
+#[derive(Debug, Clone)]
+pub struct ChassisEndpoint {
+    pub chassis: String,
+    pub endpoint: Endpoint,
+    /// Redfish `ComputerSystem` id per tray; a tray not listed uses its number.
+    pub systems: BTreeMap<u32, String>,
+}
+
+/// Whether observed state matches the applied revision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Sync {
+    Synced,
+    OutOfSync,
+    Unknown,
+}
+
+/// How the node is doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Health {
+    Healthy,
+    Progressing,
+    Degraded,
+    Missing,
+    Unknown,
+}
+
+/// What the control plane publishes for one node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeStatus {
+    pub name: String,
+    pub chassis: String,
+    pub tray: u32,
+    pub desired_power: Power,
+    /// Redfish `PowerState` as last seen; None when it could not be read.
+    pub observed_power: Option<String>,
+    pub sync: Sync,
+    pub health: Health,
+    /// CamelCase reason of the current sync/health.
+    pub reason: String,
+    pub message: String,
+    pub generation: u64,
+    pub observed_generation: u64,
+    pub revision: String,
+    pub last_transition_unix_ms: u64,
+}
+
+/// Per-node bookkeeping that must survive a restart.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct NodeRecord {
+    spec: Option<DesiredNode>,
+    generation: u64,
+    /// The generation last seen converged; a difference after that is drift.
+    converged_generation: u64,
+}
+
+struct Backoff {
+    failures: u32,
+    next_try: Instant,
+}
+
+/// Shortest wait between two actions on one node (a power transition takes time).
+pub const ACTION_INTERVAL: Duration = Duration::from_secs(10);
+const BACKOFF_BASE: Duration = Duration::from_millis(500);
+const BACKOFF_MAX: Duration = Duration::from_secs(60);
+
+/// The reconciler; one per control plane.
+pub struct PowerReconciler {
+    endpoints: HashMap<String, (ChassisEndpoint, Arc<Client>)>,
+    policy: DriftPolicy,
+    backoff: HashMap<String, Backoff>,
+    last_action: HashMap<String, (Power, Instant)>,
+}
+
+impl PowerReconciler {
+    pub fn new(
+        endpoints: Vec<ChassisEndpoint>,
+        policy: DriftPolicy,
+    ) -> Result<PowerReconciler, ClientError> {
+        let mut map = HashMap::new();
+        for e in endpoints {
+            let client = Arc::new(Client::new(e.endpoint.clone(), Duration::from_secs(5))?);
+            map.insert(e.chassis.clone(), (e, client));
+        }
+        Ok(PowerReconciler {
+            endpoints: map,
+            policy,
+            backoff: HashMap::new(),
+            last_action: HashMap::new(),
+        })
+    }
+
+    /// Records a newly applied revision: bumps the generation of every node whose spec
+    /// changed and forgets nodes that left.
+    pub async fn adopt<S: StateStore>(
+        &mut self,
+        store: &S,
+        desired: &Desired,
+    ) -> Result<(), StoreError> {
+        let mut puts = Vec::new();
+        let mut deletes = Vec::new();
+        let known = store.list("nodes/").await?;
+        for (key, _) in &known {
+            let name = key.trim_start_matches("nodes/");
+            if !desired.nodes.iter().any(|n| n.name == name) {
+                deletes.push(key.clone());
+                deletes.push(format!("status/nodes/{name}"));
+            }
+        }
+        for node in &desired.nodes {
+            let key = format!("nodes/{}", node.name);
+            let mut rec: NodeRecord = store.get_json(&key).await?.unwrap_or_default();
+            if rec.spec.as_ref() != Some(node) {
+                rec.spec = Some(node.clone());
+                rec.generation += 1;
+                puts.push((key, json_bytes(&rec)?));
+            }
+        }
+        store.write(puts, deletes).await
+    }
+
+    /// One pass over every node of the applied revision.
+    pub async fn reconcile<S: StateStore>(
+        &mut self,
+        store: &S,
+        revision: &str,
+        events: &EventLog<S>,
+    ) -> Result<(), StoreError> {
+        let records = store.list("nodes/").await?;
+        let mut by_chassis: BTreeMap<String, Vec<NodeRecord>> = BTreeMap::new();
+        for (key, bytes) in records {
+            let rec: NodeRecord =
+                serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt {
+                    key,
+                    reason: e.to_string(),
+                })?;
+            if let Some(spec) = &rec.spec {
+                by_chassis
+                    .entry(spec.chassis.clone())
+                    .or_default()
+                    .push(rec);
+            }
+        }
+        let now = Instant::now();
+        for (chassis, nodes) in by_chassis {
+            let Some((endpoint, client)) = self.endpoints.get(&chassis).cloned() else {
+                for rec in nodes {
+                    let Some(spec) = rec.spec.clone() else {
+                        continue;
+                    };
+                    self.publish(
+                        store,
+                        &rec,
+                        &spec,
+                        revision,
+                        None,
+                        Sync::Unknown,
+                        Health::Missing,
+                        "NoEndpoint",
+                        &format!("no Redfish endpoint is configured for chassis {chassis}"),
+                    )
+                    .await?;
+                }
+                continue;
+            };
+            if self.backoff.get(&chassis).is_some_and(|b| b.next_try > now) {
+                continue; // its status already says why
+            }
+            let mut failed = None;
+            for rec in nodes {
+                if let Err(e) = self
+                    .node(store, &endpoint, &client, &rec, revision, events)
+                    .await
+                {
+                    match e {
+                        NodeError::Store(e) => return Err(e),
+                        NodeError::Redfish(e) if e.is_transient() => {
+                            failed = Some(e.to_string());
+                            break;
+                        }
+                        NodeError::Redfish(_) => {}
+                    }
+                }
+            }
+            match failed {
+                Some(reason) => {
+                    let b = self.backoff.entry(chassis.clone()).or_insert(Backoff {
+                        failures: 0,
+                        next_try: now,
+                    });
+                    b.failures += 1;
+                    let wait = BACKOFF_BASE
+                        .saturating_mul(1 << b.failures.min(8))
+                        .min(BACKOFF_MAX);
+                    b.next_try = now + wait;
+                    if b.failures == 1 {
+                        events
+                            .record(&format!("chassis {chassis} is unreachable ({reason}); retrying with back-off"))
+                            .await?;
+                    }
+                }
+                None => {
+                    if self.backoff.remove(&chassis).is_some() {
+                        events
+                            .record(&format!("chassis {chassis} answers again"))
+                            .await?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn publish<S: StateStore>(
+        &self,
+        store: &S,
+        rec: &NodeRecord,
+        spec: &DesiredNode,
+        revision: &str,
+        observed: Option<String>,
+        sync: Sync,
+        health: Health,
+        reason: &str,
+        message: &str,
+    ) -> Result<(), StoreError> {
+        let key = format!("status/nodes/{}", spec.name);
+        let old: Option<NodeStatus> = store.get_json(&key).await?;
+        let changed = old
+            .as_ref()
+            .is_none_or(|o| o.sync != sync || o.health != health || o.reason != reason);
+        let status = NodeStatus {
+            name: spec.name.clone(),
+            chassis: spec.chassis.clone(),
+            tray: spec.tray,
+            desired_power: spec.power,
+            observed_power: observed,
+            sync,
+            health,
+            reason: reason.into(),
+            message: message.into(),
+            generation: rec.generation,
+            observed_generation: rec.generation,
+            revision: revision.into(),
+            last_transition_unix_ms: if changed {
+                unix_ms()
+            } else {
+                old.as_ref()
+                    .map_or_else(unix_ms, |o| o.last_transition_unix_ms)
+            },
+        };
+        if old.as_ref() != Some(&status) {
+            store.put_json(&key, &status).await?;
+        }
+        Ok(())
+    }
+
+    async fn node<S: StateStore>(
+        &mut self,
+        store: &S,
+        endpoint: &ChassisEndpoint,
+        client: &Client,
+        rec: &NodeRecord,
+        revision: &str,
+        events: &EventLog<S>,
+    ) -> Result<(), NodeError> {
+        let Some(spec) = rec.spec.clone() else {
+            return Ok(());
+        };
+        let id = endpoint
+            .systems
+            .get(&spec.tray)
+            .cloned()
+            .unwrap_or_else(|| spec.tray.to_string());
+        let uri = format!("/redfish/v1/Systems/{id}");
+        let system = match client.system(&uri).await {
+            Ok(s) => s,
+            Err(e) => {
+                let (health, reason) = match &e {
+                    ClientError::Status { status: 404, .. } => (Health::Missing, "NoSuchSystem"),
+                    _ => (Health::Unknown, "ChassisUnreachable"),
+                };
+                self.publish(
+                    store,
+                    rec,
+                    &spec,
+                    revision,
+                    None,
+                    Sync::Unknown,
+                    health,
+                    reason,
+                    &e.to_string(),
+                )
+                .await?;
+                return Err(NodeError::Redfish(e));
+            }
+        };
+        let observed = system.power_state.clone();
+        let want = spec.power.as_str();
+        let is = observed.clone().unwrap_or_else(|| "Unknown".into());
+        let is = is.as_str();
+        if is == want {
+            if rec.converged_generation != rec.generation {
+                let mut r = rec.clone();
+                r.converged_generation = rec.generation;
+                store.put_json(&format!("nodes/{}", spec.name), &r).await?;
+            }
+            self.last_action.remove(&spec.name);
+            self.publish(
+                store,
+                rec,
+                &spec,
+                revision,
+                observed,
+                Sync::Synced,
+                Health::Healthy,
+                "Converged",
+                &format!("power is {want}, as desired"),
+            )
+            .await?;
+            return Ok(());
+        }
+        let transitioning = matches!(is, "PoweringOn" | "PoweringOff");
+        let drift = rec.converged_generation == rec.generation;
+        if drift && self.policy == DriftPolicy::Report && !transitioning {
+            let msg = format!("power is {is} but the revision says {want}; drift is only reported (policy Report)");
+            let was = store
+                .get_json::<NodeStatus>(&format!("status/nodes/{}", spec.name))
+                .await?
+                .map(|s| s.reason);
+            if was.as_deref() != Some("Drifted") {
+                events.record(&format!("{}: {msg}", spec.name)).await?;
+            }
+            self.publish(
+                store,
+                rec,
+                &spec,
+                revision,
+                observed,
+                Sync::OutOfSync,
+                Health::Degraded,
+                "Drifted",
+                &msg,
+            )
+            .await?;
+            return Ok(());
+        }
+        let recently = self
+            .last_action
+            .get(&spec.name)
+            .is_some_and(|(p, at)| *p == spec.power && at.elapsed() < ACTION_INTERVAL);
+        if transitioning || recently {
+            self.publish(
+                store,
+                rec,
+                &spec,
+                revision,
+                observed,
+                Sync::OutOfSync,
+                Health::Progressing,
+                "Converging",
+                &format!("power is {is}, going to {want}"),
+            )
+            .await?;
+            return Ok(());
+        }
+        let reset = match spec.power {
+            Power::On => "On",
+            Power::Off => "GracefulShutdown",
+        };
+        let why = if drift {
+            "drift corrected"
+        } else {
+            "desired state changed"
+        };
+        events
+            .record(&format!(
+                "{}: power is {is}, desired {want} ({why}): {reset}",
+                spec.name
+            ))
+            .await?;
+        self.last_action
+            .insert(spec.name.clone(), (spec.power, Instant::now()));
+        if let Err(e) = client.reset(&system, reset).await {
+            self.publish(
+                store,
+                rec,
+                &spec,
+                revision,
+                observed,
+                Sync::OutOfSync,
+                Health::Degraded,
+                "ActionFailed",
+                &e.to_string(),
+            )
+            .await?;
+            return Err(NodeError::Redfish(e));
+        }
+        self.publish(
+            store,
+            rec,
+            &spec,
+            revision,
+            observed,
+            Sync::OutOfSync,
+            Health::Progressing,
+            "Converging",
+            &format!("{reset} sent; power was {is}"),
+        )
+        .await?;
+        Ok(())
+    }
+}
+
+enum NodeError {
+    Store(StoreError),
+    Redfish(ClientError),
+}
+
+impl From<StoreError> for NodeError {
+    fn from(e: StoreError) -> Self {
+        NodeError::Store(e)
+    }
+}
+
+fn json_bytes<T: Serialize>(v: &T) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(v).map_err(|e| StoreError::Io(e.to_string()))
+}
+
+/// The published status of every node, by name.
+pub async fn node_statuses<S: StateStore>(store: &S) -> Result<Vec<NodeStatus>, StoreError> {
+    let mut out = Vec::new();
+    for (key, bytes) in store.list("status/nodes/").await? {
+        out.push(
+            serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt {
+                key,
+                reason: e.to_string(),
+            })?,
+        );
+    }
+    Ok(out)
+}

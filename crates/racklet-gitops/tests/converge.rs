@@ -1,0 +1,290 @@
+//! The control plane on a real Git repository, driving the rack simulation's chassis
+//! through its real HTTPS Redfish service: commits power trays on and off, invalid
+//! commits are refused whole, drift is corrected.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use racklet_gitops::git::{commit_files, current_branch, Reference, SourceSpec};
+use racklet_gitops::power::{ChassisEndpoint, DriftPolicy, NodeStatus};
+use racklet_gitops::store::RedbStore;
+use racklet_gitops::{Config, ControlPlane};
+use racklet_model::ManifestSet;
+use racklet_redfish_client::{Client, Endpoint};
+use racklet_sim::Rack;
+use racklet_twin::TwinConfig;
+
+fn examples() -> Vec<(String, Vec<u8>)> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .expect("examples")
+        .map(|e| e.expect("entry").path())
+        .map(|p| {
+            (
+                format!("rack/{}", p.file_name().expect("name").to_string_lossy()),
+                std::fs::read(&p).expect("read"),
+            )
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+fn with_power(files: &[(String, Vec<u8>)], node: &str, power: &str) -> Vec<(String, Vec<u8>)> {
+    files
+        .iter()
+        .map(|(p, b)| {
+            let text = String::from_utf8_lossy(b).to_string();
+            let mut out = Vec::new();
+            let mut hit = false;
+            for line in text.lines() {
+                if line.contains(&format!("name: {node},"))
+                    || line.contains(&format!("name: {node}}}"))
+                {
+                    hit = true;
+                }
+                if hit && line.starts_with("spec:") {
+                    out.push(
+                        line.replace("powerState: On", &format!("powerState: {power}"))
+                            .replace("powerState: Off", &format!("powerState: {power}")),
+                    );
+                    hit = false;
+                } else {
+                    out.push(line.to_string());
+                }
+            }
+            (p.clone(), format!("{}\n", out.join("\n")).into_bytes())
+        })
+        .collect()
+}
+
+struct Bench {
+    dir: PathBuf,
+    repo: PathBuf,
+    stop: Arc<AtomicBool>,
+    plane: Arc<ControlPlane<RedbStore>>,
+    redfish: Client,
+    rack: Arc<Mutex<Rack>>,
+}
+
+impl Drop for Bench {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+}
+
+async fn bench(name: &str, drift: DriftPolicy) -> Bench {
+    let dir = std::env::temp_dir().join(format!("racklet-gitops-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let repo = dir.join("repo");
+    commit_files(&repo, &examples(), "seed the rack").expect("seed");
+    let (set, diags) =
+        ManifestSet::load(&[Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples")]);
+    assert!(diags.is_empty());
+    let mut rack = Rack::start(
+        &set,
+        &TwinConfig {
+            step: Duration::from_millis(5),
+            ..TwinConfig::default()
+        },
+        &dir.join("rack"),
+        true,
+    )
+    .expect("rack");
+    rack.advance(Duration::from_secs(3));
+    let daemon = rack.daemons[0].clone();
+    let rack = Arc::new(Mutex::new(rack));
+    let stop = Arc::new(AtomicBool::new(false));
+    let (r, s) = (rack.clone(), stop.clone());
+    std::thread::spawn(move || {
+        while !s.load(Ordering::SeqCst) {
+            r.lock().expect("rack").advance(Duration::from_millis(100));
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    });
+    let rf_dir = dir.join("redfish");
+    let running = racklet_redfish::serve(daemon, &rf_dir, "127.0.0.1:0".parse().expect("addr"))
+        .await
+        .expect("redfish");
+    let password = std::fs::read_to_string(running.initial_password_file.expect("first start"))
+        .expect("password")
+        .trim()
+        .to_string();
+    let endpoint = Endpoint {
+        base: format!("https://{}", running.addr),
+        user: "admin".into(),
+        password,
+        ca_pem: Some(std::fs::read(rf_dir.join("tls/cert.pem")).expect("cert")),
+    };
+    let config = Config {
+        source: SourceSpec {
+            url: format!("file://{}", repo.display()),
+            reference: Reference::Branch(current_branch(&repo).expect("branch")),
+            path: "rack".into(),
+            signers: None,
+        },
+        dir: dir.join("controlplane"),
+        poll: Duration::from_millis(500),
+        period: Duration::from_millis(250),
+        chassis: vec![ChassisEndpoint {
+            chassis: "chassis-1".into(),
+            endpoint: endpoint.clone(),
+            systems: Default::default(),
+        }],
+        drift,
+    };
+    let store = Arc::new(RedbStore::open(&dir.join("controlplane/state.redb")).expect("store"));
+    let plane = ControlPlane::new(config, store).await.expect("plane");
+    tokio::spawn(plane.clone().run());
+    Bench {
+        redfish: Client::new(endpoint, Duration::from_secs(5)).expect("client"),
+        dir,
+        repo,
+        stop,
+        plane,
+        rack,
+    }
+}
+
+async fn node(b: &Bench, name: &str) -> Option<NodeStatus> {
+    racklet_gitops::power::node_statuses(&**b.plane.store())
+        .await
+        .expect("statuses")
+        .into_iter()
+        .find(|n| n.name == name)
+}
+
+async fn until<F: Fn(&NodeStatus) -> bool>(b: &Bench, name: &str, what: &str, f: F) -> NodeStatus {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let n = node(b, name).await;
+        if let Some(n) = n.as_ref().filter(|n| f(n)) {
+            return n.clone();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{name}: {what}; last {n:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn converged(power: &'static str) -> impl Fn(&NodeStatus) -> bool {
+    move |n| {
+        n.observed_power.as_deref() == Some(power)
+            && n.sync == racklet_gitops::power::Sync::Synced
+            && n.health == racklet_gitops::power::Health::Healthy
+    }
+}
+
+async fn redfish_power(b: &Bench, tray: u32) -> Option<String> {
+    b.redfish
+        .system(&format!("/redfish/v1/Systems/{tray}"))
+        .await
+        .expect("system")
+        .power_state
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_powers_a_tray_on_and_an_invalid_commit_changes_nothing() {
+    let b = bench("commit", DriftPolicy::Correct).await;
+    // The seed: node-6 is Off, the others On.
+    until(&b, "node-1", "On from the seed", converged("On")).await;
+    let seed = until(&b, "node-6", "Off from the seed", converged("Off")).await;
+    assert_eq!(seed.generation, 1);
+
+    let on = with_power(&examples(), "node-6", "On");
+    let commit = commit_files(&b.repo, &on, "power node-6 on").expect("commit");
+    let started = std::time::Instant::now();
+    b.plane.trigger();
+    let n = until(&b, "node-6", "On after the commit", converged("On")).await;
+    eprintln!("commit to converged: {:?}", started.elapsed());
+    assert_eq!(n.revision, commit);
+    assert_eq!(n.generation, 2, "the spec changed once");
+    assert_eq!(n.observed_generation, 2);
+    assert_eq!(redfish_power(&b, 6).await.as_deref(), Some("On"));
+
+    // A broken revision is refused whole: node-6 is not switched off by it.
+    let mut broken = with_power(&on, "node-6", "Off");
+    broken.push(("rack/bad.yaml".into(), b"apiVersion: racklet.io/v1alpha1\nkind: ComputeUnit\nmetadata: {name: node-9}\nspec: {chassis: chassis-1, tray: 9, board: rpi4b, powerState: On}\n".to_vec()));
+    commit_files(&b.repo, &broken, "break it").expect("commit");
+    b.plane.trigger();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        let s = b.plane.source_status().await.expect("status");
+        if s.reason == "InvalidManifests" {
+            break s;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{s:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(
+        status.applied.as_deref(),
+        Some(commit.as_str()),
+        "the last good revision stays"
+    );
+    assert!(status.message.contains("bad.yaml:4:"), "{}", status.message);
+    assert!(!status.ready);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(redfish_power(&b, 6).await.as_deref(), Some("On"));
+    let events = b.plane.events().since(0).await.expect("events");
+    assert!(
+        events
+            .iter()
+            .any(|e| e.message.contains("InvalidManifests")),
+        "{events:?}"
+    );
+    let _ = std::fs::remove_dir_all(&b.dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drift_is_corrected_or_only_reported_per_policy() {
+    for (policy, name) in [
+        (DriftPolicy::Correct, "drift-fix"),
+        (DriftPolicy::Report, "drift-report"),
+    ] {
+        let b = bench(name, policy).await;
+        until(&b, "node-2", "On from the seed", converged("On")).await;
+        // Someone powers node-2 off by hand, through Redfish.
+        let sys = b
+            .redfish
+            .system("/redfish/v1/Systems/2")
+            .await
+            .expect("system");
+        b.redfish.reset(&sys, "ForceOff").await.expect("reset");
+        match policy {
+            DriftPolicy::Correct => {
+                let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+                loop {
+                    let events = b.plane.events().since(0).await.expect("events");
+                    if events.iter().any(|e| {
+                        e.message.contains("node-2") && e.message.contains("drift corrected")
+                    }) {
+                        break;
+                    }
+                    assert!(tokio::time::Instant::now() < deadline, "{events:?}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                until(&b, "node-2", "back On", converged("On")).await;
+                assert_eq!(redfish_power(&b, 2).await.as_deref(), Some("On"));
+            }
+            DriftPolicy::Report => {
+                let n = until(&b, "node-2", "reported as drifted", |n| {
+                    n.reason == "Drifted"
+                })
+                .await;
+                assert_eq!(n.sync, racklet_gitops::power::Sync::OutOfSync);
+                assert_eq!(n.health, racklet_gitops::power::Health::Degraded);
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                assert_eq!(
+                    redfish_power(&b, 2).await.as_deref(),
+                    Some("Off"),
+                    "not corrected"
+                );
+            }
+        }
+        drop(b.rack.lock());
+    }
+}

@@ -1,0 +1,424 @@
+//! The subset of DMTF Redfish the control plane speaks: log in (a session, or Basic auth
+//! where a service has no SessionService), list systems, read power state, reset, and
+//! push a firmware image as a task. It knows nothing of Racklet: it drives any Redfish
+//! service (a Racklet chassis, another vendor's BMC, `sushy-emulator`).
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+/// What can go wrong talking to a Redfish service.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("cannot reach the Redfish service at {url}: {reason}; check that it runs and that the address and CA are right")]
+    Unreachable { url: String, reason: String },
+    #[error("the Redfish service at {base} refused the credentials of {user:?}; check the user name and password")]
+    Unauthorized { base: String, user: String },
+    #[error("{method} {url} answered {status}: {message}")]
+    Status {
+        method: String,
+        url: String,
+        status: u16,
+        message: String,
+    },
+    #[error("{url} did not return the Redfish resource expected: {reason}")]
+    Malformed { url: String, reason: String },
+    #[error("cannot use the CA certificate: {0}; give a PEM file")]
+    Ca(String),
+}
+
+impl ClientError {
+    /// True when trying again later may help (the service is down, busy or timed out).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            ClientError::Unreachable { .. } => true,
+            ClientError::Status { status, .. } => *status >= 500 || *status == 409,
+            _ => false,
+        }
+    }
+}
+
+type Result<T> = std::result::Result<T, ClientError>;
+
+/// How to reach one Redfish service.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    /// `https://host:port` (the service root is `/redfish/v1` below it).
+    pub base: String,
+    pub user: String,
+    pub password: String,
+    /// Extra CA certificate(s), PEM, for a self-signed service.
+    pub ca_pem: Option<Vec<u8>>,
+}
+
+/// One `ComputerSystem`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct System {
+    pub id: String,
+    pub uri: String,
+    pub name: String,
+    /// `On`, `Off`, `PoweringOn`, `PoweringOff`, `Paused`; None when the service did not say.
+    pub power_state: Option<String>,
+    reset_target: Option<String>,
+}
+
+/// Where a Redfish task stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskStatus {
+    /// `Running`, `Completed`, `Exception`, ...
+    pub state: String,
+    pub percent: u8,
+    /// The task's messages, `MessageId: text (resolution)`.
+    pub messages: Vec<String>,
+}
+
+impl TaskStatus {
+    pub fn finished(&self) -> bool {
+        !matches!(
+            self.state.as_str(),
+            "New" | "Starting" | "Running" | "Pending" | "Stopping" | "Suspended" | "Service"
+        )
+    }
+}
+
+enum Auth {
+    Unknown,
+    Session { token: String, uri: String },
+    Basic,
+}
+
+/// A client of one Redfish service; cheap to share behind an `Arc`.
+pub struct Client {
+    http: reqwest::Client,
+    endpoint: Endpoint,
+    auth: Mutex<Auth>,
+}
+
+impl Client {
+    pub fn new(endpoint: Endpoint, timeout: Duration) -> Result<Client> {
+        let mut builder = reqwest::Client::builder()
+            .timeout(timeout)
+            .redirect(reqwest::redirect::Policy::none());
+        if let Some(pem) = &endpoint.ca_pem {
+            for cert in reqwest::Certificate::from_pem_bundle(pem)
+                .map_err(|e| ClientError::Ca(e.to_string()))?
+            {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        let http = builder
+            .build()
+            .map_err(|e| ClientError::Ca(e.to_string()))?;
+        Ok(Client {
+            http,
+            endpoint,
+            auth: Mutex::new(Auth::Unknown),
+        })
+    }
+
+    pub fn base(&self) -> &str {
+        &self.endpoint.base
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.endpoint.base.trim_end_matches('/'))
+    }
+
+    fn auth(&self) -> std::sync::MutexGuard<'_, Auth> {
+        self.auth.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Opens a session; a service without a SessionService gets Basic auth instead.
+    async fn login(&self) -> Result<()> {
+        let url = self.url("/redfish/v1/SessionService/Sessions");
+        let resp = self
+            .http
+            .post(&url)
+            .json(&json!({"UserName": self.endpoint.user, "Password": self.endpoint.password}))
+            .send()
+            .await
+            .map_err(|e| unreachable(&url, &e))?;
+        let status = resp.status();
+        if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+            return Err(ClientError::Unauthorized {
+                base: self.endpoint.base.clone(),
+                user: self.endpoint.user.clone(),
+            });
+        }
+        if !status.is_success() {
+            *self.auth() = Auth::Basic;
+            return Ok(());
+        }
+        let token = resp
+            .headers()
+            .get("X-Auth-Token")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let uri = resp
+            .headers()
+            .get("Location")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        *self.auth() = match token {
+            Some(token) => Auth::Session { token, uri },
+            None => Auth::Basic,
+        };
+        Ok(())
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Body>,
+    ) -> Result<reqwest::Response> {
+        if matches!(*self.auth(), Auth::Unknown) {
+            self.login().await?;
+        }
+        let url = if path.starts_with("http") {
+            path.to_string()
+        } else {
+            self.url(path)
+        };
+        for attempt in 0..2 {
+            let mut req = self.http.request(method.clone(), &url);
+            req = match &*self.auth() {
+                Auth::Session { token, .. } => req.header("X-Auth-Token", token.as_str()),
+                _ => req.basic_auth(&self.endpoint.user, Some(&self.endpoint.password)),
+            };
+            req = match &body {
+                Some(Body::Json(v)) => req.json(v),
+                Some(Body::Multipart(make)) => req.multipart(make()),
+                None => req,
+            };
+            let resp = req.send().await.map_err(|e| unreachable(&url, &e))?;
+            if resp.status() == StatusCode::UNAUTHORIZED && attempt == 0 {
+                // The session expired (or the service restarted): log in again, once.
+                self.login().await?;
+                continue;
+            }
+            if resp.status() == StatusCode::UNAUTHORIZED {
+                return Err(ClientError::Unauthorized {
+                    base: self.endpoint.base.clone(),
+                    user: self.endpoint.user.clone(),
+                });
+            }
+            if !resp.status().is_success() {
+                let status = resp.status().as_u16();
+                let text = resp.text().await.unwrap_or_default();
+                return Err(ClientError::Status {
+                    method: method.to_string(),
+                    url,
+                    status,
+                    message: error_message(&text),
+                });
+            }
+            return Ok(resp);
+        }
+        Err(ClientError::Unauthorized {
+            base: self.endpoint.base.clone(),
+            user: self.endpoint.user.clone(),
+        })
+    }
+
+    /// GETs a resource as JSON.
+    pub async fn get(&self, path: &str) -> Result<Value> {
+        let resp = self.send(Method::GET, path, None).await?;
+        let url = resp.url().to_string();
+        resp.json().await.map_err(|e| ClientError::Malformed {
+            url,
+            reason: e.to_string(),
+        })
+    }
+
+    /// Every system of the service.
+    pub async fn systems(&self) -> Result<Vec<System>> {
+        let root = self.get("/redfish/v1").await?;
+        let collection = odata_id(&root["Systems"]).ok_or_else(|| ClientError::Malformed {
+            url: self.url("/redfish/v1"),
+            reason: "the service root has no Systems".into(),
+        })?;
+        let list = self.get(&collection).await?;
+        let mut systems = Vec::new();
+        for m in list["Members"].as_array().into_iter().flatten() {
+            if let Some(uri) = odata_id(m) {
+                systems.push(self.system(&uri).await?);
+            }
+        }
+        Ok(systems)
+    }
+
+    /// One system by its URI.
+    pub async fn system(&self, uri: &str) -> Result<System> {
+        let v = self.get(uri).await?;
+        let id = v["Id"].as_str().ok_or_else(|| ClientError::Malformed {
+            url: self.url(uri),
+            reason: "no Id".into(),
+        })?;
+        Ok(System {
+            id: id.to_string(),
+            uri: uri.to_string(),
+            name: v["Name"].as_str().unwrap_or(id).to_string(),
+            power_state: v["PowerState"].as_str().map(str::to_string),
+            reset_target: v["Actions"]["#ComputerSystem.Reset"]["target"]
+                .as_str()
+                .map(str::to_string),
+        })
+    }
+
+    /// `ComputerSystem.Reset` with `reset_type` (`On`, `ForceOff`, `GracefulShutdown`, ...).
+    pub async fn reset(&self, system: &System, reset_type: &str) -> Result<()> {
+        let target = system
+            .reset_target
+            .clone()
+            .unwrap_or_else(|| format!("{}/Actions/ComputerSystem.Reset", system.uri));
+        self.send(
+            Method::POST,
+            &target,
+            Some(Body::Json(json!({"ResetType": reset_type}))),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// Pushes a firmware image to `target` (e.g. `/redfish/v1/Managers/bmc-3`) through the
+    /// UpdateService's `MultipartHttpPushUri`; returns the task monitor URI.
+    pub async fn push_firmware(&self, target: &str, image: Vec<u8>) -> Result<String> {
+        let update = self.get("/redfish/v1/UpdateService").await?;
+        let push = update["MultipartHttpPushUri"]
+            .as_str()
+            .ok_or_else(|| ClientError::Malformed {
+                url: self.url("/redfish/v1/UpdateService"),
+                reason: "no MultipartHttpPushUri: the service takes no multipart updates".into(),
+            })?
+            .to_string();
+        let params = json!({"Targets": [target]}).to_string();
+        let image = std::sync::Arc::new(image);
+        let make = move || {
+            let params = reqwest::multipart::Part::text(params.clone())
+                .mime_str("application/json")
+                .unwrap_or_else(|_| reqwest::multipart::Part::text(params.clone()));
+            reqwest::multipart::Form::new()
+                .part("UpdateParameters", params)
+                .part(
+                    "UpdateFile",
+                    reqwest::multipart::Part::bytes(image.to_vec()).file_name("firmware.bin"),
+                )
+        };
+        let resp = self
+            .send(Method::POST, &push, Some(Body::Multipart(Box::new(make))))
+            .await?;
+        resp.headers()
+            .get("Location")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+            .ok_or_else(|| ClientError::Malformed {
+                url: self.url(&push),
+                reason: "the update was accepted without a task monitor (Location)".into(),
+            })
+    }
+
+    /// Reads a task monitor (or a task).
+    pub async fn task(&self, monitor: &str) -> Result<TaskStatus> {
+        let v = self.get(monitor).await?;
+        Ok(TaskStatus {
+            state: v["TaskState"].as_str().unwrap_or("Unknown").to_string(),
+            percent: v["PercentComplete"]
+                .as_u64()
+                .map_or(0, |p| p.min(100) as u8),
+            messages: v["Messages"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|m| {
+                    let mut s = format!(
+                        "{}: {}",
+                        m["MessageId"].as_str().unwrap_or_default(),
+                        m["Message"].as_str().unwrap_or_default()
+                    );
+                    if let Some(r) = m["Resolution"].as_str() {
+                        s.push_str(&format!(" ({r})"));
+                    }
+                    s
+                })
+                .collect(),
+        })
+    }
+
+    /// Ends the session, if one is open.
+    pub async fn logout(&self) {
+        let uri = match &*self.auth() {
+            Auth::Session { uri, .. } if !uri.is_empty() => uri.clone(),
+            _ => return,
+        };
+        let _ = self.send(Method::DELETE, &uri, None).await;
+        *self.auth() = Auth::Unknown;
+    }
+}
+
+enum Body {
+    Json(Value),
+    Multipart(Box<dyn Fn() -> reqwest::multipart::Form + Send + Sync>),
+}
+
+fn unreachable(url: &str, e: &reqwest::Error) -> ClientError {
+    let mut reason = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        reason.push_str(&format!(": {s}"));
+        source = s.source();
+    }
+    ClientError::Unreachable {
+        url: url.to_string(),
+        reason,
+    }
+}
+
+fn odata_id(v: &Value) -> Option<String> {
+    v["@odata.id"].as_str().map(str::to_string)
+}
+
+/// The first Redfish message of an error body, or the body itself.
+fn error_message(body: &str) -> String {
+    let v: Value = serde_json::from_str(body).unwrap_or(Value::Null);
+    let err = &v["error"];
+    let info = &err["@Message.ExtendedInfo"][0];
+    match (info["Message"].as_str(), err["message"].as_str()) {
+        (Some(m), _) => {
+            let mut s = m.to_string();
+            if let Some(r) = info["Resolution"].as_str().filter(|r| *r != "None.") {
+                s.push_str(&format!(" {r}"));
+            }
+            s
+        }
+        (None, Some(m)) => m.to_string(),
+        (None, None) => body.chars().take(200).collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_bodies_give_their_first_message_and_resolution() {
+        let body = r#"{"error":{"code":"Base.1.22.ResourceInUse","message":"x","@Message.ExtendedInfo":[{"Message":"The change failed.","Resolution":"Wait."}]}}"#;
+        assert_eq!(error_message(body), "The change failed. Wait.");
+        assert_eq!(error_message("plain text"), "plain text");
+    }
+
+    #[test]
+    fn only_running_task_states_are_unfinished() {
+        let t = |s: &str| TaskStatus {
+            state: s.into(),
+            percent: 0,
+            messages: vec![],
+        };
+        assert!(!t("Running").finished());
+        assert!(t("Completed").finished());
+        assert!(t("Exception").finished());
+    }
+}
