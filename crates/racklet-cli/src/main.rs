@@ -2,7 +2,10 @@
 //! and calls the library crates.
 
 mod bench;
+mod controlplane;
+mod cp;
 mod up;
+mod view;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -41,6 +44,44 @@ enum Command {
     Up(up::UpArgs),
     /// Measure the twin's and the validator's throughput against named peers.
     Bench(bench::BenchArgs),
+    /// Show nodes or the Git source as the control plane sees them.
+    #[command(
+        after_help = "Examples:\n  racklet get nodes\n  racklet get nodes -o wide\n  racklet get node node-6 -o yaml\n  racklet get source"
+    )]
+    Get {
+        #[command(subcommand)]
+        what: cp::GetWhat,
+        /// Output format.
+        #[arg(short, long, value_enum, default_value = "table", global = true)]
+        output: view::Output,
+        /// The data dir of `racklet up`.
+        #[arg(long, default_value = "./racklet-data", global = true)]
+        data_dir: PathBuf,
+    },
+    /// Show one node in detail: conditions, recent events.
+    #[command(after_help = "Examples:\n  racklet describe node node-6")]
+    Describe {
+        /// Only `node` for now.
+        #[arg(value_parser = ["node"])]
+        kind: String,
+        name: String,
+        #[arg(long, default_value = "./racklet-data")]
+        data_dir: PathBuf,
+    },
+    /// Fetch the repository now instead of at the next poll, and show what was applied.
+    #[command(after_help = "Examples:\n  racklet sync")]
+    Sync {
+        #[arg(long, default_value = "./racklet-data")]
+        data_dir: PathBuf,
+    },
+    /// Print the control plane's events; with --watch, keep printing new ones.
+    #[command(after_help = "Examples:\n  racklet events\n  racklet events --watch")]
+    Events {
+        #[arg(long)]
+        watch: bool,
+        #[arg(long, default_value = "./racklet-data")]
+        data_dir: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -50,6 +91,14 @@ fn main() -> ExitCode {
         Command::Schema { kind } => schema(kind.as_deref()),
         Command::Up(args) => up::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Get {
+            what,
+            output,
+            data_dir,
+        } => cp::get(&data_dir, what, output),
+        Command::Describe { name, data_dir, .. } => cp::describe_node(&data_dir, &name),
+        Command::Sync { data_dir } => cp::sync(&data_dir),
+        Command::Events { watch, data_dir } => cp::events(&data_dir, watch),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

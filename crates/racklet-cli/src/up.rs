@@ -1,8 +1,8 @@
 //! `racklet up`: the whole rack on one machine, on the digital twin, in real time: the
 //! twin, a BMC firmware core per tray, a rack management daemon per chassis (enrollment,
-//! fan loop, event log, OpenMetrics). Later layers (Redfish, control plane, dashboard)
-//! start here too and add their endpoints. Until the control plane exists, `up` asks the
-//! daemons once, at start, to bring each tray to its manifest's `powerState`.
+//! fan loop, event log, OpenMetrics, Redfish over HTTPS), and the GitOps control plane
+//! following the Git repository `DATA_DIR/repo` (seeded from `examples/` on first start):
+//! commit there and the rack follows, through Redfish.
 
 use std::io::{IsTerminal, Write as _};
 use std::net::SocketAddr;
@@ -11,8 +11,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use clap::Args;
-use racklet_mgmt_proto::message::PowerAction;
-use racklet_model::compute_unit::PowerState;
 use racklet_model::ManifestSet;
 use racklet_rmd_api::BmcTrust;
 use racklet_sim::Rack;
@@ -36,7 +34,7 @@ pub struct UpArgs {
     /// Directory for everything `up` writes.
     #[arg(long, default_value = "./racklet-data")]
     data_dir: PathBuf,
-    /// Manifests to run (default: DATA_DIR/manifests, seeded from the examples).
+    /// Manifests to seed a new DATA_DIR/repo with (default: the examples).
     #[arg(long)]
     manifests: Option<PathBuf>,
     /// Seed of the twin's random choices.
@@ -57,6 +55,12 @@ pub struct UpArgs {
     /// Loopback port of the first chassis' Redfish service (0 picks free ones).
     #[arg(long, default_value_t = 0)]
     redfish_port: u16,
+    /// Loopback port of the control plane's API (0 picks a free one).
+    #[arg(long, default_value_t = 0)]
+    controlplane_port: u16,
+    /// Seconds between fetches of the repository (a `racklet sync` fetches at once).
+    #[arg(long, default_value_t = 1.0)]
+    poll: f64,
 }
 
 #[derive(Serialize)]
@@ -65,17 +69,44 @@ struct Endpoint {
     url: String,
 }
 
-fn seed_manifests(data_dir: &Path) -> anyhow::Result<PathBuf> {
-    let dir = data_dir.join("manifests");
-    if !dir.exists() {
-        std::fs::create_dir_all(&dir)
-            .with_context(|| format!("cannot create {}", dir.display()))?;
-        for (name, text) in EXAMPLES {
-            std::fs::write(dir.join(name), text)
-                .with_context(|| format!("cannot write {}", dir.join(name).display()))?;
+/// The repository the control plane follows; made on first start from `seed` (a
+/// directory of manifests) or the examples. Returns its path.
+fn seed_repository(data_dir: &Path, seed: Option<&Path>) -> anyhow::Result<PathBuf> {
+    let repo = data_dir.join("repo");
+    if repo.join(".git").exists() {
+        return Ok(repo);
+    }
+    let mut files: Vec<(String, Vec<u8>)> = Vec::new();
+    match seed {
+        None => {
+            for (name, text) in EXAMPLES {
+                files.push((format!("rack/{name}"), text.as_bytes().to_vec()));
+            }
+        }
+        Some(seed) => {
+            let paths: Vec<PathBuf> = if seed.is_dir() {
+                std::fs::read_dir(seed)
+                    .with_context(|| format!("cannot read the manifests in {}", seed.display()))?
+                    .filter_map(|e| e.ok().map(|e| e.path()))
+                    .filter(|p| p.is_file())
+                    .collect()
+            } else {
+                vec![seed.to_path_buf()]
+            };
+            for path in paths {
+                let name = path.file_name().map(|n| n.to_string_lossy().to_string());
+                if let Some(name) = name {
+                    let bytes = std::fs::read(&path)
+                        .with_context(|| format!("cannot read {}", path.display()))?;
+                    files.push((format!("rack/{name}"), bytes));
+                }
+            }
         }
     }
-    Ok(dir)
+    files.sort();
+    racklet_gitops::git::commit_files(&repo, &files, "Seed the rack")
+        .with_context(|| format!("cannot create the repository {}", repo.display()))?;
+    Ok(repo)
 }
 
 /// Writes `content` to `path` atomically (temporary file, fsync, rename).
@@ -112,10 +143,13 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
     }
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("cannot create data dir {}", args.data_dir.display()))?;
-    let manifests = match &args.manifests {
-        Some(p) => p.clone(),
-        None => seed_manifests(&args.data_dir)?,
-    };
+    anyhow::ensure!(
+        args.poll.is_finite() && args.poll >= 0.1,
+        "--poll must be at least 0.1 seconds"
+    );
+    let repo = seed_repository(&args.data_dir, args.manifests.as_deref())?;
+    // The twin is the hardware: built once from the repository's manifests at start.
+    let manifests = repo.join("rack");
     let (set, diags) = ManifestSet::load(std::slice::from_ref(&manifests));
     if !diags.is_empty() {
         for d in &diags {
@@ -148,17 +182,8 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
         rack.bmcs.len(),
         rack.daemons.len()
     );
-    // Let the BMCs enroll, then bring trays to their desired power state.
+    // Let the BMCs enroll; the control plane then brings trays to their desired state.
     rack.advance(Duration::from_secs(2));
-    for (_, cu) in set.compute_units() {
-        if cu.spec.power_state == PowerState::On {
-            if let Some(d) = rack.daemon(&cu.spec.chassis) {
-                if let Err(e) = d.core().request_power(cu.spec.tray, PowerAction::On) {
-                    eprintln!("racklet: cannot power on {}: {e}", cu.name());
-                }
-            }
-        }
-    }
 
     // Signal handlers exist before "ready" is printed, so a Ctrl-C right after it is
     // handled as a clean stop, not the default kill.
@@ -180,6 +205,7 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
         name: "metrics".into(),
         url: format!("http://{metrics}/metrics"),
     }];
+    let mut chassis_endpoints = Vec::new();
     for (i, d) in rack.daemons.iter().enumerate() {
         let chassis = racklet_rmd_api::ChassisManager::chassis_name(d).to_string();
         let dir = args.data_dir.join("redfish").join(&chassis);
@@ -214,7 +240,41 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
             name: format!("{name}-admin-password"),
             url: format!("file://{}", password_file.display()),
         });
+        let base = format!("https://{}", running.addr);
+        let ca = std::fs::read(dir.join("tls/cert.pem"))?;
+        let endpoint = runtime.block_on(crate::controlplane::redfish_account(
+            &args.data_dir.join("controlplane"),
+            &chassis,
+            &base,
+            &ca,
+            &password_file,
+        ))?;
+        chassis_endpoints.push(racklet_gitops::power::ChassisEndpoint {
+            chassis,
+            endpoint,
+            systems: Default::default(),
+        });
     }
+    let api = runtime.block_on(crate::controlplane::start(
+        &args.data_dir,
+        &repo,
+        chassis_endpoints,
+        Duration::from_secs_f64(args.poll),
+        SocketAddr::from(([127, 0, 0, 1], args.controlplane_port)),
+    ))?;
+    endpoints.push(Endpoint {
+        name: "controlplane".into(),
+        url: format!("https://{}", api.addr),
+    });
+    endpoints.push(Endpoint {
+        name: "repository".into(),
+        url: format!(
+            "file://{}",
+            std::fs::canonicalize(&repo)
+                .unwrap_or(repo.clone())
+                .display()
+        ),
+    });
     write_atomic(
         &args.data_dir.join("endpoints.json"),
         &serde_json::to_vec_pretty(&endpoints)?,

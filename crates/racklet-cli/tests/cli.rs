@@ -128,8 +128,8 @@ fn up_seeds_its_data_dir_prints_ready_and_stops_after_its_duration() {
             .expect("JSON");
     assert!(endpoints.is_array());
     assert!(
-        dir.join("manifests/rack.yaml").exists(),
-        "examples seeded into the data dir"
+        dir.join("repo/rack/rack.yaml").exists() && dir.join("repo/.git").exists(),
+        "examples seeded into the data dir's repository"
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -246,4 +246,151 @@ fn http_get(url: &str) -> String {
         "{response}"
     );
     response
+}
+
+/// Issue 5's acceptance: `racklet up`, then a commit to its repository that powers a tray
+/// on shows the tray On in `racklet get nodes` and in Redfish within 5 s.
+#[test]
+fn a_commit_to_the_up_repository_powers_a_tray_on_within_five_seconds() {
+    let dir = scratch("gitops");
+    let mut child = KillOnDrop(
+        racklet()
+            .args(["up", "--refresh", "60", "--data-dir"])
+            .arg(&dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starts"),
+    );
+    let stdout = child.0.stdout.take().expect("piped");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let line = rx
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .expect("\"racklet is ready\" within 60 s");
+        if line == "racklet is ready" {
+            break;
+        }
+    }
+    let get_nodes = || -> Vec<serde_json::Value> {
+        let out = racklet()
+            .args(["get", "nodes", "-o", "json", "--data-dir"])
+            .arg(&dir)
+            .output()
+            .expect("runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("JSON")
+    };
+    let node6 = |nodes: &[serde_json::Value]| {
+        nodes
+            .iter()
+            .find(|n| n["name"] == "node-6")
+            .cloned()
+            .unwrap_or_default()
+    };
+    // The seed keeps node-6 off; wait until the control plane says so.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while node6(&get_nodes())["sync"] != "Synced" {
+        assert!(
+            Instant::now() < deadline,
+            "seed converged: {:?}",
+            get_nodes()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(node6(&get_nodes())["observed_power"], "Off");
+
+    let repo = dir.join("repo");
+    let text = std::fs::read_to_string(repo.join("rack/compute-units.yaml")).expect("manifest");
+    let on = text.replace(
+        "tray: 6, board: rpi5, powerState: Off",
+        "tray: 6, board: rpi5, powerState: On",
+    );
+    assert_ne!(on, text);
+    racklet_gitops::git::commit_files(
+        &repo,
+        &[("rack/compute-units.yaml".to_string(), on.into_bytes())],
+        "Power node-6 on",
+    )
+    .expect("commit");
+    let committed = Instant::now();
+    loop {
+        let n = node6(&get_nodes());
+        if n["observed_power"] == "On" && n["sync"] == "Synced" {
+            break;
+        }
+        assert!(
+            committed.elapsed() < Duration::from_secs(5),
+            "not On within 5 s: {n}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let took = committed.elapsed();
+    // Redfish says the same.
+    let endpoints: Vec<serde_json::Value> =
+        serde_json::from_slice(&std::fs::read(dir.join("endpoints.json")).expect("endpoints"))
+            .expect("JSON");
+    let url = |name: &str| {
+        endpoints
+            .iter()
+            .find(|e| e["name"] == name)
+            .and_then(|e| e["url"].as_str())
+            .expect("endpoint")
+            .to_string()
+    };
+    let password =
+        std::fs::read_to_string(url("redfish-admin-password").trim_start_matches("file://"))
+            .expect("password");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let power = rt.block_on(async {
+        let client = racklet_redfish_client::Client::new(
+            racklet_redfish_client::Endpoint {
+                base: url("redfish").trim_end_matches("/redfish/v1").to_string(),
+                user: "admin".into(),
+                password: password.trim().to_string(),
+                ca_pem: Some(
+                    std::fs::read(dir.join("redfish/chassis-1/tls/cert.pem")).expect("ca"),
+                ),
+            },
+            Duration::from_secs(5),
+        )
+        .expect("client");
+        client
+            .system("/redfish/v1/Systems/6")
+            .await
+            .expect("system")
+            .power_state
+    });
+    assert_eq!(power.as_deref(), Some("On"));
+    eprintln!("commit to On in get nodes and Redfish: {took:?}");
+    // The table form lists it too.
+    let out = racklet()
+        .args(["get", "nodes", "--data-dir"])
+        .arg(&dir)
+        .output()
+        .expect("runs");
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("node-6") && l.contains(" On ") && l.contains("Synced")),
+        "{table}"
+    );
+    drop(child);
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -234,6 +234,18 @@ impl Client {
         })
     }
 
+    /// POSTs a JSON body (e.g. to create an account); returns the `Location`, if any.
+    pub async fn post_json(&self, path: &str, body: Value) -> Result<Option<String>> {
+        let resp = self
+            .send(Method::POST, path, Some(Body::Json(body)))
+            .await?;
+        Ok(resp
+            .headers()
+            .get("Location")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string))
+    }
+
     /// Every system of the service.
     pub async fn systems(&self) -> Result<Vec<System>> {
         let root = self.get("/redfish/v1").await?;

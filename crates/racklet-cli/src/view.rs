@@ -1,0 +1,361 @@
+//! How `racklet get` and `describe` print: a table (kubectl's default), a wide table,
+//! JSON or YAML. Pure functions of the status, golden-tested.
+
+use racklet_gitops::events::Event;
+use racklet_gitops::power::NodeStatus;
+use racklet_gitops::SourceStatus;
+use serde::Serialize;
+
+/// `-o`: how to print.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Output {
+    Table,
+    Wide,
+    Json,
+    Yaml,
+}
+
+fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
+    for r in rows {
+        for (i, c) in r.iter().enumerate() {
+            widths[i] = widths[i].max(c.chars().count());
+        }
+    }
+    let line = |cells: Vec<String>| {
+        let mut s = String::new();
+        for (i, c) in cells.iter().enumerate() {
+            if i + 1 == cells.len() {
+                s.push_str(c);
+            } else {
+                s.push_str(&format!("{c:<w$}   ", w = widths[i]));
+            }
+        }
+        s.trim_end().to_string()
+    };
+    let mut out = line(headers.iter().map(|h| h.to_string()).collect());
+    out.push('\n');
+    for r in rows {
+        out.push_str(&line(r.clone()));
+        out.push('\n');
+    }
+    out
+}
+
+fn json<T: Serialize>(v: &T) -> String {
+    serde_json::to_string_pretty(v).map_or_else(|e| format!("{e}\n"), |s| s + "\n")
+}
+
+fn yaml<T: Serialize>(v: &T) -> String {
+    let value = serde_json::to_value(v).unwrap_or_default();
+    let mut out = String::new();
+    let mut emitter = yaml_rust2::YamlEmitter::new(&mut out);
+    match emitter.dump(&to_yaml(&value)) {
+        Ok(()) => out + "\n",
+        Err(e) => format!("{e}\n"),
+    }
+}
+
+fn to_yaml(v: &serde_json::Value) -> yaml_rust2::Yaml {
+    use yaml_rust2::Yaml;
+    match v {
+        serde_json::Value::Null => Yaml::Null,
+        serde_json::Value::Bool(b) => Yaml::Boolean(*b),
+        serde_json::Value::Number(n) => match n.as_i64() {
+            Some(i) => Yaml::Integer(i),
+            None => Yaml::Real(n.to_string()),
+        },
+        serde_json::Value::String(s) => Yaml::String(s.clone()),
+        serde_json::Value::Array(a) => Yaml::Array(a.iter().map(to_yaml).collect()),
+        serde_json::Value::Object(o) => Yaml::Hash(
+            o.iter()
+                .map(|(k, v)| (Yaml::String(k.clone()), to_yaml(v)))
+                .collect(),
+        ),
+    }
+}
+
+fn debug_name<T: std::fmt::Debug>(v: &T) -> String {
+    format!("{v:?}")
+}
+
+/// `racklet get nodes`.
+pub fn nodes(nodes: &[NodeStatus], output: Output) -> String {
+    match output {
+        Output::Json => return json(&nodes),
+        Output::Yaml => return yaml(&nodes),
+        Output::Table | Output::Wide => {}
+    }
+    let wide = output == Output::Wide;
+    let mut headers = vec![
+        "NAME", "CHASSIS", "TRAY", "DESIRED", "OBSERVED", "SYNC", "HEALTH",
+    ];
+    if wide {
+        headers.extend(["GENERATION", "REVISION", "REASON", "MESSAGE"]);
+    }
+    let rows: Vec<Vec<String>> = nodes
+        .iter()
+        .map(|n| {
+            let mut r = vec![
+                n.name.clone(),
+                n.chassis.clone(),
+                n.tray.to_string(),
+                n.desired_power.as_str().to_string(),
+                n.observed_power
+                    .clone()
+                    .unwrap_or_else(|| "<unknown>".into()),
+                debug_name(&n.sync),
+                debug_name(&n.health),
+            ];
+            if wide {
+                r.extend([
+                    format!("{}/{}", n.observed_generation, n.generation),
+                    racklet_gitops::short(&n.revision).to_string(),
+                    n.reason.clone(),
+                    n.message.clone(),
+                ]);
+            }
+            r
+        })
+        .collect();
+    table(&headers, &rows)
+}
+
+/// `racklet get source`.
+pub fn source(s: &SourceStatus, output: Output) -> String {
+    match output {
+        Output::Json => json(s),
+        Output::Yaml => yaml(s),
+        Output::Table | Output::Wide => {
+            let applied = s.applied.as_deref().map_or("<none>", racklet_gitops::short);
+            let mut headers = vec!["URL", "REFERENCE", "PATH", "APPLIED", "READY", "REASON"];
+            let mut row = vec![
+                s.url.clone(),
+                s.reference.clone(),
+                s.path.clone(),
+                applied.to_string(),
+                s.ready.to_string(),
+                s.reason.clone(),
+            ];
+            if output == Output::Wide {
+                headers.push("SUBJECT");
+                row.push(s.applied_subject.clone());
+            }
+            let mut out = table(&headers, &[row]);
+            if !s.message.is_empty() {
+                out.push('\n');
+                out.push_str(&s.message);
+                out.push('\n');
+            }
+            out
+        }
+    }
+}
+
+/// One event per line: `TIME  MESSAGE`.
+pub fn events(events: &[Event]) -> String {
+    events
+        .iter()
+        .map(|e| format!("{}  {}\n", rfc3339(e.unix_ms), e.message))
+        .collect()
+}
+
+/// `racklet describe node N`.
+pub fn describe(n: &NodeStatus, events: &[Event]) -> String {
+    let mut out = String::new();
+    let field = |out: &mut String, k: &str, v: &str| out.push_str(&format!("{k:<20}{v}\n"));
+    field(&mut out, "Name:", &n.name);
+    field(&mut out, "Chassis:", &n.chassis);
+    field(&mut out, "Tray:", &n.tray.to_string());
+    field(&mut out, "Desired power:", n.desired_power.as_str());
+    field(
+        &mut out,
+        "Observed power:",
+        n.observed_power.as_deref().unwrap_or("<unknown>"),
+    );
+    field(&mut out, "Revision:", &n.revision);
+    field(
+        &mut out,
+        "Generation:",
+        &format!("{} (observed {})", n.generation, n.observed_generation),
+    );
+    out.push_str("Conditions:\n");
+    out.push_str(&format!(
+        "  {:<10}{:<13}{:<14}{}\n",
+        "TYPE", "STATUS", "REASON", "SINCE"
+    ));
+    let since = rfc3339(n.last_transition_unix_ms);
+    out.push_str(&format!(
+        "  {:<10}{:<13}{:<14}{}\n",
+        "Synced",
+        debug_name(&n.sync),
+        n.reason,
+        since
+    ));
+    out.push_str(&format!(
+        "  {:<10}{:<13}{:<14}{}\n",
+        "Healthy",
+        debug_name(&n.health),
+        n.reason,
+        since
+    ));
+    field(&mut out, "Message:", &n.message);
+    out.push_str("Events:\n");
+    let mine: Vec<&Event> = events
+        .iter()
+        .filter(|e| e.message.starts_with(&format!("{}:", n.name)))
+        .collect();
+    if mine.is_empty() {
+        out.push_str("  <none>\n");
+    }
+    for e in mine.iter().rev().take(10).rev() {
+        out.push_str(&format!("  {}  {}\n", rfc3339(e.unix_ms), e.message));
+    }
+    out
+}
+
+/// RFC 3339 UTC time of a Unix timestamp in milliseconds.
+pub fn rfc3339(unix_ms: u64) -> String {
+    let secs = unix_ms / 1000;
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use racklet_gitops::desired::Power;
+    use racklet_gitops::power::{Health, Sync};
+
+    fn sample() -> Vec<NodeStatus> {
+        let n = |name: &str,
+                 tray,
+                 desired,
+                 observed: Option<&str>,
+                 sync,
+                 health,
+                 reason: &str,
+                 message: &str| NodeStatus {
+            name: name.into(),
+            chassis: "chassis-1".into(),
+            tray,
+            desired_power: desired,
+            observed_power: observed.map(str::to_string),
+            sync,
+            health,
+            reason: reason.into(),
+            message: message.into(),
+            generation: 2,
+            observed_generation: 2,
+            revision: "5d677d8a1b2c3d4e5f60718293a4b5c6d7e8f901".into(),
+            last_transition_unix_ms: 1_795_698_748_832,
+        };
+        vec![
+            n(
+                "node-1",
+                1,
+                Power::On,
+                Some("On"),
+                Sync::Synced,
+                Health::Healthy,
+                "Converged",
+                "power is On, as desired",
+            ),
+            n(
+                "node-6",
+                6,
+                Power::On,
+                Some("PoweringOn"),
+                Sync::OutOfSync,
+                Health::Progressing,
+                "Converging",
+                "On sent; power was Off",
+            ),
+            n(
+                "node-7",
+                7,
+                Power::Off,
+                None,
+                Sync::Unknown,
+                Health::Unknown,
+                "ChassisUnreachable",
+                "cannot reach the Redfish service",
+            ),
+        ]
+    }
+
+    fn sample_events() -> Vec<Event> {
+        vec![
+            Event {
+                sequence: 1,
+                unix_ms: 1_795_698_700_000,
+                message: "applied 5d677d8a1b2c: Seed the rack".into(),
+            },
+            Event {
+                sequence: 2,
+                unix_ms: 1_795_698_748_900,
+                message: "node-6: power is Off, desired On (desired state changed): On".into(),
+            },
+        ]
+    }
+
+    /// Compares with `tests/golden/NAME`; `RACKLET_BLESS=1` rewrites the file.
+    fn golden(name: &str, actual: &str) {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/golden")
+            .join(name);
+        if std::env::var_os("RACKLET_BLESS").is_some() {
+            std::fs::create_dir_all(path.parent().expect("dir")).expect("mkdir");
+            std::fs::write(&path, actual).expect("bless");
+        }
+        let expected = std::fs::read_to_string(&path)
+            .unwrap_or_else(|_| panic!("{} (bless with RACKLET_BLESS=1)", path.display()));
+        assert_eq!(actual, expected, "{name} differs from its golden file");
+    }
+
+    #[test]
+    fn get_nodes_output_formats_match_their_golden_files() {
+        golden("nodes.txt", &nodes(&sample(), Output::Table));
+        golden("nodes-wide.txt", &nodes(&sample(), Output::Wide));
+        golden("nodes.json", &nodes(&sample(), Output::Json));
+        golden("nodes.yaml", &nodes(&sample(), Output::Yaml));
+    }
+
+    #[test]
+    fn describe_and_source_match_their_golden_files() {
+        golden(
+            "describe-node-6.txt",
+            &describe(&sample()[1], &sample_events()),
+        );
+        let s = SourceStatus {
+            url: "file:///srv/racklet/repo".into(),
+            reference: "branch main".into(),
+            path: "rack".into(),
+            applied: Some("5d677d8a1b2c3d4e5f60718293a4b5c6d7e8f901".into()),
+            applied_subject: "Seed the rack".into(),
+            fetched: Some("9f00aa11bb22cc33dd44ee55ff6600778899aabb".into()),
+            ready: false,
+            reason: "InvalidManifests".into(),
+            message: "rack/bad.yaml:4:30: tray 9 is outside chassis-1's 7 slots".into(),
+            last_fetch_unix_ms: 1_795_698_800_000,
+            last_applied_unix_ms: 1_795_698_700_000,
+        };
+        golden("source.txt", &source(&s, Output::Table));
+        golden("events.txt", &events(&sample_events()));
+    }
+}
