@@ -1,0 +1,232 @@
+//! The Git source's faults: an unreachable repository, rewritten history, and the commit
+//! signature policy. The control plane runs without chassis here: only what it adopts
+//! (and refuses) is under test.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use racklet_gitops::git::{commit_files, current_branch, Reference, SourceSpec};
+use racklet_gitops::power::DriftPolicy;
+use racklet_gitops::store::RedbStore;
+use racklet_gitops::{Config, ControlPlane};
+
+fn examples() -> Vec<(String, Vec<u8>)> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .expect("examples")
+        .map(|e| e.expect("entry").path())
+        .map(|p| {
+            (
+                format!("rack/{}", p.file_name().expect("name").to_string_lossy()),
+                std::fs::read(&p).expect("read"),
+            )
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("racklet-src-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+async fn plane(
+    dir: &Path,
+    repo: &Path,
+    signers: Option<Vec<String>>,
+) -> Arc<ControlPlane<RedbStore>> {
+    let config = Config {
+        source: SourceSpec {
+            url: repo.display().to_string(),
+            reference: Reference::Branch(current_branch(repo).expect("branch")),
+            path: "rack".into(),
+            signers,
+        },
+        dir: dir.join("controlplane"),
+        poll: Duration::from_secs(3600),
+        period: Duration::from_secs(3600),
+        chassis: Vec::new(),
+        drift: DriftPolicy::Correct,
+    };
+    let store = Arc::new(RedbStore::open(&dir.join("controlplane/state.redb")).expect("store"));
+    ControlPlane::new(config, store).await.expect("plane")
+}
+
+#[tokio::test]
+async fn an_unreachable_source_keeps_the_last_good_revision_and_recovers() {
+    let dir = scratch("unreachable");
+    let repo = dir.join("repo");
+    let first = commit_files(&repo, &examples(), "seed").expect("seed");
+    let p = plane(&dir, &repo, None).await;
+    p.sync().await.expect("sync");
+    assert_eq!(
+        p.source_status().await.expect("status").applied.as_deref(),
+        Some(first.as_str())
+    );
+
+    let moved = dir.join("elsewhere");
+    std::fs::rename(&repo, &moved).expect("move the repository away");
+    p.sync().await.expect("sync");
+    let s = p.source_status().await.expect("status");
+    assert_eq!((s.ready, s.reason.as_str()), (false, "Unreachable"));
+    assert_eq!(
+        s.applied.as_deref(),
+        Some(first.as_str()),
+        "last good stays"
+    );
+    assert!(s.message.contains("cannot open"), "{}", s.message);
+
+    std::fs::rename(&moved, &repo).expect("and back");
+    p.sync().await.expect("sync");
+    let s = p.source_status().await.expect("status");
+    assert_eq!((s.ready, s.reason.as_str()), (true, "Applied"));
+    let events = p.events().since(0).await.expect("events");
+    assert!(
+        events.iter().any(|e| e.message.contains("Unreachable")),
+        "{events:?}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn rewritten_history_is_recognised_and_applied() {
+    let dir = scratch("forcepush");
+    let repo = dir.join("repo");
+    commit_files(&repo, &examples(), "seed").expect("seed");
+    let p = plane(&dir, &repo, None).await;
+    p.sync().await.expect("sync");
+    // A force-push: the branch now starts from a fresh repository with another history.
+    std::fs::remove_dir_all(&repo).expect("wipe");
+    let mut files = examples();
+    files.push(("rack/README.md".into(), b"rewritten\n".to_vec()));
+    let rewritten = commit_files(&repo, &files, "rewritten history").expect("commit");
+    p.sync().await.expect("sync");
+    let s = p.source_status().await.expect("status");
+    assert_eq!(s.applied.as_deref(), Some(rewritten.as_str()));
+    let events = p.events().since(0).await.expect("events");
+    assert!(
+        events
+            .iter()
+            .any(|e| e.message.starts_with("history rewritten")),
+        "{events:?}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Writes a commit signed with `key` (SSH signature, namespace `git`) on top of HEAD.
+fn signed_commit(
+    repo_dir: &Path,
+    files: &[(String, Vec<u8>)],
+    message: &str,
+    key: &ssh_key::PrivateKey,
+) -> String {
+    let repo = gix::open_opts(
+        repo_dir,
+        gix::open::Options::isolated()
+            .config_overrides(["user.name=racklet", "user.email=racklet@localhost"]),
+    )
+    .expect("open");
+    let parent = repo.head().expect("head").id().map(|id| id.detach());
+    let mut editor = repo
+        .edit_tree(repo.head_tree_id_or_empty().expect("tree"))
+        .expect("editor");
+    for (path, bytes) in files {
+        let blob = repo.write_blob(bytes).expect("blob").detach();
+        editor
+            .upsert(path.as_str(), gix::object::tree::EntryKind::Blob, blob)
+            .expect("upsert");
+    }
+    let tree = editor.write().expect("tree").detach();
+    let who = gix::actor::Signature {
+        name: "racklet".into(),
+        email: "racklet@localhost".into(),
+        time: gix::date::Time::new(1_795_000_000, 0),
+    };
+    let mut commit = gix::objs::Commit {
+        tree,
+        parents: parent.into_iter().collect(),
+        author: who.clone(),
+        committer: who,
+        encoding: None,
+        message: message.into(),
+        extra_headers: Vec::new(),
+    };
+    let mut payload = Vec::new();
+    gix::objs::WriteTo::write_to(&commit, &mut payload).expect("serialise");
+    let sig = key
+        .sign("git", ssh_key::HashAlg::Sha512, &payload)
+        .expect("sign");
+    let armored = sig.to_pem(ssh_key::LineEnding::LF).expect("pem");
+    commit.extra_headers.push(("gpgsig".into(), armored.into()));
+    let id = repo.write_object(&commit).expect("write").detach();
+    let head = repo.head_name().expect("head").expect("branch");
+    repo.reference(
+        head.as_bstr(),
+        id,
+        gix::refs::transaction::PreviousValue::Any,
+        "signed commit",
+    )
+    .expect("move branch");
+    id.to_string()
+}
+
+#[tokio::test]
+async fn the_signature_policy_applies_only_commits_signed_by_listed_keys() {
+    let dir = scratch("signed");
+    let repo = dir.join("repo");
+    commit_files(
+        &repo,
+        &[("README.md".into(), b"rack\n".to_vec())],
+        "unsigned start",
+    )
+    .expect("init");
+    let ops = ssh_key::PrivateKey::from(ssh_key::private::Ed25519Keypair::from_seed(&[7; 32]));
+    let mallory = ssh_key::PrivateKey::from(ssh_key::private::Ed25519Keypair::from_seed(&[9; 32]));
+    let listed = ops.public_key().to_openssh().expect("openssh");
+    let good = signed_commit(&repo, &examples(), "signed by ops", &ops);
+    let p = plane(&dir, &repo, Some(vec![listed])).await;
+    p.sync().await.expect("sync");
+    let s = p.source_status().await.expect("status");
+    assert_eq!(
+        (s.applied.as_deref(), s.reason.as_str()),
+        (Some(good.as_str()), "Applied")
+    );
+
+    // Signed by a key the policy does not list: refused, the good one stays.
+    let mut files = examples();
+    files.push(("rack/note.md".into(), b"x\n".to_vec()));
+    let bad = signed_commit(&repo, &files, "signed by mallory", &mallory);
+    p.sync().await.expect("sync");
+    let s = p.source_status().await.expect("status");
+    assert_eq!((s.reason.as_str(), s.ready), ("SignatureRefused", false));
+    assert_eq!(s.applied.as_deref(), Some(good.as_str()));
+    assert!(
+        s.message.contains(&bad) && s.message.contains("not by a key"),
+        "{}",
+        s.message
+    );
+
+    // Not signed at all: refused too.
+    let unsigned = commit_files(&repo, &examples(), "unsigned").expect("commit");
+    p.sync().await.expect("sync");
+    let s = p.source_status().await.expect("status");
+    assert_eq!(s.reason, "SignatureRefused");
+    assert!(
+        s.message.contains(&unsigned) && s.message.contains("not signed"),
+        "{}",
+        s.message
+    );
+    assert_eq!(s.applied.as_deref(), Some(good.as_str()));
+
+    // A later commit signed by a listed key applies again.
+    let next = signed_commit(&repo, &examples(), "signed again by ops", &ops);
+    p.sync().await.expect("sync");
+    assert_eq!(
+        p.source_status().await.expect("status").applied.as_deref(),
+        Some(next.as_str())
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
