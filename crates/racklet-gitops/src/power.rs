@@ -198,8 +198,26 @@ impl PowerReconciler {
             if self.backoff.get(&chassis).is_some_and(|b| b.next_try > now) {
                 continue; // its status already says why
             }
-            let mut failed = None;
+            let mut failed: Option<String> = None;
             for rec in nodes {
+                if let Some(reason) = &failed {
+                    // The chassis stopped answering: say so for every node behind it.
+                    if let Some(spec) = rec.spec.clone() {
+                        self.publish(
+                            store,
+                            &rec,
+                            &spec,
+                            revision,
+                            None,
+                            Sync::Unknown,
+                            Health::Unknown,
+                            "ChassisUnreachable",
+                            reason,
+                        )
+                        .await?;
+                    }
+                    continue;
+                }
                 if let Err(e) = self
                     .node(store, &endpoint, &client, &rec, revision, events)
                     .await
@@ -208,7 +226,6 @@ impl PowerReconciler {
                         NodeError::Store(e) => return Err(e),
                         NodeError::Redfish(e) if e.is_transient() => {
                             failed = Some(e.to_string());
-                            break;
                         }
                         NodeError::Redfish(_) => {}
                     }

@@ -76,6 +76,56 @@ impl Drop for Bench {
 }
 
 async fn bench(name: &str, drift: DriftPolicy) -> Bench {
+    bench_via(name, drift, None).await
+}
+
+/// A loopback TCP forwarder that can be cut and restored, to make a chassis unreachable.
+struct Proxy {
+    port: u16,
+    target: std::net::SocketAddr,
+    tasks: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+}
+
+impl Proxy {
+    async fn start(port: u16, target: std::net::SocketAddr) -> Proxy {
+        let p = Proxy {
+            port,
+            target,
+            tasks: Arc::new(Mutex::new(Vec::new())),
+        };
+        p.up().await;
+        p
+    }
+
+    async fn up(&self) {
+        let listener = loop {
+            match tokio::net::TcpListener::bind(("127.0.0.1", self.port)).await {
+                Ok(l) => break l,
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        };
+        let (target, tasks) = (self.target, self.tasks.clone());
+        let accept = tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let conn = tokio::spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+                tasks.lock().expect("tasks").push(conn);
+            }
+        });
+        self.tasks.lock().expect("tasks").push(accept);
+    }
+
+    fn cut(&self) {
+        for t in self.tasks.lock().expect("tasks").drain(..) {
+            t.abort();
+        }
+    }
+}
+
+async fn bench_via(name: &str, drift: DriftPolicy, proxy: Option<&mut Option<Proxy>>) -> Bench {
     let dir = std::env::temp_dir().join(format!("racklet-gitops-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let repo = dir.join("repo");
@@ -112,8 +162,19 @@ async fn bench(name: &str, drift: DriftPolicy) -> Bench {
         .expect("password")
         .trim()
         .to_string();
+    let base_addr = match proxy {
+        Some(slot) => {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .expect("free port")
+                .port();
+            *slot = Some(Proxy::start(port, running.addr).await);
+            std::net::SocketAddr::from(([127, 0, 0, 1], port))
+        }
+        None => running.addr,
+    };
     let endpoint = Endpoint {
-        base: format!("https://{}", running.addr),
+        base: format!("https://{base_addr}"),
         user: "admin".into(),
         password,
         ca_pem: Some(std::fs::read(rf_dir.join("tls/cert.pem")).expect("cert")),
@@ -287,4 +348,55 @@ async fn drift_is_corrected_or_only_reported_per_policy() {
         }
         drop(b.rack.lock());
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_chassis_backs_off_forgets_nothing_and_converges_when_it_returns() {
+    let mut proxy = None;
+    let b = bench_via("down", DriftPolicy::Correct, Some(&mut proxy)).await;
+    let proxy = proxy.expect("proxy");
+    until(&b, "node-6", "Off from the seed", converged("Off")).await;
+    proxy.cut();
+    let commit = commit_files(
+        &b.repo,
+        &with_power(&examples(), "node-6", "On"),
+        "power node-6 on",
+    )
+    .expect("commit");
+    b.plane.trigger();
+    let n = until(&b, "node-6", "reported unreachable", |n| {
+        n.reason == "ChassisUnreachable"
+    })
+    .await;
+    assert_eq!(n.health, racklet_gitops::power::Health::Unknown);
+    assert_eq!(
+        n.generation, 2,
+        "the new revision is adopted while the chassis is away"
+    );
+    assert_eq!(
+        b.plane
+            .source_status()
+            .await
+            .expect("source")
+            .applied
+            .as_deref(),
+        Some(commit.as_str())
+    );
+    // Back-off: while it is away, it is not hammered (one event, not one per pass).
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let events = b.plane.events().since(0).await.expect("events");
+    let away = events
+        .iter()
+        .filter(|e| e.message.contains("unreachable"))
+        .count();
+    assert_eq!(away, 1, "{events:?}");
+    proxy.up().await;
+    until(&b, "node-6", "On once the chassis answers", converged("On")).await;
+    let events = b.plane.events().since(0).await.expect("events");
+    assert!(
+        events.iter().any(|e| e.message.contains("answers again")),
+        "{events:?}"
+    );
+    proxy.cut();
+    let _ = std::fs::remove_dir_all(&b.dir);
 }
