@@ -4,6 +4,7 @@
 mod bench;
 mod controlplane;
 mod cp;
+mod gitops;
 mod up;
 mod view;
 
@@ -82,6 +83,43 @@ enum Command {
         #[arg(long, default_value = "./racklet-data")]
         data_dir: PathBuf,
     },
+    /// Commit a manifest file to the rack's repository (never around it), then sync.
+    #[command(
+        after_help = "Examples:\n  racklet apply -f nodes.yaml\n  racklet apply -f nodes.yaml -m \"Add node-8\""
+    )]
+    Apply {
+        #[arg(short = 'f', long = "filename")]
+        file: PathBuf,
+        /// Commit message.
+        #[arg(short, long)]
+        message: Option<String>,
+        #[arg(long, default_value = "./racklet-data")]
+        data_dir: PathBuf,
+    },
+    /// Show what applying a manifest file would change in desired state.
+    #[command(after_help = "Examples:\n  racklet diff -f nodes.yaml")]
+    Diff {
+        #[arg(short = 'f', long = "filename")]
+        file: PathBuf,
+        #[arg(long, default_value = "./racklet-data")]
+        data_dir: PathBuf,
+    },
+    /// Power a node on or off (a commit to the repository), or cycle it (Redfish, now).
+    #[command(
+        after_help = "Examples:\n  racklet power on node-6\n  racklet power off node-6\n  racklet power cycle node-2"
+    )]
+    Power {
+        #[arg(value_parser = ["on", "off", "cycle"])]
+        action: String,
+        node: String,
+        #[arg(long, default_value = "./racklet-data")]
+        data_dir: PathBuf,
+    },
+    /// Print a shell completion script.
+    #[command(
+        after_help = "Examples:\n  racklet completions bash > /etc/bash_completion.d/racklet\n  racklet completions zsh > ~/.zfunc/_racklet"
+    )]
+    Completions { shell: clap_complete::Shell },
 }
 
 fn main() -> ExitCode {
@@ -99,6 +137,27 @@ fn main() -> ExitCode {
         Command::Describe { name, data_dir, .. } => cp::describe_node(&data_dir, &name),
         Command::Sync { data_dir } => cp::sync(&data_dir),
         Command::Events { watch, data_dir } => cp::events(&data_dir, watch),
+        Command::Apply {
+            file,
+            message,
+            data_dir,
+        } => gitops::apply(&data_dir, &file, message),
+        Command::Diff { file, data_dir } => gitops::diff(&data_dir, &file),
+        Command::Power {
+            action,
+            node,
+            data_dir,
+        } => gitops::power(&data_dir, &action, &node),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "racklet",
+                &mut std::io::stdout(),
+            );
+            Ok(())
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -391,6 +391,73 @@ fn a_commit_to_the_up_repository_powers_a_tray_on_within_five_seconds() {
             .any(|l| l.starts_with("node-6") && l.contains(" On ") && l.contains("Synced")),
         "{table}"
     );
+
+    // `power off` commits to the repository and syncs; the node follows.
+    let out = racklet()
+        .args(["power", "off", "node-6", "--data-dir"])
+        .arg(&dir)
+        .output()
+        .expect("runs");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        said.contains("~ node-6: power On -> Off") && said.contains("committed"),
+        "{said}"
+    );
+    // A graceful shutdown: the OS halts, or the BMC forces it off after 30 s.
+    let deadline = Instant::now() + Duration::from_secs(45);
+    while node6(&get_nodes())["observed_power"] != "Off" {
+        assert!(
+            Instant::now() < deadline,
+            "node-6 off: {}",
+            node6(&get_nodes())
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // An invalid file is refused by `diff` and `apply` with its positions; nothing is committed.
+    let bad = dir.join("compute-units.yaml");
+    std::fs::write(
+        &bad,
+        std::fs::read_to_string(repo.join("rack/compute-units.yaml"))
+            .expect("manifest")
+            .replace("tray: 5, board: rpi5", "tray: 9, board: rpi5"),
+    )
+    .expect("write");
+    for cmd in ["diff", "apply"] {
+        let out = racklet()
+            .args([cmd, "-f"])
+            .arg(&bad)
+            .arg("--data-dir")
+            .arg(&dir)
+            .output()
+            .expect("runs");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{cmd}: {err}");
+        assert!(
+            err.contains("compute-units.yaml:25:34: `spec.tray` is the number 9"),
+            "{cmd}: {err}"
+        );
+    }
+    let log = racklet_gitops::git::current_branch(&repo).expect("branch");
+    assert_eq!(log, "main");
     drop(child);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn completions_are_printed_for_bash() {
+    let out = racklet()
+        .args(["completions", "bash"])
+        .output()
+        .expect("runs");
+    assert!(out.status.success());
+    let script = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        script.contains("_racklet") && script.contains("apply"),
+        "{script}"
+    );
 }
