@@ -170,9 +170,7 @@ fn set_power(text: &str, name: &str, power: &str) -> Option<String> {
     let doc = docs.iter_mut().find(|d| declares(d))?;
     let at = doc.find("powerState:")?;
     let rest = &doc[at + "powerState:".len()..];
-    let value_len = rest
-        .find(|c: char| c == ',' || c == '}' || c == '\n')
-        .unwrap_or(rest.len());
+    let value_len = rest.find([',', '}', '\n']).unwrap_or(rest.len());
     let new = format!("{}powerState: {power}{}", &doc[..at], &rest[value_len..]);
     *doc = new;
     Some(docs.join("\n---"))
