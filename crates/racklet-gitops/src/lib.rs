@@ -11,6 +11,7 @@
 
 pub mod api;
 pub mod desired;
+pub mod etcd;
 pub mod events;
 pub mod git;
 pub mod power;
@@ -126,18 +127,22 @@ impl<S: StateStore> ControlPlane<S> {
             .unwrap_or_default())
     }
 
-    /// Runs until the process ends.
+    /// Runs until the process ends, or until this replica is no longer the leader.
     pub async fn run(self: Arc<Self>) {
         let mut next_poll = Instant::now();
         loop {
             if Instant::now() >= next_poll {
-                if let Err(e) = self.sync().await {
-                    tracing::error!("control plane: {e}");
+                match self.sync().await {
+                    Err(StoreError::NotLeader) => return,
+                    Err(e) => tracing::error!("control plane: {e}"),
+                    Ok(()) => {}
                 }
                 next_poll = Instant::now() + self.config.poll;
             }
-            if let Err(e) = self.reconcile().await {
-                tracing::error!("control plane: {e}");
+            match self.reconcile().await {
+                Err(StoreError::NotLeader) => return,
+                Err(e) => tracing::error!("control plane: {e}"),
+                Ok(()) => {}
             }
             let wait = self
                 .config
@@ -268,6 +273,39 @@ impl<S: StateStore> ControlPlane<S> {
                 .await?;
         }
         Ok(())
+    }
+}
+
+/// Runs one control-plane replica on etcd: waits until it leads, acts while its lease
+/// lives, and campaigns again after losing it. Only the leader fetches, reconciles or
+/// writes; the others wait.
+pub async fn run_replica(config: Config, endpoints: Vec<String>, prefix: String, name: String) {
+    loop {
+        let leadership = match etcd::lead(&endpoints, &prefix, &name).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!("replica {name}: {e}; trying again");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        let mut held = leadership.held.clone();
+        let plane = match ControlPlane::new(config.clone(), Arc::new(leadership.store)).await {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!("replica {name}: {e}");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        if let Err(e) = plane.events.record(&format!("replica {name} leads")).await {
+            tracing::warn!("replica {name}: {e}");
+        }
+        tokio::select! {
+            _ = plane.clone().run() => {}
+            _ = held.wait_for(|h| !*h) => {}
+        }
+        tracing::warn!("replica {name} lost the leadership; campaigning again");
     }
 }
 

@@ -16,49 +16,8 @@ use racklet_redfish_client::{Client, Endpoint};
 use racklet_sim::Rack;
 use racklet_twin::TwinConfig;
 
-fn examples() -> Vec<(String, Vec<u8>)> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .expect("examples")
-        .map(|e| e.expect("entry").path())
-        .map(|p| {
-            (
-                format!("rack/{}", p.file_name().expect("name").to_string_lossy()),
-                std::fs::read(&p).expect("read"),
-            )
-        })
-        .collect();
-    files.sort();
-    files
-}
-
-fn with_power(files: &[(String, Vec<u8>)], node: &str, power: &str) -> Vec<(String, Vec<u8>)> {
-    files
-        .iter()
-        .map(|(p, b)| {
-            let text = String::from_utf8_lossy(b).to_string();
-            let mut out = Vec::new();
-            let mut hit = false;
-            for line in text.lines() {
-                if line.contains(&format!("name: {node},"))
-                    || line.contains(&format!("name: {node}}}"))
-                {
-                    hit = true;
-                }
-                if hit && line.starts_with("spec:") {
-                    out.push(
-                        line.replace("powerState: On", &format!("powerState: {power}"))
-                            .replace("powerState: Off", &format!("powerState: {power}")),
-                    );
-                    hit = false;
-                } else {
-                    out.push(line.to_string());
-                }
-            }
-            (p.clone(), format!("{}\n", out.join("\n")).into_bytes())
-        })
-        .collect()
-}
+mod common;
+use common::{examples, with_power};
 
 struct Bench {
     dir: PathBuf,

@@ -1,0 +1,100 @@
+//! Helpers the control-plane tests share: the example manifests as repository files, and
+//! the rack simulation with its chassis' Redfish service over HTTPS.
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use racklet_model::ManifestSet;
+use racklet_redfish_client::Endpoint;
+use racklet_sim::Rack;
+use racklet_twin::TwinConfig;
+
+pub fn examples() -> Vec<(String, Vec<u8>)> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .expect("examples")
+        .map(|e| e.expect("entry").path())
+        .map(|p| {
+            (
+                format!("rack/{}", p.file_name().expect("name").to_string_lossy()),
+                std::fs::read(&p).expect("read"),
+            )
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+pub fn with_power(files: &[(String, Vec<u8>)], node: &str, power: &str) -> Vec<(String, Vec<u8>)> {
+    files
+        .iter()
+        .map(|(p, b)| {
+            let text = String::from_utf8_lossy(b).to_string();
+            let mut out = Vec::new();
+            let mut hit = false;
+            for line in text.lines() {
+                if line.contains(&format!("name: {node},"))
+                    || line.contains(&format!("name: {node}}}"))
+                {
+                    hit = true;
+                }
+                if hit && line.starts_with("spec:") {
+                    out.push(
+                        line.replace("powerState: On", &format!("powerState: {power}"))
+                            .replace("powerState: Off", &format!("powerState: {power}")),
+                    );
+                    hit = false;
+                } else {
+                    out.push(line.to_string());
+                }
+            }
+            (p.clone(), format!("{}\n", out.join("\n")).into_bytes())
+        })
+        .collect()
+}
+
+/// The example rack on the twin (10x real time), and its chassis' Redfish service.
+pub async fn rack_with_redfish(dir: &Path) -> (Endpoint, Arc<Mutex<Rack>>, Arc<AtomicBool>) {
+    let (set, diags) =
+        ManifestSet::load(&[Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples")]);
+    assert!(diags.is_empty());
+    let mut rack = Rack::start(
+        &set,
+        &TwinConfig {
+            step: Duration::from_millis(5),
+            ..TwinConfig::default()
+        },
+        &dir.join("rack"),
+        true,
+    )
+    .expect("rack");
+    rack.advance(Duration::from_secs(3));
+    let daemon = rack.daemons[0].clone();
+    let rack = Arc::new(Mutex::new(rack));
+    let stop = Arc::new(AtomicBool::new(false));
+    let (r, s) = (rack.clone(), stop.clone());
+    std::thread::spawn(move || {
+        while !s.load(Ordering::SeqCst) {
+            r.lock().expect("rack").advance(Duration::from_millis(100));
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    });
+    let rf_dir = dir.join("redfish");
+    let running = racklet_redfish::serve(daemon, &rf_dir, "127.0.0.1:0".parse().expect("addr"))
+        .await
+        .expect("redfish");
+    let password = std::fs::read_to_string(running.initial_password_file.expect("first start"))
+        .expect("password")
+        .trim()
+        .to_string();
+    let endpoint = Endpoint {
+        base: format!("https://{}", running.addr),
+        user: "admin".into(),
+        password,
+        ca_pem: Some(std::fs::read(rf_dir.join("tls/cert.pem")).expect("cert")),
+    };
+    (endpoint, rack, stop)
+}
