@@ -79,7 +79,16 @@ fn schema_prints_every_kind_and_rejects_unknown_ones() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
     let mut kinds: Vec<&String> = v.as_object().expect("object").keys().collect();
     kinds.sort();
-    assert_eq!(kinds, ["BoardModel", "Chassis", "ComputeUnit", "Rack"]);
+    assert_eq!(
+        kinds,
+        [
+            "BoardModel",
+            "Chassis",
+            "ComputeUnit",
+            "FirmwarePolicy",
+            "Rack"
+        ]
+    );
     let out = racklet()
         .args(["schema", "--kind", "Gizmo"])
         .output()

@@ -35,12 +35,25 @@ impl Power {
     }
 }
 
+/// The BMC firmware one chassis should run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DesiredFirmware {
+    pub policy: String,
+    pub chassis: String,
+    pub version: u32,
+    /// Path of the signed bundle in the revision, relative to the source's path.
+    pub bundle: String,
+    /// Trays of the chassis (from its compute units), in roll-out order.
+    pub trays: Vec<u32>,
+}
+
 /// The desired state of one revision.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Desired {
     pub nodes: Vec<DesiredNode>,
     /// Chassis named in the manifests.
     pub chassis: Vec<String>,
+    pub firmware: Vec<DesiredFirmware>,
 }
 
 fn is_manifest(path: &Path) -> bool {
@@ -59,6 +72,18 @@ pub fn desired_from(files: &[(PathBuf, Vec<u8>)]) -> Result<Desired, Vec<String>
         diags.extend(set.add_source(&file, bytes));
     }
     diags.extend(racklet_model::validate::validate(&set));
+    for (e, p) in set.firmware_policies() {
+        let bundle = Path::new(&p.spec.bmc.bundle);
+        if !files.iter().any(|(f, _)| f == bundle) {
+            diags.push(e.doc.diag_at(
+                "/spec/bmc/bundle",
+                format!(
+                    "bundle {:?} is not in this revision; commit it next to the manifests",
+                    p.spec.bmc.bundle
+                ),
+            ));
+        }
+    }
     if !diags.is_empty() {
         diags.sort();
         diags.dedup();
@@ -77,7 +102,29 @@ pub fn desired_from(files: &[(PathBuf, Vec<u8>)]) -> Result<Desired, Vec<String>
         })
         .collect();
     let chassis = set.chassis().map(|(_, c)| c.name().to_string()).collect();
-    Ok(Desired { nodes, chassis })
+    let firmware = set
+        .firmware_policies()
+        .map(|(_, p)| {
+            let mut trays: Vec<u32> = set
+                .compute_units()
+                .filter(|(_, cu)| cu.spec.chassis == p.spec.chassis)
+                .map(|(_, cu)| cu.spec.tray)
+                .collect();
+            trays.sort_unstable();
+            DesiredFirmware {
+                policy: p.name().to_string(),
+                chassis: p.spec.chassis.clone(),
+                version: p.spec.bmc.version,
+                bundle: p.spec.bmc.bundle.clone(),
+                trays,
+            }
+        })
+        .collect();
+    Ok(Desired {
+        nodes,
+        chassis,
+        firmware,
+    })
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ pub mod api;
 pub mod desired;
 pub mod etcd;
 pub mod events;
+pub mod firmware;
 pub mod git;
 pub mod power;
 pub mod store;
@@ -24,10 +25,34 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Mutex, Notify};
 
+use crate::desired::Desired;
 use crate::events::EventLog;
+use crate::firmware::FirmwareReconciler;
 use crate::git::{GitSource, SourceError, SourceSpec};
 use crate::power::{ChassisEndpoint, DriftPolicy, PowerReconciler};
 use crate::store::{StateStore, StateStoreExt, StoreError};
+
+/// RFC 3339 UTC time (whole seconds) of a Unix timestamp in milliseconds.
+pub fn rfc3339(unix_ms: u64) -> String {
+    let secs = unix_ms / 1000;
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
 
 pub(crate) fn unix_ms() -> u64 {
     std::time::SystemTime::now()
@@ -88,20 +113,26 @@ pub struct ControlPlane<S> {
     source: Arc<GitSource>,
     events: EventLog<S>,
     reconciler: Mutex<PowerReconciler>,
+    firmware: Mutex<FirmwareReconciler>,
     trigger: Notify,
 }
 
 impl<S: StateStore> ControlPlane<S> {
     pub async fn new(config: Config, store: Arc<S>) -> Result<Arc<Self>, StartError> {
-        let source = GitSource::new(config.source.clone(), &config.dir.join("mirror.git"))?;
+        let source = Arc::new(GitSource::new(
+            config.source.clone(),
+            &config.dir.join("mirror.git"),
+        )?);
         let reconciler = PowerReconciler::new(config.chassis.clone(), config.drift)?;
+        let firmware = FirmwareReconciler::new(&config.chassis, source.clone())?;
         let events = EventLog::open(store.clone()).await?;
         Ok(Arc::new(ControlPlane {
             config,
             store,
-            source: Arc::new(source),
+            source,
             events,
             reconciler: Mutex::new(reconciler),
+            firmware: Mutex::new(firmware),
             trigger: Notify::new(),
         }))
     }
@@ -155,14 +186,22 @@ impl<S: StateStore> ControlPlane<S> {
         }
     }
 
-    /// One reconcile pass over the applied revision.
+    /// One reconcile pass over the applied revision: power, then firmware roll-outs.
     pub async fn reconcile(&self) -> Result<(), StoreError> {
         let revision = self.source_status().await?.applied.unwrap_or_default();
         self.reconciler
             .lock()
             .await
             .reconcile(&*self.store, &revision, &self.events)
-            .await
+            .await?;
+        if let Some(desired) = self.store.get_json::<Desired>("applied/desired").await? {
+            self.firmware
+                .lock()
+                .await
+                .reconcile(&*self.store, &desired, &revision, &self.events)
+                .await?;
+        }
+        Ok(())
     }
 
     /// Fetches the source and adopts its newest revision if it is acceptable.
@@ -234,6 +273,7 @@ impl<S: StateStore> ControlPlane<S> {
             .await
             .adopt(&*self.store, &desired)
             .await?;
+        self.store.put_json("applied/desired", &desired).await?;
         status.applied = Some(tip.clone());
         status.applied_subject = revision.subject.clone();
         status.ready = true;

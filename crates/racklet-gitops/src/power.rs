@@ -346,6 +346,22 @@ impl PowerReconciler {
         };
         let observed = system.power_state.clone();
         let want = spec.power.as_str();
+        if observed.is_none() {
+            // Its BMC restarts or is not trusted yet: nothing to act on until it reports.
+            self.publish(
+                store,
+                rec,
+                &spec,
+                revision,
+                None,
+                Sync::Unknown,
+                Health::Unknown,
+                "PowerUnknown",
+                "the chassis does not know this tray's power state right now",
+            )
+            .await?;
+            return Ok(());
+        }
         let is = observed.clone().unwrap_or_else(|| "Unknown".into());
         let is = is.as_str();
         if is == want {

@@ -17,6 +17,7 @@ pub mod catalog;
 pub mod chassis;
 pub mod compute_unit;
 pub mod diag;
+pub mod firmware_policy;
 pub mod manifest;
 pub mod meta;
 pub mod rack;
@@ -27,4 +28,6 @@ pub mod validate;
 pub use diag::{Diagnostic, Position};
 pub use manifest::{Entry, ManifestSet, Rejected};
 pub use meta::API_VERSION;
-pub use resource::{AnyResource, BoardModel, Chassis, ComputeUnit, Kind, Rack, Resource};
+pub use resource::{
+    AnyResource, BoardModel, Chassis, ComputeUnit, FirmwarePolicy, Kind, Rack, Resource,
+};

@@ -5,7 +5,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::diag::{Diagnostic, Position};
-use crate::resource::{decode, AnyResource, BoardModel, Chassis, ComputeUnit, Kind, Rack};
+use crate::resource::{
+    decode, AnyResource, BoardModel, Chassis, ComputeUnit, FirmwarePolicy, Kind, Rack,
+};
 use crate::source::{parse_file, Document};
 
 /// One decoded resource with the document it came from (for positions in messages).
@@ -82,6 +84,7 @@ impl ManifestSet {
     typed_iter!(chassis, Chassis, Chassis);
     typed_iter!(compute_units, ComputeUnit, ComputeUnit);
     typed_iter!(boards, BoardModel, BoardModel);
+    typed_iter!(firmware_policies, FirmwarePolicy, FirmwarePolicy);
 
     pub fn board(&self, name: &str) -> Option<&BoardModel> {
         self.boards().map(|(_, b)| b).find(|b| b.name() == name)

@@ -13,6 +13,7 @@ use crate::board::BoardModelSpec;
 use crate::chassis::ChassisSpec;
 use crate::compute_unit::ComputeUnitSpec;
 use crate::diag::Diagnostic;
+use crate::firmware_policy::FirmwarePolicySpec;
 use crate::meta::{ObjectMeta, Status, API_VERSION};
 use crate::rack::RackSpec;
 use crate::source::Document;
@@ -39,6 +40,7 @@ pub type Rack = Resource<RackSpec>;
 pub type Chassis = Resource<ChassisSpec>;
 pub type ComputeUnit = Resource<ComputeUnitSpec>;
 pub type BoardModel = Resource<BoardModelSpec>;
+pub type FirmwarePolicy = Resource<FirmwarePolicySpec>;
 
 /// Every kind this API version has.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -46,14 +48,16 @@ pub enum Kind {
     BoardModel,
     Chassis,
     ComputeUnit,
+    FirmwarePolicy,
     Rack,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 4] = [
+    pub const ALL: [Kind; 5] = [
         Kind::BoardModel,
         Kind::Chassis,
         Kind::ComputeUnit,
+        Kind::FirmwarePolicy,
         Kind::Rack,
     ];
 
@@ -62,6 +66,7 @@ impl Kind {
             Kind::BoardModel => "BoardModel",
             Kind::Chassis => "Chassis",
             Kind::ComputeUnit => "ComputeUnit",
+            Kind::FirmwarePolicy => "FirmwarePolicy",
             Kind::Rack => "Rack",
         }
     }
@@ -76,7 +81,8 @@ impl Kind {
     }
 
     fn compiled(self) -> &'static (Value, jsonschema::Validator) {
-        static CELLS: [OnceLock<(Value, jsonschema::Validator)>; 4] = [
+        static CELLS: [OnceLock<(Value, jsonschema::Validator)>; 5] = [
+            OnceLock::new(),
             OnceLock::new(),
             OnceLock::new(),
             OnceLock::new(),
@@ -87,6 +93,7 @@ impl Kind {
                 Kind::BoardModel => schemars::schema_for!(BoardModel),
                 Kind::Chassis => schemars::schema_for!(Chassis),
                 Kind::ComputeUnit => schemars::schema_for!(ComputeUnit),
+                Kind::FirmwarePolicy => schemars::schema_for!(FirmwarePolicy),
                 Kind::Rack => schemars::schema_for!(Rack),
             }
             .to_value();
@@ -130,6 +137,7 @@ pub enum AnyResource {
     BoardModel(BoardModel),
     Chassis(Chassis),
     ComputeUnit(ComputeUnit),
+    FirmwarePolicy(FirmwarePolicy),
     Rack(Rack),
 }
 
@@ -139,6 +147,7 @@ impl AnyResource {
             AnyResource::BoardModel(_) => Kind::BoardModel,
             AnyResource::Chassis(_) => Kind::Chassis,
             AnyResource::ComputeUnit(_) => Kind::ComputeUnit,
+            AnyResource::FirmwarePolicy(_) => Kind::FirmwarePolicy,
             AnyResource::Rack(_) => Kind::Rack,
         }
     }
@@ -148,6 +157,7 @@ impl AnyResource {
             AnyResource::BoardModel(r) => &r.metadata,
             AnyResource::Chassis(r) => &r.metadata,
             AnyResource::ComputeUnit(r) => &r.metadata,
+            AnyResource::FirmwarePolicy(r) => &r.metadata,
             AnyResource::Rack(r) => &r.metadata,
         }
     }
@@ -161,6 +171,7 @@ impl AnyResource {
             AnyResource::BoardModel(r) => serde_json::to_value(r),
             AnyResource::Chassis(r) => serde_json::to_value(r),
             AnyResource::ComputeUnit(r) => serde_json::to_value(r),
+            AnyResource::FirmwarePolicy(r) => serde_json::to_value(r),
             AnyResource::Rack(r) => serde_json::to_value(r),
         };
         v.unwrap_or(Value::Null)
@@ -478,6 +489,7 @@ pub fn decode(doc: &Document) -> Result<AnyResource, Vec<Diagnostic>> {
         Kind::BoardModel => typed(doc).map(AnyResource::BoardModel),
         Kind::Chassis => typed(doc).map(AnyResource::Chassis),
         Kind::ComputeUnit => typed(doc).map(AnyResource::ComputeUnit),
+        Kind::FirmwarePolicy => typed(doc).map(AnyResource::FirmwarePolicy),
         Kind::Rack => typed(doc).map(AnyResource::Rack),
     };
     typed.map_err(|d| vec![d])

@@ -24,7 +24,43 @@ pub fn validate(set: &ManifestSet) -> Vec<Diagnostic> {
         rail_budget(e, ch, &index, &mut out);
     }
     compute_units(set, &index, &mut out);
+    firmware_policies(set, &index, &mut out);
     out
+}
+
+/// A policy names an existing chassis, at most one per chassis, and a bundle path that
+/// stays inside the repository.
+fn firmware_policies(set: &ManifestSet, index: &Index<'_>, out: &mut Vec<Diagnostic>) {
+    let mut seen: HashMap<&str, &str> = HashMap::new();
+    for (e, p) in set.firmware_policies() {
+        let chassis = p.spec.chassis.as_str();
+        if !index.chassis.contains_key(chassis) && !set.was_rejected(Kind::Chassis, chassis) {
+            out.push(e.doc.diag_at(
+                "/spec/chassis",
+                format!(
+                    "firmware policy `{}` is for chassis `{chassis}`, but no Chassis has that name",
+                    p.name()
+                ),
+            ));
+        }
+        if let Some(first) = seen.insert(chassis, p.name()) {
+            out.push(e.doc.diag_at(
+                "/spec/chassis",
+                format!(
+                    "chassis `{chassis}` already has firmware policy `{first}`; a chassis has at most one"
+                ),
+            ));
+        }
+        let bundle = &p.spec.bmc.bundle;
+        if bundle.starts_with('/') || bundle.split('/').any(|s| s == "..") {
+            out.push(e.doc.diag_at(
+                "/spec/bmc/bundle",
+                format!(
+                    "bundle path {bundle:?} leaves the repository; give a path relative to the manifests' directory"
+                ),
+            ));
+        }
+    }
 }
 
 /// Lookups built once per validation, so rules stay linear in the number of resources.

@@ -864,13 +864,15 @@ async fn tray<M: ChassisManager>(
         .ok_or_else(|| RedfishError::not_found(kind, id))
 }
 
-fn redfish_power(t: &TrayInfo) -> &'static str {
-    match t.power {
-        Some(PowerState::On) => "On",
-        Some(PowerState::PoweringOn) => "PoweringOn",
-        Some(PowerState::GracefulShutdown) => "PoweringOff",
+/// The Redfish `PowerState`; None while no trusted BMC has reported it (a BMC that
+/// restarts, one waiting for approval): unknown is not `Off`.
+fn redfish_power(t: &TrayInfo) -> Option<&'static str> {
+    Some(match t.power? {
+        PowerState::On => "On",
+        PowerState::PoweringOn => "PoweringOn",
+        PowerState::GracefulShutdown => "PoweringOff",
         _ => "Off",
-    }
+    })
 }
 
 fn status(t: &TrayInfo) -> Value {
@@ -919,7 +921,7 @@ async fn system<M: ChassisManager + Clone + 'static>(
         .get(&t.slot)
         .cloned()
         .unwrap_or(("None".into(), "Disabled".into()));
-    let body = json!({
+    let mut body = json!({
         "@odata.id": format!("/redfish/v1/Systems/{id}"),
         "@odata.type": "#ComputerSystem.v1_27_0.ComputerSystem",
         "Id": id,
@@ -927,7 +929,6 @@ async fn system<M: ChassisManager + Clone + 'static>(
         "HostName": t.name.clone().unwrap_or_default(),
         "SystemType": "Physical",
         "Model": t.board.clone().unwrap_or_default(),
-        "PowerState": redfish_power(&t),
         "Status": status(&t),
         "Boot": {
             "BootSourceOverrideTarget": target,
@@ -946,6 +947,9 @@ async fn system<M: ChassisManager + Clone + 'static>(
         },
         "Oem": {},
     });
+    if let Some(power) = redfish_power(&t) {
+        body["PowerState"] = json!(power);
+    }
     Ok(with_allow(ok(body), "GET, HEAD, PATCH"))
 }
 

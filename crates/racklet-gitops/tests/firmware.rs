@@ -1,0 +1,160 @@
+//! A `FirmwarePolicy` rolls a signed BMC image out through Redfish, one tray at a time,
+//! as persisted steps: the control plane is killed in the middle and a new one resumes,
+//! with no tray updated twice.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use racklet_gitops::firmware::{rollouts, RolloutState, Step};
+use racklet_gitops::git::{commit_files, current_branch, Reference, SourceSpec};
+use racklet_gitops::power::{ChassisEndpoint, DriftPolicy};
+use racklet_gitops::store::RedbStore;
+use racklet_gitops::{Config, ControlPlane};
+use racklet_redfish_client::Client;
+
+mod common;
+use common::{examples, rack_with_redfish};
+
+const VENDOR: [u8; 32] = [42; 32];
+
+fn bundle(version: u32) -> Vec<u8> {
+    let key = ed25519_dalek::SigningKey::from_bytes(&VENDOR);
+    let image: Vec<u8> = (0..4096usize).map(|i| (i * 7 + 3) as u8).collect();
+    let sig = racklet_bmc::sign_firmware(&key, &image, version).to_bytes();
+    let mut file = racklet_mgmt_proto::bundle::header(version, image.len() as u32, &sig).to_vec();
+    file.extend_from_slice(&image);
+    file
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rollout_killed_midway_resumes_and_updates_every_tray_exactly_once() {
+    let dir = std::env::temp_dir().join(format!("racklet-fw-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let (redfish, rack, stop) = rack_with_redfish(&dir).await;
+    let vendor = ed25519_dalek::SigningKey::from_bytes(&VENDOR);
+    let boots: Vec<u64> = {
+        let mut r = rack.lock().expect("rack");
+        for b in r.bmcs.iter_mut() {
+            b.bmc()
+                .expect("booted")
+                .add_trust_anchor(vendor.verifying_key().to_bytes())
+                .expect("anchor");
+        }
+        r.bmcs.iter().map(|b| b.boots()).collect()
+    };
+    let repo = dir.join("repo");
+    let mut files = examples();
+    files.push(("rack/firmware/racklet-bmc-2.bin".into(), bundle(2)));
+    files.push((
+        "rack/firmware.yaml".into(),
+        b"apiVersion: racklet.io/v1alpha1\nkind: FirmwarePolicy\nmetadata: {name: bmc-v2}\nspec: {chassis: chassis-1, bmc: {version: 2, bundle: firmware/racklet-bmc-2.bin}}\n".to_vec(),
+    ));
+    commit_files(&repo, &files, "BMC firmware 2").expect("commit");
+    let config = Config {
+        source: SourceSpec {
+            url: repo.display().to_string(),
+            reference: Reference::Branch(current_branch(&repo).expect("branch")),
+            path: "rack".into(),
+            signers: None,
+        },
+        dir: dir.join("controlplane"),
+        poll: Duration::from_millis(300),
+        period: Duration::from_millis(200),
+        chassis: vec![ChassisEndpoint {
+            chassis: "chassis-1".into(),
+            endpoint: redfish.clone(),
+            systems: Default::default(),
+        }],
+        drift: DriftPolicy::Correct,
+    };
+    let store = Arc::new(RedbStore::open(&dir.join("controlplane/state.redb")).expect("store"));
+
+    // The first control plane runs in its own runtime, so killing it stops all it does.
+    let first = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let plane = first
+        .spawn(ControlPlane::new(config.clone(), store.clone()))
+        .await
+        .expect("join")
+        .expect("plane");
+    first.spawn(plane.run());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let r = rollouts(&*store).await.expect("rollouts");
+        if r.first().is_some_and(|r| r.done() >= 2) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "two trays within 60 s: {r:#?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    first.shutdown_background();
+    let at_kill = rollouts(&*store).await.expect("rollouts")[0].clone();
+    assert_eq!(
+        at_kill.state,
+        RolloutState::Running,
+        "killed midway: {at_kill:#?}"
+    );
+
+    let plane = ControlPlane::new(config, store.clone())
+        .await
+        .expect("plane");
+    tokio::spawn(plane.clone().run());
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let done = loop {
+        let r = rollouts(&*store).await.expect("rollouts")[0].clone();
+        if r.state != RolloutState::Running {
+            break r;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "roll-out done within 90 s: {r:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(done.state, RolloutState::Done, "{done:#?}");
+    assert!(
+        done.trays.iter().all(|t| t.step == Step::Confirmed),
+        "{done:#?}"
+    );
+
+    // Exactly one update per tray: one reboot into the new slot, one Redfish task each.
+    let now: Vec<u64> = rack
+        .lock()
+        .expect("rack")
+        .bmcs
+        .iter()
+        .map(|b| b.boots())
+        .collect();
+    for (i, (b, n)) in boots.iter().zip(&now).enumerate() {
+        assert_eq!(*n, b + 1, "tray {} rebooted once", i + 1);
+    }
+    let client = Client::new(redfish, Duration::from_secs(5)).expect("client");
+    let tasks = client
+        .get("/redfish/v1/TaskService/Tasks")
+        .await
+        .expect("tasks");
+    assert_eq!(tasks["Members@odata.count"], 7, "{tasks:#}");
+    for tray in 1..=7 {
+        let inv = client
+            .get(&format!(
+                "/redfish/v1/UpdateService/FirmwareInventory/bmc-{tray}"
+            ))
+            .await
+            .expect("inventory");
+        assert_eq!(inv["Version"], "2", "tray {tray}");
+    }
+    let events = plane.events().since(0).await.expect("events");
+    for tray in 1..=7 {
+        let uploads = events
+            .iter()
+            .filter(|e| e.message.contains(&format!("tray {tray} uploaded")))
+            .count();
+        assert_eq!(uploads, 1, "tray {tray}: {events:#?}");
+    }
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let _ = std::fs::remove_dir_all(&dir);
+}
