@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+pub use racklet_model::compute_unit::BootMode;
 use racklet_model::compute_unit::PowerState;
 use racklet_model::ManifestSet;
 use serde::{Deserialize, Serialize};
@@ -17,6 +18,8 @@ pub struct DesiredNode {
     pub chassis: String,
     pub tray: u32,
     pub power: Power,
+    #[serde(default)]
+    pub boot: BootMode,
 }
 
 /// Desired power, as the control plane stores and shows it.
@@ -99,6 +102,7 @@ pub fn desired_from(files: &[(PathBuf, Vec<u8>)]) -> Result<Desired, Vec<String>
                 PowerState::On => Power::On,
                 PowerState::Off => Power::Off,
             },
+            boot: cu.spec.boot_mode,
         })
         .collect();
     let chassis = set.chassis().map(|(_, c)| c.name().to_string()).collect();

@@ -344,6 +344,38 @@ impl PowerReconciler {
                 return Err(NodeError::Redfish(e));
             }
         };
+        let want_network = spec.boot == crate::desired::BootMode::Network;
+        if system.boots_from_network() != want_network {
+            let (body, mode) = if want_network {
+                (
+                    serde_json::json!({"Boot": {"BootSourceOverrideTarget": "Pxe", "BootSourceOverrideEnabled": "Continuous"}}),
+                    "Network",
+                )
+            } else {
+                (
+                    serde_json::json!({"Boot": {"BootSourceOverrideEnabled": "Disabled"}}),
+                    "Local",
+                )
+            };
+            events
+                .record(&format!("{}: boot mode set to {mode}", spec.name))
+                .await?;
+            if let Err(e) = client.patch(&uri, body).await {
+                self.publish(
+                    store,
+                    rec,
+                    &spec,
+                    revision,
+                    system.power_state.clone(),
+                    Sync::OutOfSync,
+                    Health::Degraded,
+                    "ActionFailed",
+                    &format!("cannot set the boot mode: {e}"),
+                )
+                .await?;
+                return Err(NodeError::Redfish(e));
+            }
+        }
         let observed = system.power_state.clone();
         let want = spec.power.as_str();
         if observed.is_none() {

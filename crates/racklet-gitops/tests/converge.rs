@@ -359,3 +359,50 @@ async fn an_unreachable_chassis_backs_off_forgets_nothing_and_converges_when_it_
     proxy.cut();
     let _ = std::fs::remove_dir_all(&b.dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_sets_a_nodes_boot_mode_through_redfish() {
+    let b = bench("boot", DriftPolicy::Correct).await;
+    until(&b, "node-3", "On from the seed", converged("On")).await;
+    let network: Vec<(String, Vec<u8>)> = examples()
+        .into_iter()
+        .map(|(p, bytes)| {
+            let text = String::from_utf8_lossy(&bytes).replace(
+                "tray: 3, board: rpi4b, powerState: On}",
+                "tray: 3, board: rpi4b, powerState: On, bootMode: Network}",
+            );
+            (p, text.into_bytes())
+        })
+        .collect();
+    commit_files(&b.repo, &network, "node-3 boots from the network").expect("commit");
+    b.plane.trigger();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let s = b
+            .redfish
+            .system("/redfish/v1/Systems/3")
+            .await
+            .expect("system");
+        if s.boots_from_network() {
+            assert_eq!(s.boot_target.as_deref(), Some("Pxe"));
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{s:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let n = until(&b, "node-3", "synced at generation 2", |n| {
+        converged("On")(n) && n.generation == 2
+    })
+    .await;
+    assert_eq!(n.observed_generation, 2);
+    let events = b.plane.events().since(0).await.expect("events");
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| e.message == "node-3: boot mode set to Network")
+            .count(),
+        1,
+        "{events:?}"
+    );
+    let _ = std::fs::remove_dir_all(&b.dir);
+}

@@ -21,6 +21,23 @@ pub struct ComputeUnitSpec {
     pub role: Role,
     /// Whether the compute unit should be powered.
     pub power_state: PowerState,
+    /// How it boots: `Local` (its own boot order) or `Network` (Racklet's network boot).
+    #[serde(default, skip_serializing_if = "BootMode::is_local")]
+    pub boot_mode: BootMode,
+}
+
+/// How a compute unit boots.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema, Default)]
+pub enum BootMode {
+    #[default]
+    Local,
+    Network,
+}
+
+impl BootMode {
+    pub fn is_local(&self) -> bool {
+        *self == BootMode::Local
+    }
 }
 
 /// What a compute unit does in its chassis.

@@ -61,7 +61,20 @@ pub struct System {
     pub name: String,
     /// `On`, `Off`, `PoweringOn`, `PoweringOff`, `Paused`; None when the service did not say.
     pub power_state: Option<String>,
+    /// `Boot.BootSourceOverrideTarget` and `BootSourceOverrideEnabled`, if shown.
+    pub boot_target: Option<String>,
+    pub boot_enabled: Option<String>,
     reset_target: Option<String>,
+}
+
+impl System {
+    /// True when the system boots from the network (a PXE or UEFI HTTP boot override).
+    pub fn boots_from_network(&self) -> bool {
+        self.boot_enabled
+            .as_deref()
+            .is_some_and(|e| e != "Disabled")
+            && matches!(self.boot_target.as_deref(), Some("Pxe" | "UefiHttp"))
+    }
 }
 
 /// Where a Redfish task stands.
@@ -246,6 +259,13 @@ impl Client {
             .map(str::to_string))
     }
 
+    /// PATCHes a resource with a JSON body.
+    pub async fn patch(&self, path: &str, body: Value) -> Result<()> {
+        self.send(Method::PATCH, path, Some(Body::Json(body)))
+            .await
+            .map(|_| ())
+    }
+
     /// Every system of the service.
     pub async fn systems(&self) -> Result<Vec<System>> {
         let root = self.get("/redfish/v1").await?;
@@ -275,6 +295,12 @@ impl Client {
             uri: uri.to_string(),
             name: v["Name"].as_str().unwrap_or(id).to_string(),
             power_state: v["PowerState"].as_str().map(str::to_string),
+            boot_target: v["Boot"]["BootSourceOverrideTarget"]
+                .as_str()
+                .map(str::to_string),
+            boot_enabled: v["Boot"]["BootSourceOverrideEnabled"]
+                .as_str()
+                .map(str::to_string),
             reset_target: v["Actions"]["#ComputerSystem.Reset"]["target"]
                 .as_str()
                 .map(str::to_string),
