@@ -23,6 +23,12 @@ pub enum GetWhat {
     },
     /// The Git source: what is applied, and why a newer revision was refused.
     Source,
+    /// Firmware roll-outs, tray by tray.
+    Rollouts {
+        /// Follow them with a progress bar until they end.
+        #[arg(short, long)]
+        watch: bool,
+    },
 }
 
 pub struct ControlPlaneClient {
@@ -95,6 +101,10 @@ impl ControlPlaneClient {
         self.get("/v1/source").await
     }
 
+    pub async fn rollouts(&self) -> anyhow::Result<Vec<racklet_gitops::firmware::Rollout>> {
+        self.get("/v1/rollouts").await
+    }
+
     pub async fn events(&self, since: u64) -> anyhow::Result<Vec<Event>> {
         self.get(&format!("/v1/events?since={since}")).await
     }
@@ -135,6 +145,8 @@ pub fn get(data_dir: &Path, what: GetWhat, output: Output) -> anyhow::Result<()>
                 view::nodes(&nodes, output)
             }
             GetWhat::Source => view::source(&cp.source().await?, output),
+            GetWhat::Rollouts { watch: false } => view::rollouts(&cp.rollouts().await?, output),
+            GetWhat::Rollouts { watch: true } => return watch_rollouts(&cp).await,
         };
         print!("{text}");
         Ok(())
@@ -198,4 +210,48 @@ pub fn events(data_dir: &Path, watch: bool) -> anyhow::Result<()> {
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
     })
+}
+
+/// One progress bar per roll-out, until every one has ended.
+async fn watch_rollouts(cp: &ControlPlaneClient) -> anyhow::Result<()> {
+    use racklet_gitops::firmware::RolloutState;
+    let bars = indicatif::MultiProgress::new();
+    let style = indicatif::ProgressStyle::with_template(
+        "{prefix:>12} [{bar:30}] {pos}/{len} trays  {msg}",
+    )?
+    .progress_chars("=> ");
+    let mut shown: Vec<(String, indicatif::ProgressBar)> = Vec::new();
+    loop {
+        let rollouts = cp.rollouts().await?;
+        for r in &rollouts {
+            let bar = match shown.iter().find(|(c, _)| *c == r.chassis) {
+                Some((_, b)) => b.clone(),
+                None => {
+                    let b = bars.add(indicatif::ProgressBar::new(r.trays.len() as u64));
+                    b.set_style(style.clone());
+                    b.set_prefix(r.chassis.clone());
+                    shown.push((r.chassis.clone(), b.clone()));
+                    b
+                }
+            };
+            bar.set_length(r.trays.len() as u64);
+            bar.set_position(r.done() as u64);
+            bar.set_message(format!("v{}: {}", r.version, r.message));
+            if r.state != RolloutState::Running {
+                bar.finish();
+            }
+        }
+        if rollouts.iter().all(|r| r.state != RolloutState::Running) {
+            let stopped: Vec<_> = rollouts
+                .iter()
+                .filter(|r| r.state == RolloutState::Stopped)
+                .map(|r| format!("{}: {}", r.chassis, r.message))
+                .collect();
+            if !stopped.is_empty() {
+                bail!("roll-out stopped: {}", stopped.join("; "));
+            }
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 }

@@ -152,6 +152,32 @@ pub fn source(s: &SourceStatus, output: Output) -> String {
     }
 }
 
+/// `racklet get rollouts`.
+pub fn rollouts(rollouts: &[racklet_gitops::firmware::Rollout], output: Output) -> String {
+    match output {
+        Output::Json => return json(&rollouts),
+        Output::Yaml => return yaml(&rollouts),
+        Output::Table | Output::Wide => {}
+    }
+    let rows: Vec<Vec<String>> = rollouts
+        .iter()
+        .map(|r| {
+            vec![
+                r.chassis.clone(),
+                r.policy.clone(),
+                r.version.to_string(),
+                debug_name(&r.state),
+                format!("{}/{}", r.done(), r.trays.len()),
+                r.message.clone(),
+            ]
+        })
+        .collect();
+    table(
+        &["CHASSIS", "POLICY", "VERSION", "STATE", "TRAYS", "MESSAGE"],
+        &rows,
+    )
+}
+
 /// One event per line: `TIME  MESSAGE`.
 pub fn events(events: &[Event]) -> String {
     events
@@ -337,5 +363,32 @@ mod tests {
         };
         golden("source.txt", &source(&s, Output::Table));
         golden("events.txt", &events(&sample_events()));
+        use racklet_gitops::firmware::{Rollout, RolloutState, Step, TrayStep};
+        let r = Rollout {
+            policy: "bmc-v2".into(),
+            chassis: "chassis-1".into(),
+            version: 2,
+            bundle: "firmware/racklet-bmc-2.bin".into(),
+            commit: "5d677d8a1b2c3d4e5f60718293a4b5c6d7e8f901".into(),
+            state: RolloutState::Running,
+            trays: vec![
+                TrayStep {
+                    tray: 1,
+                    step: Step::Confirmed,
+                },
+                TrayStep {
+                    tray: 2,
+                    step: Step::Uploaded {
+                        monitor: "/redfish/v1/TaskService/TaskMonitors/2".into(),
+                    },
+                },
+                TrayStep {
+                    tray: 3,
+                    step: Step::Pending,
+                },
+            ],
+            message: "tray 2: 40 % (Running)".into(),
+        };
+        golden("rollouts.txt", &rollouts(&[r], Output::Table));
     }
 }

@@ -108,6 +108,7 @@ pub fn routes<S: StateStore>(plane: Arc<ControlPlane<S>>, token: String) -> Rout
         .route("/v1/nodes", get(nodes::<S>))
         .route("/v1/source", get(source::<S>))
         .route("/v1/events", get(events::<S>))
+        .route("/v1/rollouts", get(rollouts::<S>))
         .route("/v1/sync", post(sync::<S>))
         .route("/v1/webhook", post(sync::<S>))
         .layer(middleware::from_fn_with_state(state.clone(), auth::<S>))
@@ -217,4 +218,11 @@ async fn sync<S: StateStore>(State(api): State<Arc<Api<S>>>) -> Response {
         Json(serde_json::json!({"sync": "requested"})),
     )
         .into_response()
+}
+
+async fn rollouts<S: StateStore>(State(api): State<Arc<Api<S>>>) -> Response {
+    match crate::firmware::rollouts(&**api.plane.store()).await {
+        Ok(r) => Json(r).into_response(),
+        Err(e) => failed(e),
+    }
 }
