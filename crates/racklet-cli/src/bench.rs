@@ -23,6 +23,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     management_link(args.quick)?;
     fan_loop(args.quick);
     bmc_footprint();
+    crate::bench_gitops::run(args.quick)?;
     Ok(())
 }
 

@@ -2,6 +2,7 @@
 //! and calls the library crates.
 
 mod bench;
+mod bench_gitops;
 mod controlplane;
 mod cp;
 mod gitops;
