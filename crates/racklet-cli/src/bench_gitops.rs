@@ -1,7 +1,9 @@
 //! `racklet bench`, control plane part: commit-to-converged time for racks of 7, 70 and
 //! 1,001 twin trays (one rack management daemon and Redfish service per chassis), against
 //! the anchor of a Flux-style fixed 1-minute polling interval; the control plane's CPU
-//! while idle; its memory per tray.
+//! while idle (its own thread's CPU time); memory per tray as the process' resident-set
+//! growth from starting the control plane to convergence, divided by the trays (an upper
+//! bound: the simulated rack and Redfish services grow in that time too).
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -223,7 +225,7 @@ pub fn run(quick: bool) -> anyhow::Result<()> {
     );
     println!(
         "{:>7} {:>22} {:>18} {:>18} {:>16}",
-        "trays", "commit->converged s", "vs Flux mean wait", "idle CPU (1 core)", "memory/tray"
+        "trays", "commit->converged s", "vs Flux mean wait", "idle CPU (1 core)", "RSS growth/tray"
     );
     let sizes: &[usize] = if quick { &[1, 10] } else { &[1, 10, 143] };
     let idle = if quick {
