@@ -241,7 +241,8 @@ async fn watch_rollouts(cp: &ControlPlaneClient) -> anyhow::Result<()> {
                 bar.finish();
             }
         }
-        if rollouts.iter().all(|r| r.state != RolloutState::Running) {
+        // Nothing to follow yet (a policy just committed is fetched at the next poll).
+        if !rollouts.is_empty() && rollouts.iter().all(|r| r.state != RolloutState::Running) {
             let stopped: Vec<_> = rollouts
                 .iter()
                 .filter(|r| r.state == RolloutState::Stopped)

@@ -5,6 +5,7 @@ mod bench;
 mod bench_gitops;
 mod controlplane;
 mod cp;
+mod firmware;
 mod gitops;
 mod up;
 mod view;
@@ -116,11 +117,23 @@ enum Command {
         #[arg(long, default_value = "./racklet-data")]
         data_dir: PathBuf,
     },
+    /// BMC firmware bundles.
+    #[command(subcommand)]
+    Firmware(FirmwareCommand),
     /// Print a shell completion script.
     #[command(
         after_help = "Examples:\n  racklet completions bash > /etc/bash_completion.d/racklet\n  racklet completions zsh > ~/.zfunc/_racklet"
     )]
     Completions { shell: clap_complete::Shell },
+}
+
+#[derive(Subcommand)]
+enum FirmwareCommand {
+    /// Sign an image into a bundle for the Redfish UpdateService and FirmwarePolicy.
+    #[command(
+        after_help = "Examples:\n  racklet firmware bundle bmc.bin --version 2 --key racklet-data/firmware-signing-key -o racklet-data/repo/rack/firmware/bmc-2.bin"
+    )]
+    Bundle(firmware::BundleArgs),
 }
 
 fn main() -> ExitCode {
@@ -149,6 +162,7 @@ fn main() -> ExitCode {
             node,
             data_dir,
         } => gitops::power(&data_dir, &action, &node),
+        Command::Firmware(FirmwareCommand::Bundle(args)) => firmware::bundle(args),
         Command::Completions { shell } => {
             use clap::CommandFactory;
             clap_complete::generate(

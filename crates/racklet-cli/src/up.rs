@@ -166,6 +166,15 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
         ..TwinConfig::default()
     };
     let mut rack = Rack::start(&set, &twin_config, &args.data_dir, true)?;
+    // The twin's BMCs trust the twin's own firmware signing key, so that roll-outs of
+    // bundles signed with it (`racklet firmware bundle`) work end to end.
+    let (signing_key, key_file) = crate::firmware::twin_key(&args.data_dir)?;
+    for b in &mut rack.bmcs {
+        if let Some(bmc) = b.bmc() {
+            bmc.add_trust_anchor(signing_key.verifying_key().to_bytes())
+                .map_err(|e| anyhow::anyhow!("cannot provision a BMC's trust anchor: {e:?}"))?;
+        }
+    }
     eprintln!(
         "racklet: digital twin of {} chassis, {} compute units from {} (seed {}, {}x real time)",
         set.chassis().count(),
@@ -181,6 +190,10 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
         "racklet: {} BMC firmware cores and {} rack management daemon(s); the daemons trust the BMCs this run created",
         rack.bmcs.len(),
         rack.daemons.len()
+    );
+    eprintln!(
+        "racklet: the twin's BMCs trust firmware signed with {} (racklet firmware bundle --key)",
+        key_file.display()
     );
     // Let the BMCs enroll; the control plane then brings trays to their desired state.
     rack.advance(Duration::from_secs(2));
