@@ -101,7 +101,8 @@ pub struct PowerReconciler {
     endpoints: HashMap<String, (ChassisEndpoint, Arc<Client>)>,
     policy: DriftPolicy,
     backoff: HashMap<String, Backoff>,
-    last_action: HashMap<String, (Power, Instant)>,
+    /// Behind a lock because chassis are reconciled concurrently.
+    last_action: std::sync::Mutex<HashMap<String, (Power, Instant)>>,
 }
 
 impl PowerReconciler {
@@ -118,7 +119,7 @@ impl PowerReconciler {
             endpoints: map,
             policy,
             backoff: HashMap::new(),
-            last_action: HashMap::new(),
+            last_action: std::sync::Mutex::new(HashMap::new()),
         })
     }
 
@@ -174,63 +175,17 @@ impl PowerReconciler {
             }
         }
         let now = Instant::now();
+        // Chassis are independent: reconcile them concurrently, each one's nodes in turn.
+        let mut passes = Vec::new();
         for (chassis, nodes) in by_chassis {
-            let Some((endpoint, client)) = self.endpoints.get(&chassis).cloned() else {
-                for rec in nodes {
-                    let Some(spec) = rec.spec.clone() else {
-                        continue;
-                    };
-                    self.publish(
-                        store,
-                        &rec,
-                        &spec,
-                        revision,
-                        None,
-                        Sync::Unknown,
-                        Health::Missing,
-                        "NoEndpoint",
-                        &format!("no Redfish endpoint is configured for chassis {chassis}"),
-                    )
-                    .await?;
-                }
-                continue;
-            };
             if self.backoff.get(&chassis).is_some_and(|b| b.next_try > now) {
                 continue; // its status already says why
             }
-            let mut failed: Option<String> = None;
-            for rec in nodes {
-                if let Some(reason) = &failed {
-                    // The chassis stopped answering: say so for every node behind it.
-                    if let Some(spec) = rec.spec.clone() {
-                        self.publish(
-                            store,
-                            &rec,
-                            &spec,
-                            revision,
-                            None,
-                            Sync::Unknown,
-                            Health::Unknown,
-                            "ChassisUnreachable",
-                            reason,
-                        )
-                        .await?;
-                    }
-                    continue;
-                }
-                if let Err(e) = self
-                    .node(store, &endpoint, &client, &rec, revision, events)
-                    .await
-                {
-                    match e {
-                        NodeError::Store(e) => return Err(e),
-                        NodeError::Redfish(e) if e.is_transient() => {
-                            failed = Some(e.to_string());
-                        }
-                        NodeError::Redfish(_) => {}
-                    }
-                }
-            }
+            passes.push(self.chassis_pass(store, chassis, nodes, revision, events));
+        }
+        let results = futures_util::future::join_all(passes).await;
+        for result in results {
+            let (chassis, failed) = result?;
             match failed {
                 Some(reason) => {
                     let b = self.backoff.entry(chassis.clone()).or_insert(Backoff {
@@ -258,6 +213,76 @@ impl PowerReconciler {
             }
         }
         Ok(())
+    }
+
+    fn actions(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Power, Instant)>> {
+        self.last_action.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Reconciles one chassis' nodes in turn; returns the chassis and, if it stopped
+    /// answering, why.
+    async fn chassis_pass<S: StateStore>(
+        &self,
+        store: &S,
+        chassis: String,
+        nodes: Vec<NodeRecord>,
+        revision: &str,
+        events: &EventLog<S>,
+    ) -> Result<(String, Option<String>), StoreError> {
+        let Some((endpoint, client)) = self.endpoints.get(&chassis).cloned() else {
+            for rec in nodes {
+                let Some(spec) = rec.spec.clone() else {
+                    continue;
+                };
+                self.publish(
+                    store,
+                    &rec,
+                    &spec,
+                    revision,
+                    None,
+                    Sync::Unknown,
+                    Health::Missing,
+                    "NoEndpoint",
+                    &format!("no Redfish endpoint is configured for chassis {chassis}"),
+                )
+                .await?;
+            }
+            return Ok((chassis, None));
+        };
+        let mut failed: Option<String> = None;
+        for rec in nodes {
+            if let Some(reason) = &failed {
+                // The chassis stopped answering: say so for every node behind it.
+                if let Some(spec) = rec.spec.clone() {
+                    self.publish(
+                        store,
+                        &rec,
+                        &spec,
+                        revision,
+                        None,
+                        Sync::Unknown,
+                        Health::Unknown,
+                        "ChassisUnreachable",
+                        reason,
+                    )
+                    .await?;
+                }
+                continue;
+            }
+            if let Err(e) = self
+                .node(store, &endpoint, &client, &rec, revision, events)
+                .await
+            {
+                match e {
+                    NodeError::Store(e) => return Err(e),
+                    NodeError::Redfish(e) if e.is_transient() => {
+                        failed = Some(e.to_string());
+                    }
+                    NodeError::Redfish(_) => {}
+                }
+            }
+        }
+        Ok((chassis, failed))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -305,7 +330,7 @@ impl PowerReconciler {
     }
 
     async fn node<S: StateStore>(
-        &mut self,
+        &self,
         store: &S,
         endpoint: &ChassisEndpoint,
         client: &Client,
@@ -402,7 +427,7 @@ impl PowerReconciler {
                 r.converged_generation = rec.generation;
                 store.put_json(&format!("nodes/{}", spec.name), &r).await?;
             }
-            self.last_action.remove(&spec.name);
+            self.actions().remove(&spec.name);
             self.publish(
                 store,
                 rec,
@@ -443,7 +468,7 @@ impl PowerReconciler {
             return Ok(());
         }
         let recently = self
-            .last_action
+            .actions()
             .get(&spec.name)
             .is_some_and(|(p, at)| *p == spec.power && at.elapsed() < ACTION_INTERVAL);
         if transitioning || recently {
@@ -476,7 +501,7 @@ impl PowerReconciler {
                 spec.name
             ))
             .await?;
-        self.last_action
+        self.actions()
             .insert(spec.name.clone(), (spec.power, Instant::now()));
         if let Err(e) = client.reset(&system, reset).await {
             self.publish(
