@@ -42,12 +42,22 @@ pub async fn redfish_account(
                 path.display()
             )
         })?;
-        return Ok(Endpoint {
+        let endpoint = Endpoint {
             base: base.into(),
             user: c.user,
             password: c.password,
             ca_pem: Some(ca.to_vec()),
-        });
+        };
+        let check = Client::new(endpoint.clone(), Duration::from_secs(10))?;
+        match check.get("/redfish/v1/Systems").await {
+            Err(racklet_redfish_client::ClientError::Unauthorized { .. }) => {
+                // Saved, but the account was never made (a crash in between): make it below.
+            }
+            _ => {
+                check.logout().await;
+                return Ok(endpoint);
+            }
+        }
     }
     let admin = std::fs::read_to_string(admin_password_file).with_context(|| {
         format!(
@@ -67,26 +77,40 @@ pub async fn redfish_account(
     let mut b = [0u8; 24];
     rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut b);
     let password = hex::encode(b);
-    client
-        .post_json(
-            "/redfish/v1/AccountService/Accounts",
-            serde_json::json!({"UserName": ACCOUNT, "Password": password, "RoleId": "Operator"}),
-        )
-        .await
-        .with_context(|| format!("cannot create the account {ACCOUNT} on {chassis}"))?;
-    client.logout().await;
     let c = Credentials {
         user: ACCOUNT.into(),
-        password,
+        password: password.clone(),
     };
+    // Saved (atomically, owner-only) before the account exists, so a crash in between
+    // leaves credentials that the next start can still make true.
+    let tmp = path.with_extension("tmp");
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(true)
         .mode(0o600)
-        .open(&path)
-        .with_context(|| format!("cannot write {}", path.display()))?;
+        .open(&tmp)
+        .with_context(|| format!("cannot write {}", tmp.display()))?;
     f.write_all(&serde_json::to_vec(&c)?)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, &path)?;
+    let created = client
+        .post_json(
+            "/redfish/v1/AccountService/Accounts",
+            serde_json::json!({"UserName": ACCOUNT, "Password": password, "RoleId": "Operator"}),
+        )
+        .await;
+    if let Err(e) = created {
+        // It exists from an earlier start that died before saving: set the password.
+        client
+            .patch(
+                &format!("/redfish/v1/AccountService/Accounts/{ACCOUNT}"),
+                serde_json::json!({"Password": password}),
+            )
+            .await
+            .with_context(|| format!("cannot create the account {ACCOUNT} on {chassis} ({e})"))?;
+    }
+    client.logout().await;
     Ok(Endpoint {
         base: base.into(),
         user: c.user,

@@ -31,18 +31,25 @@ fn repository(data_dir: &Path) -> anyhow::Result<PathBuf> {
     }
 }
 
-/// The manifests of the repository's working tree: (path relative to `rack/`, bytes).
+/// The files under `rack/` in the repository's committed HEAD: (path relative to
+/// `rack/`, bytes), bundles in subdirectories included.
 fn current(repo: &Path) -> anyhow::Result<Vec<(PathBuf, Vec<u8>)>> {
-    let dir = repo.join("rack");
-    let mut files = Vec::new();
-    for e in std::fs::read_dir(&dir).with_context(|| format!("cannot read {}", dir.display()))? {
-        let p = e?.path();
-        if p.is_file() {
-            let name = PathBuf::from(p.file_name().unwrap_or_default());
-            files.push((name, std::fs::read(&p)?));
-        }
-    }
-    files.sort();
+    let source = racklet_gitops::git::GitSource::new(
+        racklet_gitops::git::SourceSpec {
+            url: repo.display().to_string(),
+            reference: racklet_gitops::git::Reference::Branch(racklet_gitops::git::current_branch(
+                repo,
+            )?),
+            path: "rack".into(),
+            signers: None,
+        },
+        &std::env::temp_dir().join(format!("racklet-cli-mirror-{}", std::process::id())),
+    )?;
+    let head = source.fetch()?;
+    let files = source.read(&head)?.files;
+    let _ = std::fs::remove_dir_all(
+        std::env::temp_dir().join(format!("racklet-cli-mirror-{}", std::process::id())),
+    );
     Ok(files)
 }
 

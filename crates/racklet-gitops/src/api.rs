@@ -61,19 +61,26 @@ fn owner_only_write(path: &Path, bytes: &[u8]) -> Result<(), ApiError> {
         .mode(0o600)
         .open(path)
         .map_err(io(path))?;
-    f.write_all(bytes).map_err(io(path))
+    f.write_all(bytes).map_err(io(path))?;
+    f.sync_all().map_err(io(path))
 }
 
 /// The token, made on first start.
 fn token(dir: &Path) -> Result<(String, PathBuf), ApiError> {
     let path = dir.join("token");
     if let Ok(t) = std::fs::read_to_string(&path) {
-        return Ok((t.trim().to_string(), path));
+        let t = t.trim();
+        // Anything but a whole token (an empty file after a crash) is replaced, never used.
+        if t.len() == 64 && t.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Ok((t.to_string(), path));
+        }
     }
     let mut b = [0u8; 32];
     rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut b);
     let t = hex::encode(b);
-    owner_only_write(&path, t.as_bytes())?;
+    let tmp = path.with_extension("tmp");
+    owner_only_write(&tmp, t.as_bytes())?;
+    std::fs::rename(&tmp, &path).map_err(io(&path))?;
     Ok((t, path))
 }
 
@@ -160,7 +167,8 @@ async fn auth<S: StateStore>(State(api): State<Arc<Api<S>>>, req: Request, next:
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or_default();
     // Compare without an early exit on the first differing byte.
-    let same = given.len() == api.token.len()
+    let same = !api.token.is_empty()
+        && given.len() == api.token.len()
         && given
             .bytes()
             .zip(api.token.bytes())

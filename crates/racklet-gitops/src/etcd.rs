@@ -135,7 +135,7 @@ pub async fn lead(
     let tx = Arc::new(tx);
     // Keep the lease alive from now on: campaigning can take longer than its TTL.
     let alive = tx.clone();
-    tokio::spawn(async move {
+    let keep_alive = tokio::spawn(async move {
         let every = Duration::from_millis((LEASE_TTL_SECS as u64 * 1000) / 3);
         loop {
             let ok = keeper.keep_alive().await.is_ok()
@@ -148,7 +148,25 @@ pub async fn lead(
         }
     });
     let election = format!("{}/leader", prefix.trim_end_matches('/'));
-    let won = c.campaign(election, name, lease).await.map_err(io)?;
+    // A standby waits in `campaign` for as long as the leader lives: no request timeout.
+    let campaigner = Client::connect(
+        endpoints,
+        Some(ConnectOptions::new().with_connect_timeout(Duration::from_secs(2))),
+    )
+    .await;
+    let won = match campaigner {
+        Ok(mut campaigner) => campaigner.campaign(election, name, lease).await,
+        Err(e) => Err(e),
+    };
+    let won = match won {
+        Ok(w) => w,
+        Err(e) => {
+            // Give the lease back instead of keeping it alive for nothing.
+            keep_alive.abort();
+            let _ = c.lease_revoke(lease).await;
+            return Err(io(e));
+        }
+    };
     let leader = won
         .leader()
         .cloned()

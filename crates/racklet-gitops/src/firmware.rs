@@ -27,9 +27,11 @@ use crate::unix_ms;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Step {
     Pending,
-    /// The upload is about to be sent (or was, if the control plane died right then).
+    /// The upload is about to be sent (or was, if the control plane died right then);
+    /// the service's tasks before it, so that a task it started for it can be told apart.
     Uploading {
         since_unix_ms: u64,
+        tasks_before: Vec<String>,
     },
     /// Sent; the service runs it as the task behind this monitor.
     Uploaded {
@@ -86,6 +88,8 @@ pub struct FirmwareReconciler {
     clients: HashMap<String, Arc<Client>>,
     source: Arc<GitSource>,
     bundles: HashMap<(String, String), Arc<Vec<u8>>>,
+    /// What was last written per chassis, so an unchanged roll-out is not rewritten.
+    saved: HashMap<String, Rollout>,
 }
 
 fn key(chassis: &str) -> String {
@@ -106,6 +110,7 @@ impl FirmwareReconciler {
             clients,
             source,
             bundles: HashMap::new(),
+            saved: HashMap::new(),
         })
     }
 
@@ -122,9 +127,17 @@ impl FirmwareReconciler {
             let stale = rollout
                 .as_ref()
                 .is_none_or(|r| r.version != policy.version || r.bundle != policy.bundle);
-            if stale {
+            // A tray in the middle of an update finishes it before a new policy replaces
+            // the roll-out: its task runs on regardless.
+            let in_flight = rollout.as_ref().is_some_and(|r| {
+                r.state == RolloutState::Running
+                    && r.trays
+                        .iter()
+                        .any(|t| matches!(t.step, Step::Uploading { .. } | Step::Uploaded { .. }))
+            });
+            if stale && !in_flight {
                 let r = new_rollout(policy, commit);
-                store.put_json(&key(&policy.chassis), &r).await?;
+                self.save(store, &r).await?;
                 events
                     .record(&format!(
                         "firmware roll-out of BMC version {} to chassis {} started ({} trays, one at a time)",
@@ -137,6 +150,21 @@ impl FirmwareReconciler {
             }
             if let Some(mut r) = rollout.filter(|r| r.state == RolloutState::Running) {
                 self.advance(store, &mut r, events).await?;
+            }
+        }
+        // Roll-outs whose policy left the repository stop where they are.
+        for mut r in rollouts(store).await? {
+            let kept = desired.firmware.iter().any(|p| p.chassis == r.chassis);
+            if !kept && r.state == RolloutState::Running {
+                r.state = RolloutState::Stopped;
+                r.message = "stopped: its FirmwarePolicy was removed from the repository".into();
+                self.save(store, &r).await?;
+                events
+                    .record(&format!(
+                        "firmware roll-out of version {} on {} stopped: its policy was removed",
+                        r.version, r.chassis
+                    ))
+                    .await?;
             }
         }
         Ok(())
@@ -163,8 +191,13 @@ impl FirmwareReconciler {
         Ok(bytes)
     }
 
-    async fn save<S: StateStore>(&self, store: &S, r: &Rollout) -> Result<(), StoreError> {
-        store.put_json(&key(&r.chassis), r).await
+    async fn save<S: StateStore>(&mut self, store: &S, r: &Rollout) -> Result<(), StoreError> {
+        if self.saved.get(&r.chassis) == Some(r) {
+            return Ok(());
+        }
+        store.put_json(&key(&r.chassis), r).await?;
+        self.saved.insert(r.chassis.clone(), r.clone());
+        Ok(())
     }
 
     async fn advance<S: StateStore>(
@@ -214,12 +247,25 @@ impl FirmwareReconciler {
                     Ok(b) => b,
                     Err(e) => return self.stop(store, r, i, e, events).await,
                 };
+                let (push, tasks_before) = match (client.push_uri().await, task_ids(&client).await)
+                {
+                    (Ok(p), Ok(t)) => (p, t),
+                    (Err(e), _) | (_, Err(e)) => {
+                        // Nothing was sent yet: the same step is tried again.
+                        r.message = format!("tray {tray}: {e}; retrying");
+                        return self.save(store, r).await;
+                    }
+                };
                 // Written before the upload: a crash from here on is recognised on resume.
                 r.trays[i].step = Step::Uploading {
                     since_unix_ms: unix_ms(),
+                    tasks_before,
                 };
                 self.save(store, r).await?;
-                match client.push_firmware(&target, bundle.to_vec()).await {
+                match client
+                    .push_firmware_to(&push, &target, bundle.to_vec())
+                    .await
+                {
                     Ok(monitor) => {
                         r.trays[i].step = Step::Uploaded { monitor };
                         r.message = format!("tray {tray}: uploaded; the BMC verifies and boots it");
@@ -234,17 +280,19 @@ impl FirmwareReconciler {
                             .await
                     }
                     Err(e) if e.is_transient() => {
-                        // Nothing was accepted: the same step may be tried again.
-                        r.trays[i].step = Step::Pending;
-                        r.message = format!("tray {tray}: {e}; retrying");
+                        // The service may have taken it anyway: the next pass looks for its
+                        // task before anything is sent again.
+                        r.message =
+                            format!("tray {tray}: {e}; checking whether the upload arrived");
                         self.save(store, r).await
                     }
                     Err(e) => self.stop(store, r, i, e.to_string(), events).await,
                 }
             }
-            Step::Uploading { since_unix_ms } => {
-                // The control plane died between recording the upload and its answer.
-                match find_task(&client, tray, r.version, since_unix_ms).await {
+            Step::Uploading { tasks_before, .. } => {
+                // The control plane died between recording the upload and its answer, or the
+                // answer was lost: a new task for this BMC is the upload's.
+                match find_task(&client, &target, &tasks_before).await {
                     Ok(Some(monitor)) => {
                         r.trays[i].step = Step::Uploaded { monitor };
                         r.message = format!("tray {tray}: resumed following its update task");
@@ -334,7 +382,7 @@ impl FirmwareReconciler {
     }
 
     async fn stop<S: StateStore>(
-        &self,
+        &mut self,
         store: &S,
         r: &mut Rollout,
         i: usize,
@@ -346,7 +394,9 @@ impl FirmwareReconciler {
             reason: reason.clone(),
         };
         r.state = RolloutState::Stopped;
-        r.message = format!("stopped at tray {tray}: {reason}");
+        r.message = format!(
+            "stopped at tray {tray}: {reason}. Commit a policy with a fixed bundle or another version to start again"
+        );
         self.save(store, r).await?;
         events
             .record(&format!(
@@ -391,28 +441,34 @@ async fn installed(client: &Client, tray: u32) -> Result<Option<u32>, ClientErro
     }
 }
 
-/// The monitor of an update task for `tray` and `version` started after `since`, if the
-/// service has one (its task names say which tray and version they update).
+/// Every task the service lists (URIs).
+async fn task_ids(client: &Client) -> Result<Vec<String>, ClientError> {
+    let list = client.get("/redfish/v1/TaskService/Tasks").await?;
+    Ok(list["Members"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|m| m["@odata.id"].as_str().map(str::to_string))
+        .collect())
+}
+
+/// The monitor of a task that appeared since `before` and names `target`, if any.
 async fn find_task(
     client: &Client,
-    tray: u32,
-    version: u32,
-    since_unix_ms: u64,
+    target: &str,
+    before: &[String],
 ) -> Result<Option<String>, ClientError> {
-    let list = client.get("/redfish/v1/TaskService/Tasks").await?;
-    let wanted = format!("tray {tray} to version {version}");
-    for m in list["Members"].as_array().into_iter().flatten() {
-        let Some(uri) = m["@odata.id"].as_str() else {
+    for uri in task_ids(client).await? {
+        if before.contains(&uri) {
             continue;
-        };
-        let t = client.get(uri).await?;
-        let name = t["Name"].as_str().unwrap_or_default();
-        let started = t["StartTime"].as_str().unwrap_or_default();
-        if name.contains(&wanted) && started >= crate::rfc3339(since_unix_ms).as_str() {
-            return Ok(t["TaskMonitor"]
-                .as_str()
-                .map(str::to_string)
-                .or(Some(uri.to_string())));
+        }
+        let t = client.get(&uri).await?;
+        if t.to_string().contains(target) {
+            return Ok(Some(
+                t["TaskMonitor"]
+                    .as_str()
+                    .map_or_else(|| uri.clone(), str::to_string),
+            ));
         }
     }
     Ok(None)

@@ -1,7 +1,7 @@
 //! The Git source, with gitoxide (`gix`), never the `git` binary.
 //!
-//! Every fetched commit is imported into a bare mirror in the data dir
-//! (`refs/racklet/source`), so the last applied revision and its history stay readable
+//! Every fetched commit's objects are imported into a bare mirror in the data dir, so the
+//! last applied revision and its history stay readable
 //! when the source is rewritten or unreachable, and a force-push is recognised (the new
 //! tip does not descend from the last applied one). Sources: a local path or `file://`
 //! URL (opened directly: gix would otherwise spawn `git upload-pack`).

@@ -268,19 +268,26 @@ impl<S: StateStore> ControlPlane<S> {
                 ))
                 .await?;
         }
-        self.reconciler
+        let (mut puts, deletes) = self
+            .reconciler
             .lock()
             .await
             .adopt(&*self.store, &desired)
             .await?;
-        self.store.put_json("applied/desired", &desired).await?;
         status.applied = Some(tip.clone());
         status.applied_subject = revision.subject.clone();
         status.ready = true;
         status.reason = "Applied".into();
         status.message.clear();
         status.last_applied_unix_ms = unix_ms();
-        self.store.put_json("status/source", &status).await?;
+        // The revision, its desired state and the node records change together or not at all.
+        let json = |v: serde_json::Result<Vec<u8>>| v.map_err(|e| StoreError::Io(e.to_string()));
+        puts.push((
+            "applied/desired".into(),
+            json(serde_json::to_vec(&desired))?,
+        ));
+        puts.push(("status/source".into(), json(serde_json::to_vec(&status))?));
+        self.store.write(puts, deletes).await?;
         self.events
             .record(&format!("applied {}: {}", short(&tip), revision.subject))
             .await?;

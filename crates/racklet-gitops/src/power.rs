@@ -103,6 +103,7 @@ pub struct PowerReconciler {
     backoff: HashMap<String, Backoff>,
     /// Behind a lock because chassis are reconciled concurrently.
     last_action: std::sync::Mutex<HashMap<String, (Power, Instant)>>,
+    last_boot_action: std::sync::Mutex<HashMap<String, Instant>>,
 }
 
 impl PowerReconciler {
@@ -120,16 +121,18 @@ impl PowerReconciler {
             policy,
             backoff: HashMap::new(),
             last_action: std::sync::Mutex::new(HashMap::new()),
+            last_boot_action: std::sync::Mutex::new(HashMap::new()),
         })
     }
 
-    /// Records a newly applied revision: bumps the generation of every node whose spec
-    /// changed and forgets nodes that left.
+    /// The writes that adopt a newly applied revision: the generation of every node whose
+    /// spec changed goes up (its published status shows the new generation at once), nodes
+    /// that left are forgotten. The caller commits them with the revision, in one write.
     pub async fn adopt<S: StateStore>(
-        &mut self,
+        &self,
         store: &S,
         desired: &Desired,
-    ) -> Result<(), StoreError> {
+    ) -> Result<(Vec<(String, Vec<u8>)>, Vec<String>), StoreError> {
         let mut puts = Vec::new();
         let mut deletes = Vec::new();
         let known = store.list("nodes/").await?;
@@ -146,10 +149,16 @@ impl PowerReconciler {
             if rec.spec.as_ref() != Some(node) {
                 rec.spec = Some(node.clone());
                 rec.generation += 1;
+                let status_key = format!("status/nodes/{}", node.name);
+                if let Some(mut status) = store.get_json::<NodeStatus>(&status_key).await? {
+                    status.generation = rec.generation;
+                    status.desired_power = node.power;
+                    puts.push((status_key, json_bytes(&status)?));
+                }
                 puts.push((key, json_bytes(&rec)?));
             }
         }
-        store.write(puts, deletes).await
+        Ok((puts, deletes))
     }
 
     /// One pass over every node of the applied revision.
@@ -213,6 +222,12 @@ impl PowerReconciler {
             }
         }
         Ok(())
+    }
+
+    fn boot_actions(&self) -> std::sync::MutexGuard<'_, HashMap<String, Instant>> {
+        self.last_boot_action
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
     }
 
     fn actions(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Power, Instant)>> {
@@ -303,6 +318,7 @@ impl PowerReconciler {
         let changed = old
             .as_ref()
             .is_none_or(|o| o.sync != sync || o.health != health || o.reason != reason);
+        let seen = observed.is_some();
         let status = NodeStatus {
             name: spec.name.clone(),
             chassis: spec.chassis.clone(),
@@ -314,7 +330,12 @@ impl PowerReconciler {
             reason: reason.into(),
             message: message.into(),
             generation: rec.generation,
-            observed_generation: rec.generation,
+            // Only a pass that read the system observed this generation.
+            observed_generation: if seen {
+                rec.generation
+            } else {
+                old.as_ref().map_or(0, |o| o.observed_generation)
+            },
             revision: revision.into(),
             last_transition_unix_ms: if changed {
                 unix_ms()
@@ -370,7 +391,13 @@ impl PowerReconciler {
             }
         };
         let want_network = spec.boot == crate::desired::BootMode::Network;
-        if system.boots_from_network() != want_network {
+        let boot_recently = self
+            .boot_actions()
+            .get(&spec.name)
+            .is_some_and(|at| at.elapsed() < ACTION_INTERVAL);
+        if system.boots_from_network() != want_network && !boot_recently {
+            self.boot_actions()
+                .insert(spec.name.clone(), Instant::now());
             let (body, mode) = if want_network {
                 (
                     serde_json::json!({"Boot": {"BootSourceOverrideTarget": "Pxe", "BootSourceOverrideEnabled": "Continuous"}}),
@@ -382,9 +409,6 @@ impl PowerReconciler {
                     "Local",
                 )
             };
-            events
-                .record(&format!("{}: boot mode set to {mode}", spec.name))
-                .await?;
             if let Err(e) = client.patch(&uri, body).await {
                 self.publish(
                     store,
@@ -400,6 +424,9 @@ impl PowerReconciler {
                 .await?;
                 return Err(NodeError::Redfish(e));
             }
+            events
+                .record(&format!("{}: boot mode set to {mode}", spec.name))
+                .await?;
         }
         let observed = system.power_state.clone();
         let want = spec.power.as_str();

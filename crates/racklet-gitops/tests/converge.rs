@@ -219,7 +219,10 @@ async fn a_commit_powers_a_tray_on_and_an_invalid_commit_changes_nothing() {
     let commit = commit_files(&b.repo, &on, "power node-6 on").expect("commit");
     let started = std::time::Instant::now();
     b.plane.trigger();
-    let n = until(&b, "node-6", "On after the commit", converged("On")).await;
+    let n = until(&b, "node-6", "On after the commit", |n| {
+        converged("On")(n) && n.observed_generation == 2
+    })
+    .await;
     eprintln!("commit to converged: {:?}", started.elapsed());
     assert_eq!(n.revision, commit);
     assert_eq!(n.generation, 2, "the spec changed once");
@@ -390,11 +393,12 @@ async fn a_commit_sets_a_nodes_boot_mode_through_redfish() {
         assert!(tokio::time::Instant::now() < deadline, "{s:?}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // The new generation is published at once; it is observed after a pass read it.
     let n = until(&b, "node-3", "synced at generation 2", |n| {
-        converged("On")(n) && n.generation == 2
+        converged("On")(n) && n.generation == 2 && n.observed_generation == 2
     })
     .await;
-    assert_eq!(n.observed_generation, 2);
+    assert_eq!(n.reason, "Converged");
     let events = b.plane.events().since(0).await.expect("events");
     assert_eq!(
         events

@@ -27,6 +27,8 @@ pub enum ClientError {
     Malformed { url: String, reason: String },
     #[error("cannot use the CA certificate: {0}; give a PEM file")]
     Ca(String),
+    #[error("cannot set up the HTTPS client: {0}")]
+    Setup(String),
 }
 
 impl ClientError {
@@ -192,6 +194,20 @@ impl Client {
             self.login().await?;
         }
         let url = if path.starts_with("http") {
+            // Credentials go only to the service itself, whatever URL it hands out.
+            let same_origin = reqwest::Url::parse(path)
+                .ok()
+                .zip(reqwest::Url::parse(&self.endpoint.base).ok())
+                .is_some_and(|(a, b)| a.origin() == b.origin());
+            if !same_origin {
+                return Err(ClientError::Malformed {
+                    url: path.to_string(),
+                    reason: format!(
+                        "the service pointed to another origin than {}; refusing to send credentials there",
+                        self.endpoint.base
+                    ),
+                });
+            }
             path.to_string()
         } else {
             self.url(path)
@@ -322,17 +338,33 @@ impl Client {
         .map(|_| ())
     }
 
-    /// Pushes a firmware image to `target` (e.g. `/redfish/v1/Managers/bmc-3`) through the
-    /// UpdateService's `MultipartHttpPushUri`; returns the task monitor URI.
-    pub async fn push_firmware(&self, target: &str, image: Vec<u8>) -> Result<String> {
+    /// The UpdateService's `MultipartHttpPushUri`.
+    pub async fn push_uri(&self) -> Result<String> {
         let update = self.get("/redfish/v1/UpdateService").await?;
-        let push = update["MultipartHttpPushUri"]
+        update["MultipartHttpPushUri"]
             .as_str()
+            .map(str::to_string)
             .ok_or_else(|| ClientError::Malformed {
                 url: self.url("/redfish/v1/UpdateService"),
                 reason: "no MultipartHttpPushUri: the service takes no multipart updates".into(),
-            })?
-            .to_string();
+            })
+    }
+
+    /// Pushes a firmware image to `target` (e.g. `/redfish/v1/Managers/bmc-3`) through the
+    /// UpdateService's `MultipartHttpPushUri`; returns the task monitor URI.
+    pub async fn push_firmware(&self, target: &str, image: Vec<u8>) -> Result<String> {
+        let push = self.push_uri().await?;
+        self.push_firmware_to(&push, target, image).await
+    }
+
+    /// Pushes to a known push URI (see [`Client::push_uri`]); returns the task monitor URI.
+    pub async fn push_firmware_to(
+        &self,
+        push: &str,
+        target: &str,
+        image: Vec<u8>,
+    ) -> Result<String> {
+        let push = push.to_string();
         let params = json!({"Targets": [target]}).to_string();
         let image = std::sync::Arc::new(image);
         let make = move || {
