@@ -131,6 +131,7 @@ fn run_one(chassis: usize, dir: &Path, idle: Duration) -> anyhow::Result<Run> {
             reference: Reference::Branch(current_branch(&repo)?),
             path: "rack".into(),
             signers: None,
+            ca_pem: None,
         },
         dir: dir.join("controlplane"),
         poll: Duration::from_secs(1),

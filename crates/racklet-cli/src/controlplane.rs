@@ -135,6 +135,7 @@ pub async fn start(
             reference: Reference::Branch(current_branch(&repo)?),
             path: "rack".into(),
             signers: None,
+            ca_pem: None,
         },
         dir: dir.clone(),
         poll,

@@ -42,6 +42,7 @@ fn current(repo: &Path) -> anyhow::Result<Vec<(PathBuf, Vec<u8>)>> {
             )?),
             path: "rack".into(),
             signers: None,
+            ca_pem: None,
         },
         &std::env::temp_dir().join(format!("racklet-cli-mirror-{}", std::process::id())),
     )?;

@@ -4,7 +4,8 @@
 //! last applied revision and its history stay readable
 //! when the source is rewritten or unreachable, and a force-push is recognised (the new
 //! tip does not descend from the last applied one). Sources: a local path or `file://`
-//! URL (opened directly: gix would otherwise spawn `git upload-pack`).
+//! URL (opened directly: gix would otherwise spawn `git upload-pack`), or an `https://`
+//! URL (smart HTTP, rustls; an extra CA may be given; plain `http://` is refused).
 //!
 //! With a signature policy, a revision is applied only when its commit carries an SSH
 //! signature (`gpgsig`, namespace `git`) by one of the listed Ed25519 keys.
@@ -33,13 +34,15 @@ impl Reference {
 /// Where desired state comes from.
 #[derive(Debug, Clone)]
 pub struct SourceSpec {
-    /// A local path or `file://` URL.
+    /// A local path, a `file://` URL or an `https://` URL.
     pub url: String,
     pub reference: Reference,
     /// Directory inside the repository holding the manifests ("" for the root).
     pub path: String,
     /// When set, only commits signed by one of these keys (OpenSSH public key lines) apply.
     pub signers: Option<Vec<String>>,
+    /// Extra CA certificates (PEM) trusted for an `https://` source.
+    pub ca_pem: Option<Vec<u8>>,
 }
 
 /// Why a source could not be read.
@@ -49,7 +52,7 @@ pub enum SourceError {
     Unreachable { url: String, reason: String },
     #[error("{reference} does not exist in {url}")]
     NoSuchReference { url: String, reference: String },
-    #[error("only local paths and file:// URLs are supported as sources, not {0:?}")]
+    #[error("{0:?} is not a supported source: give a local path, a file:// URL or an https:// URL (plain http:// is refused)")]
     UnsupportedUrl(String),
     #[error("the path {path:?} is not a directory in commit {commit}")]
     NoSuchPath { commit: String, path: String },
@@ -159,6 +162,10 @@ impl GitSource {
 
     /// Fetches the reference's tip into the mirror; returns its commit id. Blocking.
     pub fn fetch(&self) -> Result<String, SourceError> {
+        if self.spec.url.starts_with("https://") {
+            let mirror = self.mirror()?;
+            return self.fetch_https(&mirror).map(|id| id.to_string());
+        }
         let source = self.open_source()?;
         let name = self.spec.reference.full_name();
         let tip = source
@@ -173,6 +180,66 @@ impl GitSource {
         let mirror = self.mirror()?;
         import_closure(&source, &mirror, tip).map_err(mirror_err(&self.mirror_dir))?;
         Ok(tip.to_string())
+    }
+
+    /// Fetches over smart HTTP into `refs/racklet/...` of the mirror (forced, so that a
+    /// rewritten history arrives and is recognised by [`GitSource::descends`]).
+    fn fetch_https(&self, mirror: &gix::Repository) -> Result<ObjectId, SourceError> {
+        use gix::protocol::transport::client::blocking_io::http;
+        use gix::remote::Direction;
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let url = self.spec.url.clone();
+        let unreachable = |e: &dyn std::fmt::Display| SourceError::Unreachable {
+            url: url.clone(),
+            reason: e.to_string(),
+        };
+        let (refspec, local) = match &self.spec.reference {
+            Reference::Branch(b) => (
+                format!("+refs/heads/{b}:refs/racklet/heads/{b}"),
+                format!("refs/racklet/heads/{b}"),
+            ),
+            Reference::Tag(t) => (
+                format!("+refs/tags/{t}:refs/racklet/tags/{t}"),
+                format!("refs/racklet/tags/{t}"),
+            ),
+        };
+        let remote = mirror
+            .remote_at(url.as_str())
+            .map_err(|e| unreachable(&e))?
+            .with_fetch_tags(gix::remote::fetch::Tags::None)
+            .with_refspecs([refspec.as_str()], Direction::Fetch)
+            .map_err(|e| unreachable(&e))?;
+        let mut conn = remote
+            .connect(Direction::Fetch)
+            .map_err(|e| unreachable(&e))?;
+        if let Some(pem) = &self.spec.ca_pem {
+            let certs = reqwest_blocking::Certificate::from_pem_bundle(pem)
+                .map_err(|e| unreachable(&format!("the source's CA is not usable PEM: {e}")))?;
+            let backend = http::reqwest::Options {
+                configure_client: Some(Box::new(move |b| Ok(b.tls_certs_merge(certs.clone())))),
+                configure_request: None,
+            };
+            let options = http::Options {
+                backend: Some(std::sync::Arc::new(std::sync::Mutex::new(backend))),
+                ..http::Options::default()
+            };
+            conn = conn.with_transport_options(Box::new(options));
+        }
+        let interrupt = std::sync::atomic::AtomicBool::new(false);
+        conn.prepare_fetch(gix::progress::Discard, Default::default())
+            .map_err(|e| unreachable(&e))?
+            .receive(gix::progress::Discard, &interrupt)
+            .map_err(|e| unreachable(&e))?;
+        let id = mirror
+            .find_reference(local.as_str())
+            .ok()
+            .and_then(|mut r| r.peel_to_commit().ok())
+            .map(|c| c.id)
+            .ok_or_else(|| SourceError::NoSuchReference {
+                url: url.clone(),
+                reference: self.spec.reference.full_name(),
+            })?;
+        Ok(id)
     }
 
     /// True when `new` descends from `old` (a fast-forward); false after a force-push.

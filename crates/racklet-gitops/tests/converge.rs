@@ -144,6 +144,7 @@ async fn bench_via(name: &str, drift: DriftPolicy, proxy: Option<&mut Option<Pro
             reference: Reference::Branch(current_branch(&repo).expect("branch")),
             path: "rack".into(),
             signers: None,
+            ca_pem: None,
         },
         dir: dir.join("controlplane"),
         poll: Duration::from_millis(500),

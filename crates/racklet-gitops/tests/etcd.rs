@@ -139,6 +139,7 @@ async fn killing_the_leader_hands_over_within_the_lease_time_with_nothing_lost_o
             reference: Reference::Branch(current_branch(&repo).expect("branch")),
             path: "rack".into(),
             signers: None,
+            ca_pem: None,
         },
         dir: dir.join(name),
         poll: Duration::from_millis(300),

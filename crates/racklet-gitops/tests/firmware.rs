@@ -57,6 +57,7 @@ async fn a_rollout_killed_midway_resumes_and_updates_every_tray_exactly_once() {
             reference: Reference::Branch(current_branch(&repo).expect("branch")),
             path: "rack".into(),
             signers: None,
+            ca_pem: None,
         },
         dir: dir.join("controlplane"),
         poll: Duration::from_millis(300),

@@ -44,6 +44,7 @@ async fn plane(
             reference: Reference::Branch(current_branch(repo).expect("branch")),
             path: "rack".into(),
             signers,
+            ca_pem: None,
         },
         dir: dir.join("controlplane"),
         poll: Duration::from_secs(3600),

@@ -95,6 +95,7 @@ async fn a_manifest_powers_a_sushy_emulator_system_on_and_off() {
             reference: Reference::Branch(current_branch(&repo).expect("branch")),
             path: "rack".into(),
             signers: None,
+            ca_pem: None,
         },
         dir: dir.join("controlplane"),
         poll: Duration::from_millis(300),
