@@ -1,7 +1,9 @@
 //! The control plane's HTTPS API, for the CLI and the dashboard: node and source status,
 //! events, and the sync trigger (also the webhook a Git server calls). Every request
 //! carries `Authorization: Bearer TOKEN`; the token is made on first start in
-//! `DIR/token` (owner-only), the certificate in `DIR/tls`.
+//! `DIR/token` (owner-only), the certificate in `DIR/tls`. `POST /v1/webhook` also takes
+//! the way Git servers sign their calls instead: `X-Hub-Signature-256: sha256=HMAC`
+//! (GitHub, Gitea, Forgejo) of the body, keyed with the same token.
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -159,7 +161,46 @@ pub async fn serve<S: StateStore>(
     })
 }
 
+/// True when `signature` (`sha256=HEX`) is the HMAC-SHA256 of `body` keyed with `token`.
+fn signed_by(token: &str, body: &[u8], signature: &str) -> bool {
+    use hmac::{Hmac, Mac};
+    let Some(given) = signature
+        .strip_prefix("sha256=")
+        .and_then(|h| hex::decode(h).ok())
+    else {
+        return false;
+    };
+    let Ok(mut mac) = Hmac::<sha2_std::Sha256>::new_from_slice(token.as_bytes()) else {
+        return false;
+    };
+    mac.update(body);
+    // Constant-time comparison.
+    mac.verify_slice(&given).is_ok()
+}
+
 async fn auth<S: StateStore>(State(api): State<Arc<Api<S>>>, req: Request, next: Next) -> Response {
+    if req.uri().path() == "/v1/webhook" {
+        if let Some(sig) = req
+            .headers()
+            .get("X-Hub-Signature-256")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+        {
+            let (parts, body) = req.into_parts();
+            let Ok(bytes) = axum::body::to_bytes(body, 1 << 20).await else {
+                return StatusCode::PAYLOAD_TOO_LARGE.into_response();
+            };
+            if api.token.is_empty() || !signed_by(&api.token, &bytes, &sig) {
+                return (
+                    StatusCode::UNAUTHORIZED,
+                    Json(serde_json::json!({"error": "the webhook signature does not match; set the webhook's secret to the control plane's token"})),
+                )
+                    .into_response();
+            }
+            let req = Request::from_parts(parts, axum::body::Body::from(bytes));
+            return next.run(req).await;
+        }
+    }
     let given = req
         .headers()
         .get(header::AUTHORIZATION)
@@ -232,5 +273,24 @@ async fn rollouts<S: StateStore>(State(api): State<Arc<Api<S>>>) -> Response {
     match crate::firmware::rollouts(&**api.plane.store()).await {
         Ok(r) => Json(r).into_response(),
         Err(e) => failed(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn webhook_signatures_are_checked_against_the_token() {
+        use hmac::{Hmac, Mac};
+        let token = "ab".repeat(32);
+        let body = br#"{"ref":"refs/heads/main"}"#;
+        let mut mac = Hmac::<sha2_std::Sha256>::new_from_slice(token.as_bytes()).expect("key");
+        mac.update(body);
+        let good = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+        assert!(signed_by(&token, body, &good));
+        assert!(!signed_by(&token, b"{}", &good), "another body");
+        assert!(!signed_by(&"cd".repeat(32), body, &good), "another secret");
+        assert!(!signed_by(&token, body, "sha1=00"), "another scheme");
     }
 }
