@@ -3,6 +3,7 @@
 
 mod bench;
 mod bench_gitops;
+mod console;
 mod controlplane;
 mod cp;
 mod firmware;
@@ -117,6 +118,13 @@ enum Command {
         #[arg(long, default_value = "./racklet-data")]
         data_dir: PathBuf,
     },
+    /// Attach to a node's serial console; Ctrl-] detaches.
+    #[command(after_help = "Examples:\n  racklet console node-1")]
+    Console {
+        node: String,
+        #[arg(long, default_value = "./racklet-data")]
+        data_dir: PathBuf,
+    },
     /// BMC firmware bundles.
     #[command(subcommand)]
     Firmware(FirmwareCommand),
@@ -163,6 +171,7 @@ fn main() -> ExitCode {
             data_dir,
         } => gitops::power(&data_dir, &action, &node),
         Command::Firmware(FirmwareCommand::Bundle(args)) => firmware::bundle(args),
+        Command::Console { node, data_dir } => console::attach(&data_dir, &node),
         Command::Completions { shell } => {
             use clap::CommandFactory;
             clap_complete::generate(

@@ -453,6 +453,47 @@ fn a_commit_to_the_up_repository_powers_a_tray_on_within_five_seconds() {
     }
     let log = racklet_gitops::git::current_branch(&repo).expect("branch");
     assert_eq!(log, "main");
+
+    // The serial console of a running node: its boot log, then Ctrl-] detaches.
+    let mut console = KillOnDrop(
+        racklet()
+            .args(["console", "node-1", "--data-dir"])
+            .arg(&dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starts"),
+    );
+    let mut out = console.0.stdout.take().expect("piped");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = std::io::Read::read(&mut out, &mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = String::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !seen.contains("Booting Linux") {
+        let chunk = rx
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .unwrap_or_else(|_| panic!("console output within 20 s: {seen:?}"));
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    let mut stdin = console.0.stdin.take().expect("piped");
+    std::io::Write::write_all(&mut stdin, &[0x1d]).expect("detach key");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(s) = console.0.try_wait().expect("wait") {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "detached within 10 s");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success());
     drop(child);
     let _ = std::fs::remove_dir_all(&dir);
 }
