@@ -291,8 +291,13 @@ async fn drift_is_corrected_or_only_reported_per_policy() {
                     assert!(tokio::time::Instant::now() < deadline, "{events:?}");
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
+                // The event comes before the action: wait for Redfish to show it done.
+                let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+                while redfish_power(&b, 2).await.as_deref() != Some("On") {
+                    assert!(tokio::time::Instant::now() < deadline, "node-2 back On");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
                 until(&b, "node-2", "back On", converged("On")).await;
-                assert_eq!(redfish_power(&b, 2).await.as_deref(), Some("On"));
             }
             DriftPolicy::Report => {
                 let n = until(&b, "node-2", "reported as drifted", |n| {
