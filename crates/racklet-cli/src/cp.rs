@@ -21,6 +21,11 @@ pub enum GetWhat {
         /// Only this node.
         name: Option<String>,
     },
+    /// Racks of the applied revision, with how many of their nodes are in sync.
+    #[command(alias = "rack")]
+    Racks,
+    /// Chassis of the applied revision: nodes, power, sync, firmware roll-out.
+    Chassis,
     /// The Git source: what is applied, and why a newer revision was refused.
     Source,
     /// Firmware roll-outs, tray by tray.
@@ -101,6 +106,10 @@ impl ControlPlaneClient {
         self.get("/v1/source").await
     }
 
+    pub async fn desired(&self) -> anyhow::Result<Option<racklet_gitops::desired::Desired>> {
+        self.get("/v1/desired").await
+    }
+
     pub async fn rollouts(&self) -> anyhow::Result<Vec<racklet_gitops::firmware::Rollout>> {
         self.get("/v1/rollouts").await
     }
@@ -145,6 +154,14 @@ pub fn get(data_dir: &Path, what: GetWhat, output: Output) -> anyhow::Result<()>
                 view::nodes(&nodes, output)
             }
             GetWhat::Source => view::source(&cp.source().await?, output),
+            GetWhat::Racks => {
+                let desired = cp.desired().await?.unwrap_or_default();
+                view::racks(&desired, &cp.nodes().await?, output)
+            }
+            GetWhat::Chassis => {
+                let desired = cp.desired().await?.unwrap_or_default();
+                view::chassis(&desired, &cp.nodes().await?, &cp.rollouts().await?, output)
+            }
             GetWhat::Rollouts { watch: false } => view::rollouts(&cp.rollouts().await?, output),
             GetWhat::Rollouts { watch: true } => return watch_rollouts(&cp).await,
         };

@@ -152,6 +152,129 @@ pub fn source(s: &SourceStatus, output: Output) -> String {
     }
 }
 
+/// `racklet get racks`: the revision's racks (all chassis count toward the one rack a
+/// Racklet rack is; sync counts are over every node).
+pub fn racks(
+    desired: &racklet_gitops::desired::Desired,
+    nodes: &[NodeStatus],
+    output: Output,
+) -> String {
+    #[derive(Serialize)]
+    struct Row<'a> {
+        name: &'a str,
+        chassis: usize,
+        nodes: usize,
+        synced: usize,
+        signed_commits_required: bool,
+    }
+    let rows: Vec<Row> = desired
+        .racks
+        .iter()
+        .map(|r| Row {
+            name: r,
+            chassis: desired.chassis.len(),
+            nodes: nodes.len(),
+            synced: nodes
+                .iter()
+                .filter(|n| n.sync == racklet_gitops::power::Sync::Synced)
+                .count(),
+            signed_commits_required: !desired.signers.is_empty(),
+        })
+        .collect();
+    match output {
+        Output::Json => json(&rows),
+        Output::Yaml => yaml(&rows),
+        Output::Table | Output::Wide => table(
+            &["NAME", "CHASSIS", "NODES", "SYNCED", "SIGNED COMMITS"],
+            &rows
+                .iter()
+                .map(|r| {
+                    vec![
+                        r.name.to_string(),
+                        r.chassis.to_string(),
+                        r.nodes.to_string(),
+                        format!("{}/{}", r.synced, r.nodes),
+                        if r.signed_commits_required {
+                            "required"
+                        } else {
+                            "-"
+                        }
+                        .to_string(),
+                    ]
+                })
+                .collect::<Vec<_>>(),
+        ),
+    }
+}
+
+/// `racklet get chassis`.
+pub fn chassis(
+    desired: &racklet_gitops::desired::Desired,
+    nodes: &[NodeStatus],
+    rollouts: &[racklet_gitops::firmware::Rollout],
+    output: Output,
+) -> String {
+    #[derive(Serialize)]
+    struct Row<'a> {
+        name: &'a str,
+        nodes: usize,
+        on: usize,
+        synced: usize,
+        firmware: String,
+    }
+    let rows: Vec<Row> = desired
+        .chassis
+        .iter()
+        .map(|c| {
+            let mine: Vec<&NodeStatus> = nodes.iter().filter(|n| n.chassis == *c).collect();
+            let firmware = rollouts.iter().find(|r| r.chassis == *c).map_or_else(
+                || "-".to_string(),
+                |r| {
+                    format!(
+                        "v{} {:?} {}/{}",
+                        r.version,
+                        r.state,
+                        r.done(),
+                        r.trays.len()
+                    )
+                },
+            );
+            Row {
+                name: c,
+                nodes: mine.len(),
+                on: mine
+                    .iter()
+                    .filter(|n| n.observed_power.as_deref() == Some("On"))
+                    .count(),
+                synced: mine
+                    .iter()
+                    .filter(|n| n.sync == racklet_gitops::power::Sync::Synced)
+                    .count(),
+                firmware,
+            }
+        })
+        .collect();
+    match output {
+        Output::Json => json(&rows),
+        Output::Yaml => yaml(&rows),
+        Output::Table | Output::Wide => table(
+            &["NAME", "NODES", "ON", "SYNCED", "FIRMWARE"],
+            &rows
+                .iter()
+                .map(|r| {
+                    vec![
+                        r.name.to_string(),
+                        r.nodes.to_string(),
+                        r.on.to_string(),
+                        format!("{}/{}", r.synced, r.nodes),
+                        r.firmware.clone(),
+                    ]
+                })
+                .collect::<Vec<_>>(),
+        ),
+    }
+}
+
 /// `racklet get rollouts`.
 pub fn rollouts(rollouts: &[racklet_gitops::firmware::Rollout], output: Output) -> String {
     match output {
@@ -389,6 +512,20 @@ mod tests {
             ],
             message: "tray 2: 40 % (Running)".into(),
         };
-        golden("rollouts.txt", &rollouts(&[r], Output::Table));
+        golden(
+            "rollouts.txt",
+            &rollouts(std::slice::from_ref(&r), Output::Table),
+        );
+        let desired = racklet_gitops::desired::Desired {
+            racks: vec!["rack-1".into()],
+            chassis: vec!["chassis-1".into()],
+            signers: vec!["ssh-ed25519 AAAA ops".into()],
+            ..Default::default()
+        };
+        golden("racks.txt", &racks(&desired, &sample(), Output::Table));
+        golden(
+            "chassis.txt",
+            &chassis(&desired, &sample(), &[r], Output::Table),
+        );
     }
 }

@@ -454,6 +454,20 @@ fn a_commit_to_the_up_repository_powers_a_tray_on_within_five_seconds() {
     let log = racklet_gitops::git::current_branch(&repo).expect("branch");
     assert_eq!(log, "main");
 
+    // Racks and chassis as the control plane sees them.
+    for (what, expect) in [("racks", "rack-1"), ("chassis", "chassis-1")] {
+        let out = racklet()
+            .args(["get", what, "--data-dir"])
+            .arg(&dir)
+            .output()
+            .expect("runs");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && text.lines().any(|l| l.starts_with(expect)),
+            "{what}: {text}"
+        );
+    }
+
     // The serial console of a running node: its boot log, then Ctrl-] detaches.
     let mut console = KillOnDrop(
         racklet()

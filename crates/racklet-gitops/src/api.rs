@@ -118,6 +118,7 @@ pub fn routes<S: StateStore>(plane: Arc<ControlPlane<S>>, token: String) -> Rout
         .route("/v1/source", get(source::<S>))
         .route("/v1/events", get(events::<S>))
         .route("/v1/rollouts", get(rollouts::<S>))
+        .route("/v1/desired", get(desired::<S>))
         .route("/v1/sync", post(sync::<S>))
         .route("/v1/webhook", post(sync::<S>))
         .layer(middleware::from_fn_with_state(state.clone(), auth::<S>))
@@ -267,6 +268,19 @@ async fn sync<S: StateStore>(State(api): State<Arc<Api<S>>>) -> Response {
         Json(serde_json::json!({"sync": "requested"})),
     )
         .into_response()
+}
+
+async fn desired<S: StateStore>(State(api): State<Arc<Api<S>>>) -> Response {
+    use crate::store::StateStoreExt as _;
+    match api
+        .plane
+        .store()
+        .get_json::<crate::desired::Desired>("applied/desired")
+        .await
+    {
+        Ok(d) => Json(d).into_response(),
+        Err(e) => failed(e),
+    }
 }
 
 async fn rollouts<S: StateStore>(State(api): State<Arc<Api<S>>>) -> Response {

@@ -51,12 +51,18 @@ pub struct DesiredFirmware {
 }
 
 /// The desired state of one revision.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Desired {
     pub nodes: Vec<DesiredNode>,
     /// Chassis named in the manifests.
     pub chassis: Vec<String>,
     pub firmware: Vec<DesiredFirmware>,
+    /// Racks of the revision.
+    #[serde(default)]
+    pub racks: Vec<String>,
+    /// Who may sign the next revision (the racks' `commitSigners`).
+    #[serde(default)]
+    pub signers: Vec<String>,
 }
 
 fn is_manifest(path: &Path) -> bool {
@@ -75,6 +81,16 @@ pub fn desired_from(files: &[(PathBuf, Vec<u8>)]) -> Result<Desired, Vec<String>
         diags.extend(set.add_source(&file, bytes));
     }
     diags.extend(racklet_model::validate::validate(&set));
+    for (e, r) in set.racks() {
+        for (i, line) in r.spec.commit_signers.iter().enumerate() {
+            if let Err(err) = ssh_key::PublicKey::from_openssh(line.trim()) {
+                diags.push(e.doc.diag_at(
+                    &format!("/spec/commitSigners/{i}"),
+                    format!("not an OpenSSH public key ({err}); give a line like `ssh-ed25519 AAAA… name`"),
+                ));
+            }
+        }
+    }
     for (e, p) in set.firmware_policies() {
         let bundle = Path::new(&p.spec.bmc.bundle);
         if !files.iter().any(|(f, _)| f == bundle) {
@@ -124,10 +140,17 @@ pub fn desired_from(files: &[(PathBuf, Vec<u8>)]) -> Result<Desired, Vec<String>
             }
         })
         .collect();
+    let racks = set.racks().map(|(_, r)| r.name().to_string()).collect();
+    let signers = set
+        .racks()
+        .flat_map(|(_, r)| r.spec.commit_signers.iter().cloned())
+        .collect();
     Ok(Desired {
         nodes,
         chassis,
         firmware,
+        racks,
+        signers,
     })
 }
 

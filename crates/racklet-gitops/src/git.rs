@@ -273,9 +273,36 @@ impl GitSource {
         Ok(false)
     }
 
-    /// Reads a fetched commit from the mirror: checks the signature policy, then collects
-    /// the files under the source's path. Blocking.
+    /// Reads a fetched commit from the mirror: checks the source's signature policy, then
+    /// collects the files under the source's path. Blocking.
     pub fn read(&self, commit: &str) -> Result<Revision, SourceError> {
+        self.read_with_policy(commit, &[])
+    }
+
+    /// Like [`GitSource::read`]; when the source itself lists no signers, `rack_signers`
+    /// (from the applied revision's `Rack`) are the policy: changing who may sign takes a
+    /// commit signed by someone already trusted.
+    pub fn read_with_policy(
+        &self,
+        commit: &str,
+        rack_signers: &[String],
+    ) -> Result<Revision, SourceError> {
+        let keys: Option<Vec<ssh_key::PublicKey>> = if self.spec.signers.is_some() {
+            Some(self.signers.clone())
+        } else if !rack_signers.is_empty() {
+            let mut keys = Vec::new();
+            for line in rack_signers {
+                keys.push(ssh_key::PublicKey::from_openssh(line.trim()).map_err(|e| {
+                    SourceError::BadPolicyKey {
+                        key: line.clone(),
+                        reason: e.to_string(),
+                    }
+                })?);
+            }
+            Some(keys)
+        } else {
+            None
+        };
         let mirror = self.mirror()?;
         let err = mirror_err(&self.mirror_dir);
         let id = ObjectId::from_hex(commit.as_bytes()).map_err(|e| SourceError::Mirror {
@@ -283,8 +310,8 @@ impl GitSource {
             reason: e.to_string(),
         })?;
         let c = mirror.find_commit(id).map_err(&err)?;
-        if !self.signers.is_empty() || self.spec.signers.is_some() {
-            self.verify(&c, commit)?;
+        if let Some(keys) = &keys {
+            verify(&c, commit, keys)?;
         }
         let subject = c
             .message()
@@ -321,8 +348,15 @@ impl GitSource {
             files,
         })
     }
+}
 
-    fn verify(&self, c: &gix::Commit<'_>, commit: &str) -> Result<(), SourceError> {
+/// Checks that commit `c` carries an SSH signature (namespace `git`) by one of `keys`.
+fn verify(
+    c: &gix::Commit<'_>,
+    commit: &str,
+    keys: &[ssh_key::PublicKey],
+) -> Result<(), SourceError> {
+    {
         let bad = |reason: String| SourceError::BadSignature {
             commit: commit.to_string(),
             reason,
@@ -337,8 +371,7 @@ impl GitSource {
         let sig = ssh_key::SshSig::from_pem(armored)
             .map_err(|e| bad(format!("its signature is not an SSH signature ({e})")))?;
         let payload = signed.to_bstring();
-        if self
-            .signers
+        if keys
             .iter()
             .any(|k| k.verify("git", payload.as_ref(), &sig).is_ok())
         {

@@ -217,6 +217,13 @@ impl<S: StateStore> ControlPlane<S> {
         status.last_fetch_unix_ms = unix_ms();
         let source = self.source.clone();
         let applied = status.applied.clone();
+        // The revision in force says who may sign the next one.
+        let rack_signers = self
+            .store
+            .get_json::<Desired>("applied/desired")
+            .await?
+            .map(|d| d.signers)
+            .unwrap_or_default();
         let fetched = tokio::task::spawn_blocking(move || -> Result<_, SourceError> {
             let tip = source.fetch()?;
             if applied.as_deref() == Some(tip.as_str()) {
@@ -226,7 +233,7 @@ impl<S: StateStore> ControlPlane<S> {
                 Some(old) => source.descends(&tip, old)?,
                 None => true,
             };
-            let revision = source.read(&tip)?;
+            let revision = source.read_with_policy(&tip, &rack_signers)?;
             Ok((tip, Some(revision), descends))
         })
         .await

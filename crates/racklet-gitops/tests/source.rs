@@ -231,3 +231,71 @@ async fn the_signature_policy_applies_only_commits_signed_by_listed_keys() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn a_rack_that_lists_commit_signers_refuses_later_unsigned_commits() {
+    let dir = scratch("rack-signers");
+    let repo = dir.join("repo");
+    let ops = ssh_key::PrivateKey::from(ssh_key::private::Ed25519Keypair::from_seed(&[11; 32]));
+    let line = ops.public_key().to_openssh().expect("openssh");
+    // The rack says who signs from now on.
+    let with_signers: Vec<(String, Vec<u8>)> = examples()
+        .into_iter()
+        .map(|(p, b)| {
+            let text = String::from_utf8_lossy(&b).replace(
+                "  standard: 10in\n",
+                &format!("  standard: 10in\n  commitSigners:\n    - \"{line}\"\n"),
+            );
+            (p, text.into_bytes())
+        })
+        .collect();
+    let first = commit_files(&repo, &with_signers, "require signed commits").expect("seed");
+    let p = plane(&dir, &repo, None).await;
+    p.sync().await.expect("sync");
+    assert_eq!(
+        p.source_status().await.expect("status").applied.as_deref(),
+        Some(first.as_str())
+    );
+
+    let mut files = with_signers.clone();
+    files.push(("rack/note.md".into(), b"unsigned\n".to_vec()));
+    let unsigned = commit_files(&repo, &files, "unsigned change").expect("commit");
+    p.sync().await.expect("sync");
+    let s = p.source_status().await.expect("status");
+    assert_eq!(s.reason, "SignatureRefused", "{s:?}");
+    assert!(s.message.contains(&unsigned), "{}", s.message);
+    assert_eq!(s.applied.as_deref(), Some(first.as_str()));
+
+    let signed = signed_commit(&repo, &with_signers, "signed change", &ops);
+    p.sync().await.expect("sync");
+    let s = p.source_status().await.expect("status");
+    assert_eq!(
+        (s.reason.as_str(), s.applied.as_deref()),
+        ("Applied", Some(signed.as_str()))
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_commit_signer_that_is_not_an_openssh_key_is_reported_where_it_is_written() {
+    let files: Vec<(std::path::PathBuf, Vec<u8>)> = examples()
+        .into_iter()
+        .map(|(p, b)| {
+            let text = String::from_utf8_lossy(&b).replace(
+                "  standard: 10in\n",
+                "  standard: 10in\n  commitSigners: [\"ssh-ed25519 not-base64\"]\n",
+            );
+            (
+                std::path::PathBuf::from(p.trim_start_matches("rack/")),
+                text.into_bytes(),
+            )
+        })
+        .collect();
+    let errors = racklet_gitops::desired::desired_from(&files).expect_err("refused");
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.starts_with("rack.yaml:") && e.contains("not an OpenSSH public key")),
+        "{errors:?}"
+    );
+}

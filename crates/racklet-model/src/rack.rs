@@ -19,6 +19,10 @@ pub struct RackSpec {
     /// Chassis mounted in this rack, bottom to top.
     #[serde(default)]
     pub chassis: Vec<ChassisPlacement>,
+    /// When not empty, the control plane applies a later revision only if its commit is
+    /// SSH-signed by one of these keys (OpenSSH public key lines, e.g. `ssh-ed25519 AAAA…`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub commit_signers: Vec<String>,
 }
 
 /// Rack width standard.
