@@ -125,6 +125,7 @@ pub async fn start(
     repo: &Path,
     chassis: Vec<ChassisEndpoint>,
     poll: Duration,
+    drift: DriftPolicy,
     addr: SocketAddr,
 ) -> anyhow::Result<racklet_gitops::api::Running> {
     let dir = data_dir.join("controlplane");
@@ -141,7 +142,7 @@ pub async fn start(
         poll,
         period: Duration::from_millis(500),
         chassis,
-        drift: DriftPolicy::Correct,
+        drift,
     };
     let store = Arc::new(RedbStore::open(&dir.join("state.redb"))?);
     let plane = ControlPlane::new(config, store).await?;

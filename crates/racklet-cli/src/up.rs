@@ -61,6 +61,16 @@ pub struct UpArgs {
     /// Seconds between fetches of the repository (a `racklet sync` fetches at once).
     #[arg(long, default_value_t = 1.0)]
     poll: f64,
+    /// What the control plane does when a node differs from the repository after it had
+    /// converged (e.g. powered off by hand through Redfish): put it back, or only report it.
+    #[arg(long, value_enum, default_value = "correct")]
+    drift: Drift,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Drift {
+    Correct,
+    Report,
 }
 
 #[derive(Serialize)]
@@ -273,6 +283,10 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
         &repo,
         chassis_endpoints,
         Duration::from_secs_f64(args.poll),
+        match args.drift {
+            Drift::Correct => racklet_gitops::power::DriftPolicy::Correct,
+            Drift::Report => racklet_gitops::power::DriftPolicy::Report,
+        },
         SocketAddr::from(([127, 0, 0, 1], args.controlplane_port)),
     ))?;
     endpoints.push(Endpoint {
