@@ -2,7 +2,7 @@
 //! through its real HTTPS Redfish service: commits power trays on and off, invalid
 //! commits are refused whole, drift is corrected.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -11,13 +11,11 @@ use racklet_gitops::git::{commit_files, current_branch, Reference, SourceSpec};
 use racklet_gitops::power::{ChassisEndpoint, DriftPolicy, NodeStatus};
 use racklet_gitops::store::RedbStore;
 use racklet_gitops::{Config, ControlPlane};
-use racklet_model::ManifestSet;
-use racklet_redfish_client::{Client, Endpoint};
+use racklet_redfish_client::Client;
 use racklet_sim::Rack;
-use racklet_twin::TwinConfig;
 
 mod common;
-use common::{examples, with_power};
+use common::{examples, rack_with_redfish, with_power};
 
 struct Bench {
     dir: PathBuf,
@@ -89,55 +87,24 @@ async fn bench_via(name: &str, drift: DriftPolicy, proxy: Option<&mut Option<Pro
     let _ = std::fs::remove_dir_all(&dir);
     let repo = dir.join("repo");
     commit_files(&repo, &examples(), "seed the rack").expect("seed");
-    let (set, diags) =
-        ManifestSet::load(&[Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples")]);
-    assert!(diags.is_empty());
-    let mut rack = Rack::start(
-        &set,
-        &TwinConfig {
-            step: Duration::from_millis(5),
-            ..TwinConfig::default()
-        },
-        &dir.join("rack"),
-        true,
-    )
-    .expect("rack");
-    rack.advance(Duration::from_secs(3));
-    let daemon = rack.daemons[0].clone();
-    let rack = Arc::new(Mutex::new(rack));
-    let stop = Arc::new(AtomicBool::new(false));
-    let (r, s) = (rack.clone(), stop.clone());
-    std::thread::spawn(move || {
-        while !s.load(Ordering::SeqCst) {
-            r.lock().expect("rack").advance(Duration::from_millis(100));
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    });
-    let rf_dir = dir.join("redfish");
-    let running = racklet_redfish::serve(daemon, &rf_dir, "127.0.0.1:0".parse().expect("addr"))
-        .await
-        .expect("redfish");
-    let password = std::fs::read_to_string(running.initial_password_file.expect("first start"))
-        .expect("password")
-        .trim()
-        .to_string();
+    let (mut endpoint, rack, stop) = rack_with_redfish(&dir).await;
+    let service: std::net::SocketAddr = endpoint
+        .base
+        .trim_start_matches("https://")
+        .parse()
+        .expect("address");
     let base_addr = match proxy {
         Some(slot) => {
             let port = std::net::TcpListener::bind("127.0.0.1:0")
                 .and_then(|l| l.local_addr())
                 .expect("free port")
                 .port();
-            *slot = Some(Proxy::start(port, running.addr).await);
+            *slot = Some(Proxy::start(port, service).await);
             std::net::SocketAddr::from(([127, 0, 0, 1], port))
         }
-        None => running.addr,
+        None => service,
     };
-    let endpoint = Endpoint {
-        base: format!("https://{base_addr}"),
-        user: "admin".into(),
-        password,
-        ca_pem: Some(std::fs::read(rf_dir.join("tls/cert.pem")).expect("cert")),
-    };
+    endpoint.base = format!("https://{base_addr}");
     let config = Config {
         source: SourceSpec {
             url: format!("file://{}", repo.display()),
