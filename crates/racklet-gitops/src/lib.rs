@@ -1,10 +1,11 @@
 //! The GitOps control plane: the rack follows a Git repository.
 //!
-//! One loop, level-triggered: on a poll interval or a trigger (`racklet sync`, the
-//! webhook) it fetches the source ([`git`]), checks the signature policy, validates the
-//! revision as a whole ([`desired`]) and, only if all of that holds, adopts it as the
-//! applied revision; on every period it runs the reconcilers ([`power`]) against the
-//! applied revision, through Redfish only. Anything refused leaves the last good revision
+//! Level-triggered: on a poll interval or a trigger (`racklet sync`, the webhook) it
+//! fetches the source ([`git`]), checks the signature policy, validates the revision as
+//! a whole ([`desired`]) and, only if all of that holds, adopts it as the applied
+//! revision; on every period it runs the power reconciler ([`power`]) against the applied
+//! revision, and beside that loop the firmware roll-outs ([`firmware`]) take their next
+//! step, all through Redfish only. Anything refused leaves the last good revision
 //! in force and says why in the source status. State lives in a [`store::StateStore`]
 //! (embedded redb by default), so a restart resumes where it stopped. [`api`] serves
 //! status, events and the sync trigger over HTTPS with a bearer token.
@@ -34,24 +35,9 @@ use crate::store::{StateStore, StateStoreExt, StoreError};
 
 /// RFC 3339 UTC time (whole seconds) of a Unix timestamp in milliseconds.
 pub fn rfc3339(unix_ms: u64) -> String {
-    let secs = unix_ms / 1000;
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    let secs = i64::try_from(unix_ms / 1000).unwrap_or(i64::MAX);
+    jiff::Timestamp::from_second(secs)
+        .map_or_else(|_| "9999-12-31T23:59:59Z".to_string(), |t| t.to_string())
 }
 
 pub(crate) fn unix_ms() -> u64 {
@@ -158,8 +144,17 @@ impl<S: StateStore> ControlPlane<S> {
             .unwrap_or_default())
     }
 
-    /// Runs until the process ends, or until this replica is no longer the leader.
+    /// Runs until the process ends, or until this replica is no longer the leader. Firmware
+    /// roll-outs run beside fetching and power, so an upload to a slow chassis delays
+    /// neither.
     pub async fn run(self: Arc<Self>) {
+        tokio::select! {
+            () = self.run_source_and_power() => {}
+            () = self.run_firmware() => {}
+        }
+    }
+
+    async fn run_source_and_power(&self) {
         let mut next_poll = Instant::now();
         loop {
             if Instant::now() >= next_poll {
@@ -170,7 +165,7 @@ impl<S: StateStore> ControlPlane<S> {
                 }
                 next_poll = Instant::now() + self.config.poll;
             }
-            match self.reconcile().await {
+            match self.reconcile_power().await {
                 Err(StoreError::NotLeader) => return,
                 Err(e) => tracing::error!("control plane: {e}"),
                 Ok(()) => {}
@@ -186,14 +181,36 @@ impl<S: StateStore> ControlPlane<S> {
         }
     }
 
-    /// One reconcile pass over the applied revision: power, then firmware roll-outs.
+    async fn run_firmware(&self) {
+        loop {
+            match self.reconcile_firmware().await {
+                Err(StoreError::NotLeader) => return,
+                Err(e) => tracing::error!("control plane: firmware: {e}"),
+                Ok(()) => {}
+            }
+            tokio::time::sleep(self.config.period).await;
+        }
+    }
+
+    /// One pass of every reconciler over the applied revision: power, then firmware.
     pub async fn reconcile(&self) -> Result<(), StoreError> {
+        self.reconcile_power().await?;
+        self.reconcile_firmware().await
+    }
+
+    /// One pass of the power and boot-mode reconciler over the applied revision.
+    pub async fn reconcile_power(&self) -> Result<(), StoreError> {
         let revision = self.source_status().await?.applied.unwrap_or_default();
         self.reconciler
             .lock()
             .await
             .reconcile(&*self.store, &revision, &self.events)
-            .await?;
+            .await
+    }
+
+    /// One step of each firmware roll-out of the applied revision.
+    pub async fn reconcile_firmware(&self) -> Result<(), StoreError> {
+        let revision = self.source_status().await?.applied.unwrap_or_default();
         if let Some(desired) = self.store.get_json::<Desired>("applied/desired").await? {
             self.firmware
                 .lock()
@@ -366,4 +383,16 @@ pub async fn run_replica(config: Config, endpoints: Vec<String>, prefix: String,
 /// The first 12 hex digits of a commit id.
 pub fn short(commit: &str) -> &str {
     &commit[..commit.len().min(12)]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rfc3339;
+
+    #[test]
+    fn rfc3339_is_utc_in_whole_seconds() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(1_700_000_000_999), "2023-11-14T22:13:20Z");
+        assert_eq!(rfc3339(951_782_400_000), "2000-02-29T00:00:00Z");
+    }
 }

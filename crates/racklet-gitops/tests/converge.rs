@@ -3,7 +3,6 @@
 //! commits are refused whole, drift is corrected.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -12,7 +11,7 @@ use racklet_gitops::power::{ChassisEndpoint, DriftPolicy, NodeStatus};
 use racklet_gitops::store::RedbStore;
 use racklet_gitops::{Config, ControlPlane};
 use racklet_redfish_client::Client;
-use racklet_sim::Rack;
+use racklet_sim::RunningRack;
 
 mod common;
 use common::{examples, rack_with_redfish, with_power};
@@ -20,16 +19,9 @@ use common::{examples, rack_with_redfish, with_power};
 struct Bench {
     dir: PathBuf,
     repo: PathBuf,
-    stop: Arc<AtomicBool>,
     plane: Arc<ControlPlane<RedbStore>>,
     redfish: Client,
-    rack: Arc<Mutex<Rack>>,
-}
-
-impl Drop for Bench {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-    }
+    rack: RunningRack,
 }
 
 async fn bench(name: &str, drift: DriftPolicy) -> Bench {
@@ -87,7 +79,7 @@ async fn bench_via(name: &str, drift: DriftPolicy, proxy: Option<&mut Option<Pro
     let _ = std::fs::remove_dir_all(&dir);
     let repo = dir.join("repo");
     commit_files(&repo, &examples(), "seed the rack").expect("seed");
-    let (mut endpoint, rack, stop) = rack_with_redfish(&dir).await;
+    let (mut endpoint, rack) = rack_with_redfish(&dir).await;
     let service: std::net::SocketAddr = endpoint
         .base
         .trim_start_matches("https://")
@@ -130,7 +122,6 @@ async fn bench_via(name: &str, drift: DriftPolicy, proxy: Option<&mut Option<Pro
         redfish: Client::new(endpoint, Duration::from_secs(5)).expect("client"),
         dir,
         repo,
-        stop,
         plane,
         rack,
     }

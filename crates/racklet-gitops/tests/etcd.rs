@@ -130,7 +130,7 @@ async fn killing_the_leader_hands_over_within_the_lease_time_with_nothing_lost_o
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("dir");
     let (_etcd, endpoint) = start_etcd(&dir).await;
-    let (redfish, _rack, stop) = rack_with_redfish(&dir).await;
+    let (redfish, rack) = rack_with_redfish(&dir).await;
     let repo = dir.join("repo");
     commit_files(&repo, &examples(), "seed").expect("seed");
     let config = |name: &str| Config {
@@ -238,6 +238,6 @@ async fn killing_the_leader_hands_over_within_the_lease_time_with_nothing_lost_o
     );
     assert_eq!(count("replica a leads"), 1);
     assert_eq!(count("replica b leads"), 1);
-    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    rack.stop();
     let _ = std::fs::remove_dir_all(&dir);
 }

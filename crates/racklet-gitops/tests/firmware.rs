@@ -31,10 +31,10 @@ async fn a_rollout_killed_midway_resumes_and_updates_every_tray_exactly_once() {
     let dir = std::env::temp_dir().join(format!("racklet-fw-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("dir");
-    let (redfish, rack, stop) = rack_with_redfish(&dir).await;
+    let (redfish, rack) = rack_with_redfish(&dir).await;
     let vendor = ed25519_dalek::SigningKey::from_bytes(&VENDOR);
     let boots: Vec<u64> = {
-        let mut r = rack.lock().expect("rack");
+        let mut r = rack.lock();
         for b in r.bmcs.iter_mut() {
             b.bmc()
                 .expect("booted")
@@ -123,13 +123,7 @@ async fn a_rollout_killed_midway_resumes_and_updates_every_tray_exactly_once() {
     );
 
     // Exactly one update per tray: one reboot into the new slot, one Redfish task each.
-    let now: Vec<u64> = rack
-        .lock()
-        .expect("rack")
-        .bmcs
-        .iter()
-        .map(|b| b.boots())
-        .collect();
+    let now: Vec<u64> = rack.lock().bmcs.iter().map(|b| b.boots()).collect();
     for (i, (b, n)) in boots.iter().zip(&now).enumerate() {
         assert_eq!(*n, b + 1, "tray {} rebooted once", i + 1);
     }
@@ -156,6 +150,6 @@ async fn a_rollout_killed_midway_resumes_and_updates_every_tray_exactly_once() {
             .count();
         assert_eq!(uploads, 1, "tray {tray}: {events:#?}");
     }
-    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    rack.stop();
     let _ = std::fs::remove_dir_all(&dir);
 }

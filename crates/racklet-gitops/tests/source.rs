@@ -38,10 +38,20 @@ async fn plane(
     repo: &Path,
     signers: Option<Vec<String>>,
 ) -> Arc<ControlPlane<RedbStore>> {
+    let branch = Reference::Branch(current_branch(repo).expect("branch"));
+    plane_following(dir, repo, branch, signers).await
+}
+
+async fn plane_following(
+    dir: &Path,
+    repo: &Path,
+    reference: Reference,
+    signers: Option<Vec<String>>,
+) -> Arc<ControlPlane<RedbStore>> {
     let config = Config {
         source: SourceSpec {
             url: repo.display().to_string(),
-            reference: Reference::Branch(current_branch(repo).expect("branch")),
+            reference,
             path: "rack".into(),
             signers,
             ca_pem: None,
@@ -114,6 +124,57 @@ async fn rewritten_history_is_recognised_and_applied() {
             .any(|e| e.message.starts_with("history rewritten")),
         "{events:?}"
     );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Points tag `name` at `commit`: lightweight, or annotated (a tag object to peel).
+fn tag(repo: &Path, name: &str, commit: &str, annotated: bool) {
+    let r = gix::open(repo).expect("open");
+    let id = gix::ObjectId::from_hex(commit.as_bytes()).expect("commit id");
+    let any = gix::refs::transaction::PreviousValue::Any;
+    if annotated {
+        r.tag(name, id, gix::objs::Kind::Commit, None, "release", any)
+            .expect("annotated tag");
+    } else {
+        r.tag_reference(name, id, any).expect("tag");
+    }
+}
+
+#[tokio::test]
+async fn a_tag_source_follows_the_tag_and_not_the_branch() {
+    let dir = scratch("tag");
+    let repo = dir.join("repo");
+    let released = commit_files(&repo, &examples(), "seed").expect("seed");
+    tag(&repo, "production", &released, false);
+    let p = plane_following(&dir, &repo, Reference::Tag("production".into()), None).await;
+    p.sync().await.expect("sync");
+    let applied = |s: racklet_gitops::SourceStatus| s.applied.unwrap_or_default();
+    assert_eq!(applied(p.source_status().await.expect("status")), released);
+
+    // Work on the branch is not released until the tag moves.
+    let mut files = examples();
+    files.push(("rack/README.md".into(), b"next release\n".to_vec()));
+    let next = commit_files(&repo, &files, "next").expect("commit");
+    p.sync().await.expect("sync");
+    assert_eq!(applied(p.source_status().await.expect("status")), released);
+
+    // Moving the tag (annotated this time) releases it.
+    tag(&repo, "production", &next, true);
+    p.sync().await.expect("sync");
+    let s = p.source_status().await.expect("status");
+    assert_eq!((s.ready, applied(s)), (true, next));
+
+    // A tag that does not exist is reported as such.
+    let q = plane_following(
+        &dir.join("other"),
+        &repo,
+        Reference::Tag("nope".into()),
+        None,
+    )
+    .await;
+    q.sync().await.expect("sync");
+    let s = q.source_status().await.expect("status");
+    assert!(!s.ready && s.message.contains("refs/tags/nope"), "{s:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -1559,26 +1559,11 @@ async fn manager_reset<M: ChassisManager + Clone + 'static>(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-/// RFC 3339 UTC time of a Unix timestamp in milliseconds.
+/// RFC 3339 UTC time (whole seconds) of a Unix timestamp in milliseconds.
 pub(crate) fn rfc3339(unix_ms: u64) -> String {
-    let secs = unix_ms / 1000;
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    let secs = i64::try_from(unix_ms / 1000).unwrap_or(i64::MAX);
+    jiff::Timestamp::from_second(secs)
+        .map_or_else(|_| "9999-12-31T23:59:59Z".to_string(), |t| t.to_string())
 }
 
 async fn log_services() -> Response {

@@ -2,82 +2,19 @@
 //! message, changes nothing, and never panics. The service runs on the rack simulation
 //! (twin + BMC firmware + daemon), without TLS (TLS is exercised by the validators).
 
-use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
-use axum::Router;
-use base64::Engine;
-use racklet_model::ManifestSet;
-use racklet_sim::Rack;
-use racklet_twin::{OsState, TwinConfig};
+use racklet_twin::OsState;
 use serde_json::Value;
 use tower::ServiceExt;
 
-struct Fixture {
-    app: Router,
-    password: String,
-    rack: Arc<std::sync::Mutex<Rack>>,
-    stop: Arc<AtomicBool>,
-    _dir: std::path::PathBuf,
-}
-
-impl Drop for Fixture {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-    }
-}
+mod common;
+use common::{basic, SimService as Fixture};
 
 fn fixture(name: &str) -> Fixture {
-    let dir = std::env::temp_dir().join(format!("racklet-redfish-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let (set, diags) =
-        ManifestSet::load(&[Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples")]);
-    assert!(diags.is_empty());
-    let mut rack = Rack::start(
-        &set,
-        &TwinConfig {
-            step: Duration::from_millis(5),
-            ..TwinConfig::default()
-        },
-        &dir,
-        true,
-    )
-    .expect("rack");
-    rack.advance(Duration::from_secs(3));
-    let daemon = rack.daemons[0].clone();
-    let (app, first) = racklet_redfish::app(daemon, &dir.join("redfish")).expect("app");
-    let password = std::fs::read_to_string(first.expect("first start"))
-        .expect("password")
-        .trim()
-        .to_string();
-    let rack = Arc::new(std::sync::Mutex::new(rack));
-    let stop = Arc::new(AtomicBool::new(false));
-    // The rack runs at 10x real time while requests are served.
-    let (r, s) = (rack.clone(), stop.clone());
-    std::thread::spawn(move || {
-        while !s.load(Ordering::SeqCst) {
-            r.lock().expect("rack").advance(Duration::from_millis(100));
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    });
-    Fixture {
-        app,
-        password,
-        rack,
-        stop,
-        _dir: dir,
-    }
-}
-
-fn basic(user: &str, password: &str) -> String {
-    format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
-    )
+    common::start(name, |_, _| {})
 }
 
 async fn call(
@@ -272,7 +209,7 @@ async fn read_only_user_cannot_reset_and_nothing_changes() {
         (StatusCode::FORBIDDEN, "Base.1.22.InsufficientPrivilege")
     );
     std::thread::sleep(Duration::from_millis(300));
-    let os = f.rack.lock().expect("rack").twin.lock().chassis[0]
+    let os = f.rack.lock().twin.lock().chassis[0]
         .tray(6)
         .expect("tray")
         .os;
@@ -463,7 +400,7 @@ async fn location_indicator_lights_the_trays_identify_led() {
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["LocationIndicatorActive"], true);
     std::thread::sleep(Duration::from_millis(300)); // the daemon's loop drives the LED
-    let led = f.rack.lock().expect("rack").twin.lock().chassis[0]
+    let led = f.rack.lock().twin.lock().chassis[0]
         .tray(2)
         .expect("tray")
         .indicator;

@@ -1,29 +1,18 @@
 //! Firmware updates through the UpdateService as Tasks, events to SSE streams and HTTPS
 //! subscribers, and Manager.Reset — over a real socket, on the rack simulation.
 
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use racklet_model::ManifestSet;
-use racklet_sim::Rack;
-use racklet_twin::TwinConfig;
 use serde_json::{json, Value};
+
+mod common;
 
 struct Service {
     base: String,
-    password: String,
-    rack: Arc<Mutex<Rack>>,
-    stop: Arc<AtomicBool>,
-    dir: PathBuf,
+    sim: common::SimService,
     http: reqwest::Client,
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-    }
 }
 
 const VENDOR: [u8; 32] = [42; 32];
@@ -31,62 +20,19 @@ const VENDOR: [u8; 32] = [42; 32];
 /// The example rack with tray 4's BMC trusting the vendor key, and the Redfish service of
 /// its chassis on a loopback port. `before` runs on the data dir before the service starts.
 async fn service(name: &str, before: impl FnOnce(&Path)) -> Service {
-    let dir = std::env::temp_dir().join(format!("racklet-upd-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(dir.join("redfish")).expect("dir");
-    before(&dir.join("redfish"));
-    let (set, diags) =
-        ManifestSet::load(&[Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples")]);
-    assert!(diags.is_empty());
-    let mut rack = Rack::start(
-        &set,
-        &TwinConfig {
-            step: Duration::from_millis(5),
-            ..TwinConfig::default()
-        },
-        &dir,
-        true,
-    )
-    .expect("rack");
-    rack.advance(Duration::from_secs(3));
-    let vendor = ed25519_dalek::SigningKey::from_bytes(&VENDOR);
-    rack.bmcs[3]
-        .bmc()
-        .expect("booted")
-        .add_trust_anchor(vendor.verifying_key().to_bytes())
-        .expect("anchor");
-    let daemon = rack.daemons[0].clone();
-    let (app, first) = racklet_redfish::app(daemon, &dir.join("redfish")).expect("app");
-    let password = std::fs::read_to_string(first.expect("first start"))
-        .expect("password")
-        .trim()
-        .to_string();
-    let rack = Arc::new(Mutex::new(rack));
-    let stop = Arc::new(AtomicBool::new(false));
-    let (r, s) = (rack.clone(), stop.clone());
-    std::thread::spawn(move || {
-        while !s.load(Ordering::SeqCst) {
-            r.lock().expect("rack").advance(Duration::from_millis(100));
-            std::thread::sleep(Duration::from_millis(10));
-        }
+    let sim = common::start(name, |rack, service_dir| {
+        before(service_dir);
+        let vendor = ed25519_dalek::SigningKey::from_bytes(&VENDOR);
+        rack.bmcs[3]
+            .bmc()
+            .expect("booted")
+            .add_trust_anchor(vendor.verifying_key().to_bytes())
+            .expect("anchor");
     });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move {
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-        )
-        .await
-    });
+    let addr = common::serve(sim.app.clone()).await;
     Service {
         base: format!("http://{addr}"),
-        password,
-        rack,
-        stop,
-        dir,
+        sim,
         http: reqwest::Client::new(),
     }
 }
@@ -95,7 +41,7 @@ impl Service {
     fn req(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
         self.http
             .request(method, format!("{}{path}", self.base))
-            .basic_auth("admin", Some(&self.password))
+            .basic_auth("admin", Some(&self.sim.password))
     }
 
     async fn get(&self, path: &str) -> Value {
@@ -184,7 +130,7 @@ async fn signed_firmware_uploaded_through_redfish_runs_as_a_task_until_confirmed
         .get("/redfish/v1/UpdateService/FirmwareInventory/bmc-4")
         .await;
     assert_eq!(before["Version"], "1");
-    let boots = svc.rack.lock().expect("rack").bmcs[3].boots();
+    let boots = svc.sim.rack.lock().bmcs[3].boots();
     let update = svc.get("/redfish/v1/UpdateService").await;
     let push = update["MultipartHttpPushUri"].as_str().expect("push URI");
     let r = svc
@@ -226,12 +172,12 @@ async fn signed_firmware_uploaded_through_redfish_runs_as_a_task_until_confirmed
         "2"
     );
     assert_eq!(
-        svc.rack.lock().expect("rack").bmcs[3].boots(),
+        svc.sim.rack.lock().bmcs[3].boots(),
         boots + 1,
         "one reboot into the new slot"
     );
     // The outcome survives a restart of the service.
-    let tasks = racklet_redfish::tasks::Tasks::open(&svc.dir.join("redfish")).expect("tasks");
+    let tasks = racklet_redfish::tasks::Tasks::open(&svc.sim.dir.join("redfish")).expect("tasks");
     assert_eq!(
         tasks.all()[0].state,
         racklet_redfish::tasks::TaskState::Completed
@@ -369,7 +315,7 @@ async fn bad_uploads_get_the_right_status_and_message_and_start_nothing() {
     }
     let tasks = svc.get("/redfish/v1/TaskService/Tasks").await;
     assert_eq!(tasks["Members@odata.count"], 0, "no task started");
-    assert!(svc.rack.lock().expect("rack").daemons[0]
+    assert!(svc.sim.rack.lock().daemons[0]
         .core()
         .firmware_job()
         .is_none());
@@ -581,7 +527,8 @@ async fn events_reach_sse_streams_and_https_subscribers() {
     assert_eq!(svc.get(subs).await["Members@odata.count"], 1);
 
     // The push subscription survives a restart; the SSE one is gone.
-    let saved = std::fs::read_to_string(svc.dir.join("redfish/subscriptions.json")).expect("file");
+    let saved =
+        std::fs::read_to_string(svc.sim.dir.join("redfish/subscriptions.json")).expect("file");
     let saved: Vec<Value> = serde_json::from_str(&saved).expect("JSON");
     assert_eq!(saved.len(), 1);
     assert_eq!(saved[0]["destination"], url);
@@ -593,7 +540,7 @@ async fn manager_reset_restarts_a_bmc_or_the_daemon_without_touching_power() {
     let svc = service("mgr", |_| {}).await;
     svc.add_user("op", "Operator").await;
     let power = |svc: &Service| {
-        svc.rack.lock().expect("rack").twin.lock().chassis[0]
+        svc.sim.rack.lock().twin.lock().chassis[0]
             .tray(3)
             .expect("tray")
             .dcdc_en
@@ -611,7 +558,7 @@ async fn manager_reset_restarts_a_bmc_or_the_daemon_without_touching_power() {
     assert!(r.status().is_success());
     let before = power(&svc);
     assert!(before, "tray 3 is powered");
-    let boots = svc.rack.lock().expect("rack").bmcs[2].boots();
+    let boots = svc.sim.rack.lock().bmcs[2].boots();
     let info = svc.get("/redfish/v1/Managers/bmc-3/ResetActionInfo").await;
     assert_eq!(
         info["Parameters"][0]["AllowableValues"],
@@ -640,13 +587,18 @@ async fn manager_reset_restarts_a_bmc_or_the_daemon_without_touching_power() {
         403,
         "restarting a manager is an administrator's job"
     );
-    let r = reset("admin", &svc.password, "bmc-3", json!({"ResetType": "Off"}))
-        .await
-        .expect("POST");
+    let r = reset(
+        "admin",
+        &svc.sim.password,
+        "bmc-3",
+        json!({"ResetType": "Off"}),
+    )
+    .await
+    .expect("POST");
     assert_eq!(r.status(), 400);
     let r = reset(
         "admin",
-        &svc.password,
+        &svc.sim.password,
         "bmc-3",
         json!({"ResetType": "GracefulRestart"}),
     )
@@ -654,12 +606,12 @@ async fn manager_reset_restarts_a_bmc_or_the_daemon_without_touching_power() {
     .expect("POST");
     assert_eq!(r.status(), 204);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while svc.rack.lock().expect("rack").bmcs[2].boots() == boots {
+    while svc.sim.rack.lock().bmcs[2].boots() == boots {
         assert!(tokio::time::Instant::now() < deadline, "the BMC restarted");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert_eq!(svc.rack.lock().expect("rack").bmcs[2].boots(), boots + 1);
-    let r = reset("admin", &svc.password, "rmc", json!({}))
+    assert_eq!(svc.sim.rack.lock().bmcs[2].boots(), boots + 1);
+    let r = reset("admin", &svc.sim.password, "rmc", json!({}))
         .await
         .expect("POST");
     assert_eq!(r.status(), 204);

@@ -4,7 +4,8 @@
 //! `racklet up` and the end-to-end tests run this.
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use embedded_io::{Read, Write};
@@ -288,5 +289,49 @@ impl Rack {
         let backplane = TwinBackplane::new(&self.twin, chassis, &fans)?;
         self.daemons[i] = Rmd::new(core, backplane, Arc::new(move || clock.now()));
         Ok(())
+    }
+}
+
+impl Rack {
+    /// Hands the rack to a background thread that advances it by [`TICK`] every `pause` of
+    /// real time (10 ms: ten times real time) until the returned handle is dropped.
+    pub fn run_in_background(self, pause: Duration) -> RunningRack {
+        let rack = Arc::new(Mutex::new(self));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (r, s) = (rack.clone(), stop.clone());
+        std::thread::spawn(move || {
+            while !s.load(Ordering::SeqCst) {
+                r.lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .advance(TICK);
+                std::thread::sleep(pause);
+            }
+        });
+        RunningRack { rack, stop }
+    }
+}
+
+/// A rack that a background thread keeps advancing; see [`Rack::run_in_background`].
+/// Dropping the handle stops the thread.
+pub struct RunningRack {
+    rack: Arc<Mutex<Rack>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl RunningRack {
+    /// The rack, paused while the guard is held.
+    pub fn lock(&self) -> MutexGuard<'_, Rack> {
+        self.rack.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Stops the background thread now (it also stops on drop).
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+}
+
+impl Drop for RunningRack {
+    fn drop(&mut self) {
+        self.stop();
     }
 }

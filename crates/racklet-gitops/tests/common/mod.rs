@@ -3,13 +3,11 @@
 #![allow(dead_code)]
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use racklet_model::ManifestSet;
 use racklet_redfish_client::Endpoint;
-use racklet_sim::Rack;
+use racklet_sim::{Rack, RunningRack};
 use racklet_twin::TwinConfig;
 
 pub fn examples() -> Vec<(String, Vec<u8>)> {
@@ -57,7 +55,7 @@ pub fn with_power(files: &[(String, Vec<u8>)], node: &str, power: &str) -> Vec<(
 }
 
 /// The example rack on the twin (10x real time), and its chassis' Redfish service.
-pub async fn rack_with_redfish(dir: &Path) -> (Endpoint, Arc<Mutex<Rack>>, Arc<AtomicBool>) {
+pub async fn rack_with_redfish(dir: &Path) -> (Endpoint, RunningRack) {
     let (set, diags) =
         ManifestSet::load(&[Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples")]);
     assert!(diags.is_empty());
@@ -73,15 +71,7 @@ pub async fn rack_with_redfish(dir: &Path) -> (Endpoint, Arc<Mutex<Rack>>, Arc<A
     .expect("rack");
     rack.advance(Duration::from_secs(3));
     let daemon = rack.daemons[0].clone();
-    let rack = Arc::new(Mutex::new(rack));
-    let stop = Arc::new(AtomicBool::new(false));
-    let (r, s) = (rack.clone(), stop.clone());
-    std::thread::spawn(move || {
-        while !s.load(Ordering::SeqCst) {
-            r.lock().expect("rack").advance(Duration::from_millis(100));
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    });
+    let rack = rack.run_in_background(Duration::from_millis(20));
     let rf_dir = dir.join("redfish");
     let running = racklet_redfish::serve(daemon, &rf_dir, "127.0.0.1:0".parse().expect("addr"))
         .await
@@ -96,5 +86,5 @@ pub async fn rack_with_redfish(dir: &Path) -> (Endpoint, Arc<Mutex<Rack>>, Arc<A
         password,
         ca_pem: Some(std::fs::read(rf_dir.join("tls/cert.pem")).expect("cert")),
     };
-    (endpoint, rack, stop)
+    (endpoint, rack)
 }

@@ -1,0 +1,85 @@
+//! The example rack on the simulation with the Redfish service of its first chassis, shared
+//! by the integration tests. The service runs without TLS here; the DMTF validators in
+//! `scripts/redfish-conformance` exercise it over HTTPS.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use axum::Router;
+use base64::Engine;
+use racklet_model::ManifestSet;
+use racklet_sim::{Rack, RunningRack};
+use racklet_twin::TwinConfig;
+
+pub struct SimService {
+    /// The Redfish service's router, for in-process requests or [`serve`].
+    pub app: Router,
+    /// The first start's `admin` password.
+    pub password: String,
+    /// The rack, running at ten times real time.
+    pub rack: RunningRack,
+    /// The data dir: the daemons' files under `rmd/`, the service's under `redfish/`.
+    pub dir: PathBuf,
+}
+
+/// Starts the example rack in a fresh data dir named after `name`, lets its BMCs enroll
+/// (3 s simulated), runs `prepare` on the rack and the service's data dir, then starts the
+/// Redfish service of the first chassis and keeps the rack running at ten times real time.
+pub fn start(name: &str, prepare: impl FnOnce(&mut Rack, &Path)) -> SimService {
+    let dir = std::env::temp_dir().join(format!("racklet-redfish-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let service_dir = dir.join("redfish");
+    std::fs::create_dir_all(&service_dir).expect("data dir");
+    let (set, diags) =
+        ManifestSet::load(&[Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples")]);
+    assert!(diags.is_empty(), "{diags:?}");
+    let mut rack = Rack::start(
+        &set,
+        &TwinConfig {
+            step: Duration::from_millis(5),
+            ..TwinConfig::default()
+        },
+        &dir,
+        true,
+    )
+    .expect("rack");
+    rack.advance(Duration::from_secs(3));
+    prepare(&mut rack, &service_dir);
+    let (app, first) = racklet_redfish::app(rack.daemons[0].clone(), &service_dir).expect("app");
+    let password = std::fs::read_to_string(first.expect("first start"))
+        .expect("password")
+        .trim()
+        .to_string();
+    SimService {
+        app,
+        password,
+        rack: rack.run_in_background(Duration::from_millis(10)),
+        dir,
+    }
+}
+
+/// Serves `app` on a loopback port (with peer addresses, as `racklet up` does); returns
+/// the socket address.
+pub async fn serve(app: Router) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .await
+    });
+    addr
+}
+
+/// An HTTP Basic `Authorization` value.
+pub fn basic(user: &str, password: &str) -> String {
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+    )
+}
