@@ -463,7 +463,15 @@ async fn find_task(
             continue;
         }
         let t = client.get(&uri).await?;
-        if t.to_string().contains(target) {
+        // The update's `TargetDetermined` message names its device exactly.
+        let names_target = t["Messages"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|m| m["MessageArgs"].as_array())
+            .flatten()
+            .any(|a| a.as_str() == Some(target));
+        if names_target {
             return Ok(Some(
                 t["TaskMonitor"]
                     .as_str()

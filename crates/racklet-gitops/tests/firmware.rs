@@ -1,16 +1,17 @@
 //! A `FirmwarePolicy` rolls a signed BMC image out through Redfish, one tray at a time,
-//! as persisted steps: the control plane is killed in the middle and a new one resumes,
-//! with no tray updated twice.
+//! as persisted steps: the control plane is killed in the middle, or dies with an upload's
+//! answer lost, and a new one resumes, with no tray updated twice.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use racklet_gitops::firmware::{rollouts, RolloutState, Step};
+use racklet_gitops::firmware::{rollouts, Rollout, RolloutState, Step, TrayStep};
 use racklet_gitops::git::{commit_files, current_branch, Reference, SourceSpec};
 use racklet_gitops::power::{ChassisEndpoint, DriftPolicy};
-use racklet_gitops::store::RedbStore;
+use racklet_gitops::store::{RedbStore, StateStoreExt};
 use racklet_gitops::{Config, ControlPlane};
-use racklet_redfish_client::Client;
+use racklet_redfish_client::{Client, Endpoint};
+use racklet_sim::RunningRack;
 
 mod common;
 use common::{examples, rack_with_redfish};
@@ -26,9 +27,22 @@ fn bundle(version: u32) -> Vec<u8> {
     file
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_rollout_killed_midway_resumes_and_updates_every_tray_exactly_once() {
-    let dir = std::env::temp_dir().join(format!("racklet-fw-{}", std::process::id()));
+/// The example rack, every BMC trusting the vendor key, and a repository whose newest
+/// commit asks chassis-1's BMCs for version 2.
+struct Setup {
+    dir: std::path::PathBuf,
+    redfish: Endpoint,
+    rack: RunningRack,
+    /// Each tray's boot count before the roll-out.
+    boots: Vec<u64>,
+    /// The commit with the policy.
+    commit: String,
+    config: Config,
+    store: Arc<RedbStore>,
+}
+
+async fn setup(name: &str) -> Setup {
+    let dir = std::env::temp_dir().join(format!("racklet-fw-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("dir");
     let (redfish, rack) = rack_with_redfish(&dir).await;
@@ -50,7 +64,7 @@ async fn a_rollout_killed_midway_resumes_and_updates_every_tray_exactly_once() {
         "rack/firmware.yaml".into(),
         b"apiVersion: racklet.io/v1alpha1\nkind: FirmwarePolicy\nmetadata: {name: bmc-v2}\nspec: {chassis: chassis-1, bmc: {version: 2, bundle: firmware/racklet-bmc-2.bin}}\n".to_vec(),
     ));
-    commit_files(&repo, &files, "BMC firmware 2").expect("commit");
+    let commit = commit_files(&repo, &files, "BMC firmware 2").expect("commit");
     let config = Config {
         source: SourceSpec {
             url: repo.display().to_string(),
@@ -70,6 +84,66 @@ async fn a_rollout_killed_midway_resumes_and_updates_every_tray_exactly_once() {
         drift: DriftPolicy::Correct,
     };
     let store = Arc::new(RedbStore::open(&dir.join("controlplane/state.redb")).expect("store"));
+    Setup {
+        dir,
+        redfish,
+        rack,
+        boots,
+        commit,
+        config,
+        store,
+    }
+}
+
+/// Exactly one update per tray: one reboot into the new slot, one Redfish task each, and
+/// every BMC reports version 2.
+async fn assert_each_tray_updated_once(s: &Setup) {
+    let now: Vec<u64> = s.rack.lock().bmcs.iter().map(|b| b.boots()).collect();
+    for (i, (b, n)) in s.boots.iter().zip(&now).enumerate() {
+        assert_eq!(*n, b + 1, "tray {} rebooted once", i + 1);
+    }
+    let client = Client::new(s.redfish.clone(), Duration::from_secs(5)).expect("client");
+    let tasks = client
+        .get("/redfish/v1/TaskService/Tasks")
+        .await
+        .expect("tasks");
+    assert_eq!(tasks["Members@odata.count"], 7, "{tasks:#}");
+    for tray in 1..=7 {
+        let inv = client
+            .get(&format!(
+                "/redfish/v1/UpdateService/FirmwareInventory/bmc-{tray}"
+            ))
+            .await
+            .expect("inventory");
+        assert_eq!(inv["Version"], "2", "tray {tray}");
+    }
+}
+
+/// Waits until the roll-out has ended, and checks it ended with every tray confirmed.
+async fn await_rollout_done(store: &RedbStore) {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let done = loop {
+        let r = rollouts(store).await.expect("rollouts");
+        if let Some(r) = r.first().filter(|r| r.state != RolloutState::Running) {
+            break r.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "roll-out done within 90 s: {r:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(done.state, RolloutState::Done, "{done:#?}");
+    assert!(
+        done.trays.iter().all(|t| t.step == Step::Confirmed),
+        "{done:#?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rollout_killed_midway_resumes_and_updates_every_tray_exactly_once() {
+    let s = setup("killed").await;
+    let (config, store) = (s.config.clone(), s.store.clone());
 
     // The first control plane runs in its own runtime, so killing it stops all it does.
     let first = tokio::runtime::Builder::new_multi_thread()
@@ -104,44 +178,8 @@ async fn a_rollout_killed_midway_resumes_and_updates_every_tray_exactly_once() {
         .await
         .expect("plane");
     tokio::spawn(plane.clone().run());
-    let deadline = Instant::now() + Duration::from_secs(90);
-    let done = loop {
-        let r = rollouts(&*store).await.expect("rollouts")[0].clone();
-        if r.state != RolloutState::Running {
-            break r;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "roll-out done within 90 s: {r:#?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
-    assert_eq!(done.state, RolloutState::Done, "{done:#?}");
-    assert!(
-        done.trays.iter().all(|t| t.step == Step::Confirmed),
-        "{done:#?}"
-    );
-
-    // Exactly one update per tray: one reboot into the new slot, one Redfish task each.
-    let now: Vec<u64> = rack.lock().bmcs.iter().map(|b| b.boots()).collect();
-    for (i, (b, n)) in boots.iter().zip(&now).enumerate() {
-        assert_eq!(*n, b + 1, "tray {} rebooted once", i + 1);
-    }
-    let client = Client::new(redfish, Duration::from_secs(5)).expect("client");
-    let tasks = client
-        .get("/redfish/v1/TaskService/Tasks")
-        .await
-        .expect("tasks");
-    assert_eq!(tasks["Members@odata.count"], 7, "{tasks:#}");
-    for tray in 1..=7 {
-        let inv = client
-            .get(&format!(
-                "/redfish/v1/UpdateService/FirmwareInventory/bmc-{tray}"
-            ))
-            .await
-            .expect("inventory");
-        assert_eq!(inv["Version"], "2", "tray {tray}");
-    }
+    await_rollout_done(&store).await;
+    assert_each_tray_updated_once(&s).await;
     let events = plane.events().since(0).await.expect("events");
     for tray in 1..=7 {
         let uploads = events
@@ -150,6 +188,66 @@ async fn a_rollout_killed_midway_resumes_and_updates_every_tray_exactly_once() {
             .count();
         assert_eq!(uploads, 1, "tray {tray}: {events:#?}");
     }
-    rack.stop();
-    let _ = std::fs::remove_dir_all(&dir);
+    s.rack.stop();
+    let _ = std::fs::remove_dir_all(&s.dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_whose_answer_was_lost_is_followed_and_not_sent_again() {
+    let s = setup("lost").await;
+    // A control plane recorded tray 1's upload, sent it, and died before the answer came.
+    let client = Client::new(s.redfish.clone(), Duration::from_secs(5)).expect("client");
+    let tasks_before: Vec<String> = client
+        .get("/redfish/v1/TaskService/Tasks")
+        .await
+        .expect("tasks")["Members"]
+        .as_array()
+        .expect("members")
+        .iter()
+        .filter_map(|m| m["@odata.id"].as_str().map(str::to_string))
+        .collect();
+    let push = client.push_uri().await.expect("push URI");
+    client
+        .push_firmware_to(&push, "/redfish/v1/Managers/bmc-1", bundle(2))
+        .await
+        .expect("upload");
+    let mut trays = vec![TrayStep {
+        tray: 1,
+        step: Step::Uploading {
+            since_unix_ms: 0,
+            tasks_before,
+        },
+    }];
+    trays.extend((2..=7).map(|tray| TrayStep {
+        tray,
+        step: Step::Pending,
+    }));
+    let recorded = Rollout {
+        policy: "bmc-v2".into(),
+        chassis: "chassis-1".into(),
+        version: 2,
+        bundle: "firmware/racklet-bmc-2.bin".into(),
+        commit: s.commit.clone(),
+        state: RolloutState::Running,
+        trays,
+        message: String::new(),
+    };
+    s.store
+        .put_json("rollouts/chassis-1", &recorded)
+        .await
+        .expect("record");
+
+    let plane = ControlPlane::new(s.config.clone(), s.store.clone())
+        .await
+        .expect("plane");
+    tokio::spawn(plane.clone().run());
+    await_rollout_done(&s.store).await;
+    assert_each_tray_updated_once(&s).await;
+    let events = plane.events().since(0).await.expect("events");
+    assert!(
+        !events.iter().any(|e| e.message.contains("tray 1 uploaded")),
+        "tray 1 was sent again: {events:#?}"
+    );
+    s.rack.stop();
+    let _ = std::fs::remove_dir_all(&s.dir);
 }
