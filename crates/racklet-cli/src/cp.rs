@@ -170,6 +170,45 @@ pub fn get(data_dir: &Path, what: GetWhat, output: Output) -> anyhow::Result<()>
     })
 }
 
+/// A Redfish client of a chassis' service, with the control plane's own account (written
+/// by `racklet up` under `DATA_DIR/controlplane`).
+pub fn chassis_redfish(
+    data_dir: &Path,
+    chassis: &str,
+) -> anyhow::Result<racklet_redfish_client::Client> {
+    let creds = data_dir
+        .join("controlplane")
+        .join(format!("redfish-{chassis}.json"));
+    let c: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(&creds).with_context(|| format!("cannot read {}", creds.display()))?,
+    )
+    .with_context(|| format!("{} is not JSON", creds.display()))?;
+    let endpoints_file = data_dir.join("endpoints.json");
+    let endpoints: Vec<serde_json::Value> = serde_json::from_slice(
+        &std::fs::read(&endpoints_file)
+            .with_context(|| format!("cannot read {}", endpoints_file.display()))?,
+    )
+    .with_context(|| format!("{} is not JSON", endpoints_file.display()))?;
+    let wanted = [format!("redfish-{chassis}"), "redfish".to_string()];
+    let url = endpoints
+        .iter()
+        .find(|e| wanted.iter().any(|w| e["name"] == w.as_str()))
+        .and_then(|e| e["url"].as_str())
+        .with_context(|| format!("no Redfish endpoint for chassis {chassis}"))?;
+    let ca = data_dir.join("redfish").join(chassis).join("tls/cert.pem");
+    Ok(racklet_redfish_client::Client::new(
+        racklet_redfish_client::Endpoint {
+            base: url.trim_end_matches("/redfish/v1").to_string(),
+            user: c["user"].as_str().unwrap_or_default().to_string(),
+            password: c["password"].as_str().unwrap_or_default().to_string(),
+            ca_pem: Some(
+                std::fs::read(&ca).with_context(|| format!("cannot read {}", ca.display()))?,
+            ),
+        },
+        Duration::from_secs(30),
+    )?)
+}
+
 pub fn describe_node(data_dir: &Path, name: &str) -> anyhow::Result<()> {
     runtime()?.block_on(async {
         let cp = ControlPlaneClient::open(data_dir)?;
@@ -180,7 +219,19 @@ pub fn describe_node(data_dir: &Path, name: &str) -> anyhow::Result<()> {
             .find(|n| n.name == name)
             .with_context(|| format!("no node named {name:?}; `racklet get nodes` lists them"))?;
         let events = cp.events(0).await?;
-        print!("{}", view::describe(&node, &events));
+        // Sensors are read live from the chassis; the rest of the page does not need them.
+        let sensors = match chassis_redfish(data_dir, &node.chassis) {
+            Ok(client) => {
+                let read = client
+                    .system_sensors(&format!("/redfish/v1/Systems/{}", node.tray))
+                    .await
+                    .map_err(|e| e.to_string());
+                client.logout().await;
+                read
+            }
+            Err(e) => Err(format!("{e:#}")),
+        };
+        print!("{}", view::describe(&node, &events, &sensors));
         Ok(())
     })
 }

@@ -5,7 +5,6 @@
 //! a power cycle is not a state to declare.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use anyhow::{bail, Context as _};
 use racklet_gitops::desired::{desired_from, Desired};
@@ -231,34 +230,7 @@ fn cycle(data_dir: &Path, name: &str) -> anyhow::Result<()> {
             .into_iter()
             .find(|n| n.name == name)
             .with_context(|| format!("no node named {name:?}; `racklet get nodes` lists them"))?;
-        let creds = data_dir
-            .join("controlplane")
-            .join(format!("redfish-{}.json", node.chassis));
-        let c: serde_json::Value = serde_json::from_slice(
-            &std::fs::read(&creds).with_context(|| format!("cannot read {}", creds.display()))?,
-        )?;
-        let endpoints: Vec<serde_json::Value> =
-            serde_json::from_slice(&std::fs::read(data_dir.join("endpoints.json"))?)?;
-        let wanted = [format!("redfish-{}", node.chassis), "redfish".to_string()];
-        let url = endpoints
-            .iter()
-            .find(|e| wanted.iter().any(|w| e["name"] == w.as_str()))
-            .and_then(|e| e["url"].as_str())
-            .context("no Redfish endpoint for the node's chassis")?;
-        let client = racklet_redfish_client::Client::new(
-            racklet_redfish_client::Endpoint {
-                base: url.trim_end_matches("/redfish/v1").to_string(),
-                user: c["user"].as_str().unwrap_or_default().to_string(),
-                password: c["password"].as_str().unwrap_or_default().to_string(),
-                ca_pem: Some(std::fs::read(
-                    data_dir
-                        .join("redfish")
-                        .join(&node.chassis)
-                        .join("tls/cert.pem"),
-                )?),
-            },
-            Duration::from_secs(30),
-        )?;
+        let client = crate::cp::chassis_redfish(data_dir, &node.chassis)?;
         let system = client
             .system(&format!("/redfish/v1/Systems/{}", node.tray))
             .await?;

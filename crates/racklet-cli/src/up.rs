@@ -289,6 +289,11 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
         },
         SocketAddr::from(([127, 0, 0, 1], args.controlplane_port)),
     ))?;
+    eprintln!(
+        "racklet: the control plane's API token is in {}; Git servers sign webhook calls to /v1/webhook with the secret in {}",
+        api.token_file.display(),
+        api.webhook_secret_file.display()
+    );
     endpoints.push(Endpoint {
         name: "controlplane".into(),
         url: format!("https://{}", api.addr),

@@ -310,7 +310,13 @@ pub fn events(events: &[Event]) -> String {
 }
 
 /// `racklet describe node N`.
-pub fn describe(n: &NodeStatus, events: &[Event]) -> String {
+/// `describe node`: status, conditions, the tray's sensors as read from Redfish just now
+/// (or why they could not be), and the node's recent events.
+pub fn describe(
+    n: &NodeStatus,
+    events: &[Event],
+    sensors: &Result<Vec<racklet_redfish_client::Sensor>, String>,
+) -> String {
     let mut out = String::new();
     let field = |out: &mut String, k: &str, v: &str| out.push_str(&format!("{k:<20}{v}\n"));
     field(&mut out, "Name:", &n.name);
@@ -349,6 +355,26 @@ pub fn describe(n: &NodeStatus, events: &[Event]) -> String {
         since
     ));
     field(&mut out, "Message:", &n.message);
+    out.push_str("Sensors:\n");
+    match sensors {
+        Err(e) => out.push_str(&format!("  <cannot read them: {e}>\n")),
+        Ok(list) if list.is_empty() => out.push_str("  <none>\n"),
+        Ok(list) => {
+            let width = list.iter().map(|s| s.name.len()).max().unwrap_or(0).max(4) + 2;
+            out.push_str(&format!("  {:<width$}READING\n", "NAME"));
+            for s in list {
+                let reading = match s.reading {
+                    // The named state says why there is no number (e.g. UnavailableOffline).
+                    None => format!("<{}>", s.state),
+                    Some(v) => {
+                        let units = if s.units == "Cel" { "°C" } else { &s.units };
+                        format!("{v:.2} {units}")
+                    }
+                };
+                out.push_str(&format!("  {:<width$}{reading}\n", s.name));
+            }
+        }
+    }
     out.push_str("Events:\n");
     let mine: Vec<&Event> = events
         .iter()
@@ -443,6 +469,38 @@ mod tests {
         ]
     }
 
+    fn sample_sensors() -> Vec<racklet_redfish_client::Sensor> {
+        vec![
+            racklet_redfish_client::Sensor {
+                name: "Tray 6 power".into(),
+                reading: Some(2.414),
+                units: "W".into(),
+                state: "Enabled".into(),
+            },
+            racklet_redfish_client::Sensor {
+                name: "Tray 6 SoC temperature".into(),
+                reading: None,
+                units: "Cel".into(),
+                state: "UnavailableOffline".into(),
+            },
+        ]
+    }
+
+    #[test]
+    fn describe_says_why_sensors_are_missing() {
+        let page = describe(
+            &sample()[1],
+            &sample_events(),
+            &Err("cannot reach the Redfish service".into()),
+        );
+        assert!(
+            page.contains("Sensors:\n  <cannot read them: cannot reach the Redfish service>\n"),
+            "{page}"
+        );
+        let page = describe(&sample()[1], &sample_events(), &Ok(Vec::new()));
+        assert!(page.contains("Sensors:\n  <none>\n"), "{page}");
+    }
+
     /// Compares with `tests/golden/NAME`; `RACKLET_BLESS=1` rewrites the file.
     fn golden(name: &str, actual: &str) {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -469,7 +527,7 @@ mod tests {
     fn describe_and_source_match_their_golden_files() {
         golden(
             "describe-node-6.txt",
-            &describe(&sample()[1], &sample_events()),
+            &describe(&sample()[1], &sample_events(), &Ok(sample_sensors())),
         );
         let s = SourceStatus {
             url: "file:///srv/racklet/repo".into(),

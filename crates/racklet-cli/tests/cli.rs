@@ -401,6 +401,21 @@ fn a_commit_to_the_up_repository_powers_a_tray_on_within_five_seconds() {
         "{table}"
     );
 
+    // `describe node` shows its conditions and the tray's sensors, read through Redfish.
+    let out = racklet()
+        .args(["describe", "node", "node-6", "--data-dir"])
+        .arg(&dir)
+        .output()
+        .expect("runs");
+    let page = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{page}");
+    assert!(page.contains("  Synced    Synced"), "{page}");
+    let power = page
+        .lines()
+        .find(|l| l.trim_start().starts_with("Tray 6 power"))
+        .unwrap_or_else(|| panic!("a power sensor: {page}"));
+    assert!(power.ends_with(" W"), "a reading in watts: {power}");
+
     // `power off` commits to the repository and syncs; the node follows.
     let out = racklet()
         .args(["power", "off", "node-6", "--data-dir"])

@@ -3,7 +3,8 @@
 //! carries `Authorization: Bearer TOKEN`; the token is made on first start in
 //! `DIR/token` (owner-only), the certificate in `DIR/tls`. `POST /v1/webhook` also takes
 //! the way Git servers sign their calls instead: `X-Hub-Signature-256: sha256=HMAC`
-//! (GitHub, Gitea, Forgejo) of the body, keyed with the same token.
+//! (GitHub, Gitea, Forgejo) of the body, keyed with its own secret, `DIR/webhook-secret`,
+//! so that the Git server never holds the API token.
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -45,6 +46,8 @@ pub enum ApiError {
 pub struct Running {
     pub addr: SocketAddr,
     pub token_file: PathBuf,
+    /// The key Git servers sign webhook calls with.
+    pub webhook_secret_file: PathBuf,
     pub cert_file: PathBuf,
 }
 
@@ -67,9 +70,9 @@ fn owner_only_write(path: &Path, bytes: &[u8]) -> Result<(), ApiError> {
     f.sync_all().map_err(io(path))
 }
 
-/// The token, made on first start.
-fn token(dir: &Path) -> Result<(String, PathBuf), ApiError> {
-    let path = dir.join("token");
+/// The secret in `DIR/NAME` (the API token, the webhook secret), made on first start.
+fn secret(dir: &Path, name: &str) -> Result<(String, PathBuf), ApiError> {
+    let path = dir.join(name);
     if let Ok(t) = std::fs::read_to_string(&path) {
         let t = t.trim();
         // Anything but a whole token (an empty file after a crash) is replaced, never used.
@@ -108,11 +111,21 @@ fn certificate(dir: &Path) -> Result<(PathBuf, PathBuf), ApiError> {
 struct Api<S> {
     plane: Arc<ControlPlane<S>>,
     token: String,
+    webhook_secret: String,
 }
 
-/// Routes without TLS or authentication (for tests and embedding).
-pub fn routes<S: StateStore>(plane: Arc<ControlPlane<S>>, token: String) -> Router {
-    let state = Arc::new(Api { plane, token });
+/// Routes without TLS (for tests and embedding): requests need `token` as their bearer
+/// token, or a webhook signature keyed with `webhook_secret`.
+pub fn routes<S: StateStore>(
+    plane: Arc<ControlPlane<S>>,
+    token: String,
+    webhook_secret: String,
+) -> Router {
+    let state = Arc::new(Api {
+        plane,
+        token,
+        webhook_secret,
+    });
     Router::new()
         .route("/v1/nodes", get(nodes::<S>))
         .route("/v1/source", get(source::<S>))
@@ -133,7 +146,8 @@ pub async fn serve<S: StateStore>(
 ) -> Result<Running, ApiError> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     std::fs::create_dir_all(dir).map_err(io(dir))?;
-    let (token, token_file) = token(dir)?;
+    let (token, token_file) = secret(dir, "token")?;
+    let (webhook_secret, webhook_secret_file) = secret(dir, "webhook-secret")?;
     let (cert, key) = certificate(dir)?;
     let config = axum_server::tls_rustls::RustlsConfig::from_pem_file(&cert, &key)
         .await
@@ -146,7 +160,7 @@ pub async fn serve<S: StateStore>(
     let local = listener
         .local_addr()
         .map_err(|source| ApiError::Bind { addr, source })?;
-    let app = routes(plane, token);
+    let app = routes(plane, token, webhook_secret);
     tokio::spawn(async move {
         if let Err(e) = axum_server::from_tcp_rustls(listener, config)
             .serve(app.into_make_service())
@@ -158,12 +172,13 @@ pub async fn serve<S: StateStore>(
     Ok(Running {
         addr: local,
         token_file,
+        webhook_secret_file,
         cert_file: cert,
     })
 }
 
-/// True when `signature` (`sha256=HEX`) is the HMAC-SHA256 of `body` keyed with `token`.
-fn signed_by(token: &str, body: &[u8], signature: &str) -> bool {
+/// True when `signature` (`sha256=HEX`) is the HMAC-SHA256 of `body` keyed with `secret`.
+fn signed_by(secret: &str, body: &[u8], signature: &str) -> bool {
     use hmac::{Hmac, Mac};
     let Some(given) = signature
         .strip_prefix("sha256=")
@@ -171,7 +186,7 @@ fn signed_by(token: &str, body: &[u8], signature: &str) -> bool {
     else {
         return false;
     };
-    let Ok(mut mac) = Hmac::<sha2_std::Sha256>::new_from_slice(token.as_bytes()) else {
+    let Ok(mut mac) = Hmac::<sha2_std::Sha256>::new_from_slice(secret.as_bytes()) else {
         return false;
     };
     mac.update(body);
@@ -191,10 +206,10 @@ async fn auth<S: StateStore>(State(api): State<Arc<Api<S>>>, req: Request, next:
             let Ok(bytes) = axum::body::to_bytes(body, 1 << 20).await else {
                 return StatusCode::PAYLOAD_TOO_LARGE.into_response();
             };
-            if api.token.is_empty() || !signed_by(&api.token, &bytes, &sig) {
+            if api.webhook_secret.is_empty() || !signed_by(&api.webhook_secret, &bytes, &sig) {
                 return (
                     StatusCode::UNAUTHORIZED,
-                    Json(serde_json::json!({"error": "the webhook signature does not match; set the webhook's secret to the control plane's token"})),
+                    Json(serde_json::json!({"error": "the webhook signature does not match; set the webhook's secret to the contents of the control plane's webhook-secret file"})),
                 )
                     .into_response();
             }
@@ -295,7 +310,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn webhook_signatures_are_checked_against_the_token() {
+    fn webhook_signatures_are_checked_against_the_secret() {
         use hmac::{Hmac, Mac};
         let token = "ab".repeat(32);
         let body = br#"{"ref":"refs/heads/main"}"#;

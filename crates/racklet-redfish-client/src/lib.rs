@@ -1,6 +1,6 @@
 //! The subset of DMTF Redfish the control plane speaks: log in (a session, or Basic auth
-//! where a service has no SessionService), list systems, read power state, reset, and
-//! push a firmware image as a task. It knows nothing of Racklet: it drives any Redfish
+//! where a service has no SessionService), list systems, read power state and a system's
+//! sensors, reset, and push a firmware image as a task. It knows nothing of Racklet: it drives any Redfish
 //! service (a Racklet chassis, another vendor's BMC, `sushy-emulator`).
 
 use std::sync::Mutex;
@@ -77,6 +77,18 @@ impl System {
             .is_some_and(|e| e != "Disabled")
             && matches!(self.boot_target.as_deref(), Some("Pxe" | "UefiHttp"))
     }
+}
+
+/// One `Sensor` of a chassis.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sensor {
+    pub name: String,
+    /// None when the service gives no reading; `state` then says why.
+    pub reading: Option<f64>,
+    /// UCUM units as Redfish gives them (`W`, `Cel`, `V`, ...).
+    pub units: String,
+    /// `Status.State`: `Enabled`, `UnavailableOffline`, `Absent`, ...
+    pub state: String,
 }
 
 /// Where a Redfish task stands.
@@ -321,6 +333,42 @@ impl Client {
                 .as_str()
                 .map(str::to_string),
         })
+    }
+
+    /// The sensors of the chassis that holds a system (its `Links.Chassis`); empty when
+    /// the service links no chassis or the chassis has no `Sensors`.
+    pub async fn system_sensors(&self, system_uri: &str) -> Result<Vec<Sensor>> {
+        let system = self.get(system_uri).await?;
+        let Some(chassis) = system["Links"]["Chassis"]
+            .as_array()
+            .and_then(|c| c.first())
+            .and_then(odata_id)
+        else {
+            return Ok(Vec::new());
+        };
+        let Some(collection) = odata_id(&self.get(&chassis).await?["Sensors"]) else {
+            return Ok(Vec::new());
+        };
+        let list = self.get(&collection).await?;
+        let mut sensors = Vec::new();
+        for uri in list["Members"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(odata_id)
+        {
+            let v = self.get(&uri).await?;
+            sensors.push(Sensor {
+                name: v["Name"].as_str().unwrap_or(&uri).to_string(),
+                reading: v["Reading"].as_f64(),
+                units: v["ReadingUnits"].as_str().unwrap_or_default().to_string(),
+                state: v["Status"]["State"]
+                    .as_str()
+                    .unwrap_or("Unknown")
+                    .to_string(),
+            });
+        }
+        Ok(sensors)
     }
 
     /// `ComputerSystem.Reset` with `reset_type` (`On`, `ForceOff`, `GracefulShutdown`, ...).
