@@ -3,8 +3,9 @@
 //! Level-triggered: on a poll interval or a trigger (`racklet sync`, the webhook) it
 //! fetches the source ([`git`]), checks the signature policy, validates the revision as
 //! a whole ([`desired`]) and, only if all of that holds, adopts it as the applied
-//! revision; on every period it runs the power reconciler ([`power`]) against the applied
-//! revision, and beside that loop the firmware roll-outs ([`firmware`]) take their next
+//! revision; on every period, and whenever a chassis' Redfish event stream reports a
+//! change, it runs the power reconciler ([`power`]) against the applied revision, and
+//! beside that loop the firmware roll-outs ([`firmware`]) take their next
 //! step, all through Redfish only. Anything refused leaves the last good revision
 //! in force and says why in the source status. State lives in a [`store::StateStore`]
 //! (embedded redb by default), so a restart resumes where it stopped. [`api`] serves
@@ -23,6 +24,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use racklet_redfish_client::Client;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Mutex, Notify};
 
@@ -101,6 +103,8 @@ pub struct ControlPlane<S> {
     reconciler: Mutex<PowerReconciler>,
     firmware: Mutex<FirmwareReconciler>,
     trigger: Notify,
+    /// A chassis reported a change (a Redfish event): reconcile power now.
+    observed: Notify,
 }
 
 impl<S: StateStore> ControlPlane<S> {
@@ -120,6 +124,7 @@ impl<S: StateStore> ControlPlane<S> {
             reconciler: Mutex::new(reconciler),
             firmware: Mutex::new(firmware),
             trigger: Notify::new(),
+            observed: Notify::new(),
         }))
     }
 
@@ -146,11 +151,49 @@ impl<S: StateStore> ControlPlane<S> {
 
     /// Runs until the process ends, or until this replica is no longer the leader. Firmware
     /// roll-outs run beside fetching and power, so an upload to a slow chassis delays
-    /// neither.
+    /// neither; the chassis' Redfish events wake the power reconciler between periods.
     pub async fn run(self: Arc<Self>) {
         tokio::select! {
             () = self.run_source_and_power() => {}
             () = self.run_firmware() => {}
+            () = self.watch_chassis_events() => {}
+        }
+    }
+
+    /// Follows every chassis' Redfish SSE stream: any event (a power change, a BMC coming
+    /// or going) wakes the power reconciler at once instead of at its next period. A
+    /// service without a stream is retried with back-off; the period still covers it.
+    async fn watch_chassis_events(&self) {
+        let watchers = self.config.chassis.iter().map(|c| self.watch_events(c));
+        futures_util::future::join_all(watchers).await;
+    }
+
+    async fn watch_events(&self, chassis: &ChassisEndpoint) {
+        // The stream lasts as long as its request: a new one at least hourly.
+        let client = match Client::new(chassis.endpoint.clone(), Duration::from_secs(3600)) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!("chassis {}: no Redfish event stream: {e}", chassis.chassis);
+                return;
+            }
+        };
+        let mut backoff = Duration::from_secs(1);
+        loop {
+            match client.event_stream().await {
+                Ok(mut stream) => {
+                    // Anything may have changed while no stream was open.
+                    self.observed.notify_one();
+                    backoff = Duration::from_secs(1);
+                    while let Ok(Some(_)) = stream.next().await {
+                        self.observed.notify_one();
+                    }
+                }
+                Err(e) => {
+                    tracing::debug!("chassis {}: no Redfish event stream: {e}", chassis.chassis)
+                }
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(60));
         }
     }
 
@@ -177,6 +220,7 @@ impl<S: StateStore> ControlPlane<S> {
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
                 _ = self.trigger.notified() => next_poll = Instant::now(),
+                _ = self.observed.notified() => {}
             }
         }
     }

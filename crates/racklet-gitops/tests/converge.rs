@@ -75,6 +75,17 @@ impl Proxy {
 }
 
 async fn bench_via(name: &str, drift: DriftPolicy, proxy: Option<&mut Option<Proxy>>) -> Bench {
+    let (poll, period) = (Duration::from_millis(500), Duration::from_millis(250));
+    bench_timed(name, drift, proxy, poll, period).await
+}
+
+async fn bench_timed(
+    name: &str,
+    drift: DriftPolicy,
+    proxy: Option<&mut Option<Proxy>>,
+    poll: Duration,
+    period: Duration,
+) -> Bench {
     let dir = std::env::temp_dir().join(format!("racklet-gitops-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let repo = dir.join("repo");
@@ -106,8 +117,8 @@ async fn bench_via(name: &str, drift: DriftPolicy, proxy: Option<&mut Option<Pro
             ca_pem: None,
         },
         dir: dir.join("controlplane"),
-        poll: Duration::from_millis(500),
-        period: Duration::from_millis(250),
+        poll,
+        period,
         chassis: vec![ChassisEndpoint {
             chassis: "chassis-1".into(),
             endpoint: endpoint.clone(),
@@ -274,6 +285,26 @@ async fn drift_is_corrected_or_only_reported_per_policy() {
         }
         drop(b.rack.lock());
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redfish_events_wake_the_reconciler_long_before_its_period() {
+    // Poll and period far longer than the test: after the first pass, only the chassis'
+    // Redfish events can make the control plane look again.
+    let long = Duration::from_secs(600);
+    let b = bench_timed("events", DriftPolicy::Report, None, long, long).await;
+    until(&b, "node-2", "On from the seed", converged("On")).await;
+    let sys = b
+        .redfish
+        .system("/redfish/v1/Systems/2")
+        .await
+        .expect("system");
+    b.redfish.reset(&sys, "ForceOff").await.expect("reset");
+    let n = until(&b, "node-2", "reported as drifted", |n| {
+        n.reason == "Drifted"
+    })
+    .await;
+    assert_eq!(n.observed_power.as_deref(), Some("Off"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

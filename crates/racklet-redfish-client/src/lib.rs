@@ -1,7 +1,8 @@
 //! The subset of DMTF Redfish the control plane speaks: log in (a session, or Basic auth
 //! where a service has no SessionService), list systems, read power state and a system's
-//! sensors, reset, and push a firmware image as a task. It knows nothing of Racklet: it drives any Redfish
-//! service (a Racklet chassis, another vendor's BMC, `sushy-emulator`).
+//! sensors, reset, push a firmware image as a task, and follow the SSE event stream. It
+//! knows nothing of Racklet: it drives any Redfish service (a Racklet chassis, another
+//! vendor's BMC, `sushy-emulator`).
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -107,6 +108,48 @@ impl TaskStatus {
             self.state.as_str(),
             "New" | "Starting" | "Running" | "Pending" | "Stopping" | "Suspended" | "Service"
         )
+    }
+}
+
+/// An open Redfish SSE stream; see [`Client::event_stream`].
+pub struct EventStream {
+    url: String,
+    resp: reqwest::Response,
+    buf: Vec<u8>,
+}
+
+impl EventStream {
+    /// The next event's `data` (a Redfish `Event`); None when the service ended the
+    /// stream. Comments (keep-alives) and events without data are skipped.
+    pub async fn next(&mut self) -> Result<Option<Value>> {
+        loop {
+            if let Some(end) = self.buf.windows(2).position(|w| w == b"\n\n") {
+                let block: Vec<u8> = self.buf.drain(..end + 2).collect();
+                let text = String::from_utf8_lossy(&block);
+                let data: Vec<&str> = text
+                    .lines()
+                    .filter_map(|l| l.strip_prefix("data:"))
+                    .map(|d| d.strip_prefix(' ').unwrap_or(d))
+                    .collect();
+                if data.is_empty() {
+                    continue;
+                }
+                return serde_json::from_str(&data.join("\n"))
+                    .map(Some)
+                    .map_err(|e| ClientError::Malformed {
+                        url: self.url.clone(),
+                        reason: format!("an event's data is not JSON: {e}"),
+                    });
+            }
+            match self.resp.chunk().await {
+                // SSE allows CR LF line ends; one form is enough to find event ends.
+                Ok(Some(bytes)) => self
+                    .buf
+                    .extend(bytes.iter().copied().filter(|&b| b != b'\r')),
+                Ok(None) => return Ok(None),
+                Err(e) => return Err(unreachable(&self.url, &e)),
+            }
+        }
     }
 }
 
@@ -369,6 +412,24 @@ impl Client {
             });
         }
         Ok(sensors)
+    }
+
+    /// Opens the service's Redfish SSE stream (`EventService.ServerSentEventUri`). The
+    /// stream lasts as long as the request may, so use a client made with a long timeout.
+    pub async fn event_stream(&self) -> Result<EventStream> {
+        let service = self.get("/redfish/v1/EventService").await?;
+        let uri = service["ServerSentEventUri"]
+            .as_str()
+            .ok_or_else(|| ClientError::Malformed {
+                url: self.url("/redfish/v1/EventService"),
+                reason: "the EventService has no ServerSentEventUri".into(),
+            })?;
+        let resp = self.send(Method::GET, uri, None).await?;
+        Ok(EventStream {
+            url: resp.url().to_string(),
+            resp,
+            buf: Vec::new(),
+        })
     }
 
     /// `ComputerSystem.Reset` with `reset_type` (`On`, `ForceOff`, `GracefulShutdown`, ...).
