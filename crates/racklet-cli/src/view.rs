@@ -360,18 +360,31 @@ pub fn describe(
         Err(e) => out.push_str(&format!("  <cannot read them: {e}>\n")),
         Ok(list) if list.is_empty() => out.push_str("  <none>\n"),
         Ok(list) => {
-            let width = list.iter().map(|s| s.name.len()).max().unwrap_or(0).max(4) + 2;
+            // Names and states come from the chassis: no control characters reach the terminal.
+            let printable = |t: &str| t.chars().filter(|c| !c.is_control()).collect::<String>();
+            let names: Vec<String> = list.iter().map(|s| printable(&s.name)).collect();
+            let width = names
+                .iter()
+                .map(|n| n.chars().count())
+                .max()
+                .unwrap_or(0)
+                .max(4)
+                + 2;
             out.push_str(&format!("  {:<width$}READING\n", "NAME"));
-            for s in list {
+            for (s, name) in list.iter().zip(&names) {
                 let reading = match s.reading {
                     // The named state says why there is no number (e.g. UnavailableOffline).
-                    None => format!("<{}>", s.state),
+                    None => format!("<{}>", printable(&s.state)),
                     Some(v) => {
-                        let units = if s.units == "Cel" { "°C" } else { &s.units };
+                        let units = if s.units == "Cel" {
+                            "°C".to_string()
+                        } else {
+                            printable(&s.units)
+                        };
                         format!("{v:.2} {units}")
                     }
                 };
-                out.push_str(&format!("  {:<width$}{reading}\n", s.name));
+                out.push_str(&format!("  {name:<width$}{reading}\n"));
             }
         }
     }

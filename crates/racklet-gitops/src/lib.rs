@@ -166,11 +166,12 @@ impl<S: StateStore> ControlPlane<S> {
     async fn watch_chassis_events(&self) {
         let watchers = self.config.chassis.iter().map(|c| self.watch_events(c));
         futures_util::future::join_all(watchers).await;
+        // Nothing to watch (or no watcher could start): the other loops go on alone.
+        std::future::pending::<()>().await;
     }
 
     async fn watch_events(&self, chassis: &ChassisEndpoint) {
-        // The stream lasts as long as its request: a new one at least hourly.
-        let client = match Client::new(chassis.endpoint.clone(), Duration::from_secs(3600)) {
+        let client = match Client::for_events(chassis.endpoint.clone()) {
             Ok(c) => c,
             Err(e) => {
                 tracing::warn!("chassis {}: no Redfish event stream: {e}", chassis.chassis);
@@ -183,9 +184,24 @@ impl<S: StateStore> ControlPlane<S> {
                 Ok(mut stream) => {
                     // Anything may have changed while no stream was open.
                     self.observed.notify_one();
-                    backoff = Duration::from_secs(1);
-                    while let Ok(Some(_)) = stream.next().await {
-                        self.observed.notify_one();
+                    loop {
+                        match stream.next().await {
+                            Ok(Some(_)) => {
+                                // A stream that delivers is healthy again.
+                                backoff = Duration::from_secs(1);
+                                self.observed.notify_one();
+                            }
+                            Err(racklet_redfish_client::ClientError::Malformed {
+                                reason, ..
+                            }) => {
+                                tracing::debug!("chassis {}: {reason}", chassis.chassis)
+                            }
+                            Ok(None) => break,
+                            Err(e) => {
+                                tracing::debug!("chassis {}: event stream: {e}", chassis.chassis);
+                                break;
+                            }
+                        }
                     }
                 }
                 Err(e) => {
@@ -198,8 +214,11 @@ impl<S: StateStore> ControlPlane<S> {
     }
 
     async fn run_source_and_power(&self) {
+        // Event bursts (or a chatty service) wake the loop at most this often.
+        const MIN_EVENT_GAP: Duration = Duration::from_millis(200);
         let mut next_poll = Instant::now();
         loop {
+            let pass_started = Instant::now();
             if Instant::now() >= next_poll {
                 match self.sync().await {
                     Err(StoreError::NotLeader) => return,
@@ -220,7 +239,9 @@ impl<S: StateStore> ControlPlane<S> {
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
                 _ = self.trigger.notified() => next_poll = Instant::now(),
-                _ = self.observed.notified() => {}
+                _ = self.observed.notified() => {
+                    tokio::time::sleep_until((pass_started + MIN_EVENT_GAP).into()).await;
+                }
             }
         }
     }
@@ -255,7 +276,13 @@ impl<S: StateStore> ControlPlane<S> {
     /// One step of each firmware roll-out of the applied revision.
     pub async fn reconcile_firmware(&self) -> Result<(), StoreError> {
         let revision = self.source_status().await?.applied.unwrap_or_default();
-        if let Some(desired) = self.store.get_json::<Desired>("applied/desired").await? {
+        let desired = self.store.get_json::<Desired>("applied/desired").await?;
+        // A revision adopted between the two reads would pair its policies with the old
+        // commit's bundles: the next pass sees both of the same revision.
+        if self.source_status().await?.applied.unwrap_or_default() != revision {
+            return Ok(());
+        }
+        if let Some(desired) = desired {
             self.firmware
                 .lock()
                 .await

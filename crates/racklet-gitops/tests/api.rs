@@ -1,17 +1,11 @@
 //! The control plane's HTTPS API: the bearer token opens everything, and a Git server's
 //! webhook call is signed with a secret of its own, so the Git server never holds the token.
 
-use std::sync::Arc;
-use std::time::Duration;
-
 use hmac::{Hmac, Mac};
-use racklet_gitops::git::{commit_files, current_branch, Reference, SourceSpec};
-use racklet_gitops::power::DriftPolicy;
-use racklet_gitops::store::RedbStore;
-use racklet_gitops::{Config, ControlPlane};
+use racklet_gitops::git::commit_files;
 
 mod common;
-use common::examples;
+use common::{branch_source, examples, plane_without_chassis};
 
 fn signature(key: &str, body: &[u8]) -> String {
     let mut mac = Hmac::<sha2_std::Sha256>::new_from_slice(key.as_bytes()).expect("key");
@@ -25,22 +19,7 @@ async fn the_webhook_takes_its_own_secret_and_the_api_token_opens_the_rest() {
     let _ = std::fs::remove_dir_all(&dir);
     let repo = dir.join("repo");
     commit_files(&repo, &examples(), "seed").expect("seed");
-    let config = Config {
-        source: SourceSpec {
-            url: repo.display().to_string(),
-            reference: Reference::Branch(current_branch(&repo).expect("branch")),
-            path: "rack".into(),
-            signers: None,
-            ca_pem: None,
-        },
-        dir: dir.join("controlplane"),
-        poll: Duration::from_secs(3600),
-        period: Duration::from_secs(3600),
-        chassis: Vec::new(),
-        drift: DriftPolicy::Correct,
-    };
-    let store = Arc::new(RedbStore::open(&dir.join("controlplane/state.redb")).expect("store"));
-    let plane = ControlPlane::new(config, store).await.expect("plane");
+    let plane = plane_without_chassis(&dir, branch_source(&repo)).await;
     let api = racklet_gitops::api::serve(
         plane,
         &dir.join("controlplane"),

@@ -169,6 +169,16 @@ fn converged(power: &'static str) -> impl Fn(&NodeStatus) -> bool {
     }
 }
 
+/// Someone powers a tray off by hand, through Redfish, behind the control plane's back.
+async fn force_off_by_hand(b: &Bench, tray: u32) {
+    let sys = b
+        .redfish
+        .system(&format!("/redfish/v1/Systems/{tray}"))
+        .await
+        .expect("system");
+    b.redfish.reset(&sys, "ForceOff").await.expect("reset");
+}
+
 async fn redfish_power(b: &Bench, tray: u32) -> Option<String> {
     b.redfish
         .system(&format!("/redfish/v1/Systems/{tray}"))
@@ -240,13 +250,7 @@ async fn drift_is_corrected_or_only_reported_per_policy() {
     ] {
         let b = bench(name, policy).await;
         until(&b, "node-2", "On from the seed", converged("On")).await;
-        // Someone powers node-2 off by hand, through Redfish.
-        let sys = b
-            .redfish
-            .system("/redfish/v1/Systems/2")
-            .await
-            .expect("system");
-        b.redfish.reset(&sys, "ForceOff").await.expect("reset");
+        force_off_by_hand(&b, 2).await;
         match policy {
             DriftPolicy::Correct => {
                 let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
@@ -294,12 +298,7 @@ async fn redfish_events_wake_the_reconciler_long_before_its_period() {
     let long = Duration::from_secs(600);
     let b = bench_timed("events", DriftPolicy::Report, None, long, long).await;
     until(&b, "node-2", "On from the seed", converged("On")).await;
-    let sys = b
-        .redfish
-        .system("/redfish/v1/Systems/2")
-        .await
-        .expect("system");
-    b.redfish.reset(&sys, "ForceOff").await.expect("reset");
+    force_off_by_hand(&b, 2).await;
     let n = until(&b, "node-2", "reported as drifted", |n| {
         n.reason == "Drifted"
     })

@@ -7,13 +7,13 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use racklet_gitops::etcd::{leader, LEASE_TTL_SECS};
-use racklet_gitops::git::{commit_files, current_branch, Reference, SourceSpec};
+use racklet_gitops::git::commit_files;
 use racklet_gitops::power::{node_statuses, ChassisEndpoint, DriftPolicy, Sync};
 use racklet_gitops::store::{StateStore, StateStoreExt};
 use racklet_gitops::{Config, SourceStatus};
 
 mod common;
-use common::{examples, rack_with_redfish, with_power};
+use common::{branch_source, examples, rack_with_redfish, with_power};
 
 struct Etcd(Child, PathBuf);
 
@@ -134,13 +134,7 @@ async fn killing_the_leader_hands_over_within_the_lease_time_with_nothing_lost_o
     let repo = dir.join("repo");
     commit_files(&repo, &examples(), "seed").expect("seed");
     let config = |name: &str| Config {
-        source: SourceSpec {
-            url: repo.display().to_string(),
-            reference: Reference::Branch(current_branch(&repo).expect("branch")),
-            path: "rack".into(),
-            signers: None,
-            ca_pem: None,
-        },
+        source: branch_source(&repo),
         dir: dir.join(name),
         poll: Duration::from_millis(300),
         period: Duration::from_millis(300),

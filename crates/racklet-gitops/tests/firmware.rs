@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use racklet_gitops::firmware::{rollouts, Rollout, RolloutState, Step, TrayStep};
-use racklet_gitops::git::{commit_files, current_branch, Reference, SourceSpec};
+use racklet_gitops::git::commit_files;
 use racklet_gitops::power::{ChassisEndpoint, DriftPolicy};
 use racklet_gitops::store::{RedbStore, StateStoreExt};
 use racklet_gitops::{Config, ControlPlane};
@@ -14,7 +14,7 @@ use racklet_redfish_client::{Client, Endpoint};
 use racklet_sim::RunningRack;
 
 mod common;
-use common::{examples, rack_with_redfish};
+use common::{branch_source, examples, rack_with_redfish};
 
 const VENDOR: [u8; 32] = [42; 32];
 
@@ -66,13 +66,7 @@ async fn setup(name: &str) -> Setup {
     ));
     let commit = commit_files(&repo, &files, "BMC firmware 2").expect("commit");
     let config = Config {
-        source: SourceSpec {
-            url: repo.display().to_string(),
-            reference: Reference::Branch(current_branch(&repo).expect("branch")),
-            path: "rack".into(),
-            signers: None,
-            ca_pem: None,
-        },
+        source: branch_source(&repo),
         dir: dir.join("controlplane"),
         poll: Duration::from_millis(300),
         period: Duration::from_millis(200),

@@ -4,28 +4,13 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use racklet_gitops::git::{commit_files, current_branch, Reference, SourceSpec};
-use racklet_gitops::power::DriftPolicy;
 use racklet_gitops::store::RedbStore;
-use racklet_gitops::{Config, ControlPlane};
+use racklet_gitops::ControlPlane;
 
-fn examples() -> Vec<(String, Vec<u8>)> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .expect("examples")
-        .map(|e| e.expect("entry").path())
-        .map(|p| {
-            (
-                format!("rack/{}", p.file_name().expect("name").to_string_lossy()),
-                std::fs::read(&p).expect("read"),
-            )
-        })
-        .collect();
-    files.sort();
-    files
-}
+mod common;
+use common::{branch_source, examples, plane_without_chassis};
 
 fn scratch(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("racklet-src-{}-{name}", std::process::id()));
@@ -48,22 +33,12 @@ async fn plane_following(
     reference: Reference,
     signers: Option<Vec<String>>,
 ) -> Arc<ControlPlane<RedbStore>> {
-    let config = Config {
-        source: SourceSpec {
-            url: repo.display().to_string(),
-            reference,
-            path: "rack".into(),
-            signers,
-            ca_pem: None,
-        },
-        dir: dir.join("controlplane"),
-        poll: Duration::from_secs(3600),
-        period: Duration::from_secs(3600),
-        chassis: Vec::new(),
-        drift: DriftPolicy::Correct,
+    let source = SourceSpec {
+        reference,
+        signers,
+        ..branch_source(repo)
     };
-    let store = Arc::new(RedbStore::open(&dir.join("controlplane/state.redb")).expect("store"));
-    ControlPlane::new(config, store).await.expect("plane")
+    plane_without_chassis(dir, source).await
 }
 
 #[tokio::test]

@@ -7,11 +7,14 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use racklet_gitops::git::{commit_files, current_branch, Reference, SourceSpec};
+use racklet_gitops::git::commit_files;
 use racklet_gitops::power::{node_statuses, ChassisEndpoint, DriftPolicy};
 use racklet_gitops::store::RedbStore;
 use racklet_gitops::{Config, ControlPlane};
 use racklet_redfish_client::{Client, Endpoint};
+
+mod common;
+use common::branch_source;
 
 struct Emulator(Child);
 
@@ -90,13 +93,7 @@ async fn a_manifest_powers_a_sushy_emulator_system_on_and_off() {
     let repo = dir.join("repo");
     commit_files(&repo, &examples_with_node1("On"), "node-1 on").expect("seed");
     let config = Config {
-        source: SourceSpec {
-            url: repo.display().to_string(),
-            reference: Reference::Branch(current_branch(&repo).expect("branch")),
-            path: "rack".into(),
-            signers: None,
-            ca_pem: None,
-        },
+        source: branch_source(&repo),
         dir: dir.join("controlplane"),
         poll: Duration::from_millis(300),
         period: Duration::from_millis(300),

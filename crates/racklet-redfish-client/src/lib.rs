@@ -111,41 +111,114 @@ impl TaskStatus {
     }
 }
 
+/// The longest SSE event taken; a service that sends more without ending an event is
+/// misbehaving, and its bytes are dropped.
+const MAX_EVENT_BYTES: usize = 256 * 1024;
+
+/// Splits an SSE byte stream into events' `data` (W3C EventSource framing: LF, CR LF or
+/// CR end a line; a blank line ends an event; comments and other fields are skipped).
+#[derive(Default)]
+struct SseParser {
+    /// The current event's lines so far, with LF line ends.
+    buf: Vec<u8>,
+    /// Where to look for the next event end, so every byte is scanned once.
+    scanned: usize,
+    /// The last byte was a CR: an LF right after it is the same line end.
+    after_cr: bool,
+    /// Bytes are being dropped until the end of an oversized event.
+    skipping: bool,
+}
+
+enum SseItem {
+    Data(String),
+    TooLarge,
+}
+
+impl SseParser {
+    fn push(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            match b {
+                b'\n' if self.after_cr => self.after_cr = false,
+                b'\r' => {
+                    self.buf.push(b'\n');
+                    self.after_cr = true;
+                }
+                _ => {
+                    self.buf.push(b);
+                    self.after_cr = false;
+                }
+            }
+        }
+    }
+
+    /// The next complete event, if one has arrived.
+    fn next_item(&mut self) -> Option<SseItem> {
+        loop {
+            let from = self.scanned.saturating_sub(1);
+            let Some(at) = self.buf[from..].windows(2).position(|w| w == b"\n\n") else {
+                self.scanned = self.buf.len();
+                if self.buf.len() > MAX_EVENT_BYTES {
+                    self.buf.clear();
+                    self.scanned = 0;
+                    let first = !self.skipping;
+                    self.skipping = true;
+                    if first {
+                        return Some(SseItem::TooLarge);
+                    }
+                }
+                return None;
+            };
+            let end = from + at + 2;
+            let block: Vec<u8> = self.buf.drain(..end).collect();
+            self.scanned = 0;
+            if std::mem::take(&mut self.skipping) {
+                continue; // the rest of the oversized event
+            }
+            let text = String::from_utf8_lossy(&block);
+            let data: Vec<&str> = text
+                .lines()
+                .filter_map(|l| l.strip_prefix("data:"))
+                .map(|d| d.strip_prefix(' ').unwrap_or(d))
+                .collect();
+            if !data.is_empty() {
+                return Some(SseItem::Data(data.join("\n")));
+            }
+        }
+    }
+}
+
 /// An open Redfish SSE stream; see [`Client::event_stream`].
 pub struct EventStream {
     url: String,
     resp: reqwest::Response,
-    buf: Vec<u8>,
+    parser: SseParser,
 }
 
 impl EventStream {
-    /// The next event's `data` (a Redfish `Event`); None when the service ended the
-    /// stream. Comments (keep-alives) and events without data are skipped.
+    /// The next event (a Redfish `Event`); None when the service ended the stream.
+    /// [`ClientError::Malformed`] is one bad event, and the stream goes on after it; any
+    /// other error ends the stream.
     pub async fn next(&mut self) -> Result<Option<Value>> {
         loop {
-            if let Some(end) = self.buf.windows(2).position(|w| w == b"\n\n") {
-                let block: Vec<u8> = self.buf.drain(..end + 2).collect();
-                let text = String::from_utf8_lossy(&block);
-                let data: Vec<&str> = text
-                    .lines()
-                    .filter_map(|l| l.strip_prefix("data:"))
-                    .map(|d| d.strip_prefix(' ').unwrap_or(d))
-                    .collect();
-                if data.is_empty() {
-                    continue;
+            match self.parser.next_item() {
+                Some(SseItem::Data(data)) => {
+                    return serde_json::from_str(&data).map(Some).map_err(|e| {
+                        ClientError::Malformed {
+                            url: self.url.clone(),
+                            reason: format!("an event's data is not JSON: {e}"),
+                        }
+                    })
                 }
-                return serde_json::from_str(&data.join("\n"))
-                    .map(Some)
-                    .map_err(|e| ClientError::Malformed {
+                Some(SseItem::TooLarge) => {
+                    return Err(ClientError::Malformed {
                         url: self.url.clone(),
-                        reason: format!("an event's data is not JSON: {e}"),
-                    });
+                        reason: format!("an event longer than {MAX_EVENT_BYTES} bytes was dropped"),
+                    })
+                }
+                None => {}
             }
             match self.resp.chunk().await {
-                // SSE allows CR LF line ends; one form is enough to find event ends.
-                Ok(Some(bytes)) => self
-                    .buf
-                    .extend(bytes.iter().copied().filter(|&b| b != b'\r')),
+                Ok(Some(bytes)) => self.parser.push(&bytes),
                 Ok(None) => return Ok(None),
                 Err(e) => return Err(unreachable(&self.url, &e)),
             }
@@ -168,9 +241,11 @@ pub struct Client {
 
 impl Client {
     pub fn new(endpoint: Endpoint, timeout: Duration) -> Result<Client> {
-        let mut builder = reqwest::Client::builder()
-            .timeout(timeout)
-            .redirect(reqwest::redirect::Policy::none());
+        Self::build(endpoint, reqwest::Client::builder().timeout(timeout))
+    }
+
+    fn build(endpoint: Endpoint, builder: reqwest::ClientBuilder) -> Result<Client> {
+        let mut builder = builder.redirect(reqwest::redirect::Policy::none());
         if let Some(pem) = &endpoint.ca_pem {
             for cert in reqwest::Certificate::from_pem_bundle(pem)
                 .map_err(|e| ClientError::Ca(e.to_string()))?
@@ -186,6 +261,18 @@ impl Client {
             endpoint,
             auth: Mutex::new(Auth::Unknown),
         })
+    }
+
+    /// A client for [`Client::event_stream`]: no limit on the whole request, but one on
+    /// connecting and on silence (Redfish SSE services send keep-alives), so a dead
+    /// connection is noticed.
+    pub fn for_events(endpoint: Endpoint) -> Result<Client> {
+        Self::build(
+            endpoint,
+            reqwest::Client::builder()
+                .connect_timeout(Duration::from_secs(10))
+                .read_timeout(Duration::from_secs(60)),
+        )
     }
 
     pub fn base(&self) -> &str {
@@ -245,6 +332,17 @@ impl Client {
         path: &str,
         body: Option<Body>,
     ) -> Result<reqwest::Response> {
+        self.send_accepting(method, path, body, "application/json")
+            .await
+    }
+
+    async fn send_accepting(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Body>,
+        accept: &str,
+    ) -> Result<reqwest::Response> {
         if matches!(*self.auth(), Auth::Unknown) {
             self.login().await?;
         }
@@ -268,7 +366,10 @@ impl Client {
             self.url(path)
         };
         for attempt in 0..2 {
-            let mut req = self.http.request(method.clone(), &url);
+            let mut req = self
+                .http
+                .request(method.clone(), &url)
+                .header(reqwest::header::ACCEPT, accept);
             req = match &*self.auth() {
                 Auth::Session { token, .. } => req.header("X-Auth-Token", token.as_str()),
                 _ => req.basic_auth(&self.endpoint.user, Some(&self.endpoint.password)),
@@ -414,8 +515,8 @@ impl Client {
         Ok(sensors)
     }
 
-    /// Opens the service's Redfish SSE stream (`EventService.ServerSentEventUri`). The
-    /// stream lasts as long as the request may, so use a client made with a long timeout.
+    /// Opens the service's Redfish SSE stream (`EventService.ServerSentEventUri`). Use a
+    /// client from [`Client::for_events`]: the stream lasts as long as its request may.
     pub async fn event_stream(&self) -> Result<EventStream> {
         let service = self.get("/redfish/v1/EventService").await?;
         let uri = service["ServerSentEventUri"]
@@ -424,11 +525,13 @@ impl Client {
                 url: self.url("/redfish/v1/EventService"),
                 reason: "the EventService has no ServerSentEventUri".into(),
             })?;
-        let resp = self.send(Method::GET, uri, None).await?;
+        let resp = self
+            .send_accepting(Method::GET, uri, None, "text/event-stream")
+            .await?;
         Ok(EventStream {
             url: resp.url().to_string(),
             resp,
-            buf: Vec::new(),
+            parser: SseParser::default(),
         })
     }
 
@@ -581,6 +684,45 @@ fn error_message(body: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn events_of(chunks: &[&[u8]]) -> Vec<String> {
+        let mut p = SseParser::default();
+        let mut out = Vec::new();
+        for c in chunks {
+            p.push(c);
+            while let Some(item) = p.next_item() {
+                out.push(match item {
+                    SseItem::Data(d) => d,
+                    SseItem::TooLarge => "<too large>".into(),
+                });
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn sse_events_are_split_on_blank_lines_whatever_the_line_ends_and_chunks() {
+        let lf: &[&[u8]] = &[
+            b"id: 1\ndata: {\"a\":1}\n\n: keep-alive\n\ndata: {\"b\"",
+            b":2}\n",
+            b"\n",
+        ];
+        assert_eq!(events_of(lf), [r#"{"a":1}"#, r#"{"b":2}"#]);
+        // CR LF split between chunks, and bare CR, end lines too.
+        let crlf: &[&[u8]] = &[b"data: 1\r", b"\n\r", b"\ndata:2\r\r"];
+        assert_eq!(events_of(crlf), ["1", "2"]);
+        // Several data lines make one event, joined by LF.
+        assert_eq!(events_of(&[b"data: [1,\ndata: 2]\n\n"]), ["[1,\n2]"]);
+        // Comments and events without data give nothing.
+        assert!(events_of(&[b": ping\n\nevent: x\nid: 3\n\n"]).is_empty());
+    }
+
+    #[test]
+    fn an_sse_event_over_the_limit_is_dropped_and_the_stream_goes_on() {
+        let big = vec![b'x'; MAX_EVENT_BYTES + 10];
+        let out = events_of(&[b"data: ", &big, &big, b"\n\ndata: after\n\n"]);
+        assert_eq!(out, ["<too large>", "after"]);
+    }
 
     #[test]
     fn error_bodies_give_their_first_message_and_resolution() {

@@ -299,7 +299,7 @@ impl Rack {
         let rack = Arc::new(Mutex::new(self));
         let stop = Arc::new(AtomicBool::new(false));
         let (r, s) = (rack.clone(), stop.clone());
-        std::thread::spawn(move || {
+        let thread = std::thread::spawn(move || {
             while !s.load(Ordering::SeqCst) {
                 r.lock()
                     .unwrap_or_else(PoisonError::into_inner)
@@ -307,15 +307,21 @@ impl Rack {
                 std::thread::sleep(pause);
             }
         });
-        RunningRack { rack, stop }
+        RunningRack {
+            rack,
+            stop,
+            thread: Some(thread),
+        }
     }
 }
 
 /// A rack that a background thread keeps advancing; see [`Rack::run_in_background`].
-/// Dropping the handle stops the thread.
+/// Dropping the handle stops the thread and waits for it, so nothing writes to the data
+/// dir afterwards.
 pub struct RunningRack {
     rack: Arc<Mutex<Rack>>,
     stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl RunningRack {
@@ -333,5 +339,11 @@ impl RunningRack {
 impl Drop for RunningRack {
     fn drop(&mut self) {
         self.stop();
+        if let Some(thread) = self.thread.take() {
+            // A simulation that panicked must not pass for one that merely stopped.
+            if thread.join().is_err() && !std::thread::panicking() {
+                panic!("the rack's simulation thread panicked");
+            }
+        }
     }
 }

@@ -1,10 +1,16 @@
-//! Helpers the control-plane tests share: the example manifests as repository files, and
-//! the rack simulation with its chassis' Redfish service over HTTPS.
+//! Helpers the control-plane tests share: the example manifests as repository files, a
+//! source on a local repository, a control plane without chassis, and the rack simulation
+//! with its chassis' Redfish service over HTTPS.
 #![allow(dead_code)]
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
+use racklet_gitops::git::{current_branch, Reference, SourceSpec};
+use racklet_gitops::power::DriftPolicy;
+use racklet_gitops::store::RedbStore;
+use racklet_gitops::{Config, ControlPlane};
 use racklet_model::ManifestSet;
 use racklet_redfish_client::Endpoint;
 use racklet_sim::{Rack, RunningRack};
@@ -24,6 +30,32 @@ pub fn examples() -> Vec<(String, Vec<u8>)> {
         .collect();
     files.sort();
     files
+}
+
+/// The `rack/` directory of the checked-out branch of the repository at `repo`, unsigned.
+pub fn branch_source(repo: &Path) -> SourceSpec {
+    SourceSpec {
+        url: repo.display().to_string(),
+        reference: Reference::Branch(current_branch(repo).expect("branch")),
+        path: "rack".into(),
+        signers: None,
+        ca_pem: None,
+    }
+}
+
+/// A control plane on `source` with no chassis, its state under `dir/controlplane`; it
+/// fetches and reconciles only when asked (or hourly), so a test sees one step at a time.
+pub async fn plane_without_chassis(dir: &Path, source: SourceSpec) -> Arc<ControlPlane<RedbStore>> {
+    let config = Config {
+        source,
+        dir: dir.join("controlplane"),
+        poll: Duration::from_secs(3600),
+        period: Duration::from_secs(3600),
+        chassis: Vec::new(),
+        drift: DriftPolicy::Correct,
+    };
+    let store = Arc::new(RedbStore::open(&dir.join("controlplane/state.redb")).expect("store"));
+    ControlPlane::new(config, store).await.expect("plane")
 }
 
 pub fn with_power(files: &[(String, Vec<u8>)], node: &str, power: &str) -> Vec<(String, Vec<u8>)> {
