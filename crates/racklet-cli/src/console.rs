@@ -78,32 +78,13 @@ pub fn attach(data_dir: &Path, node: &str) -> anyhow::Result<()> {
             .into_iter()
             .find(|n| n.name == node)
             .with_context(|| format!("no node named {node:?}; `racklet get nodes` lists them"))?;
-        let creds_file = data_dir
-            .join("controlplane")
-            .join(format!("redfish-{}.json", n.chassis));
-        let creds: serde_json::Value = serde_json::from_slice(
-            &std::fs::read(&creds_file)
-                .with_context(|| format!("cannot read {}", creds_file.display()))?,
-        )?;
-        let endpoints: Vec<serde_json::Value> =
-            serde_json::from_slice(&std::fs::read(data_dir.join("endpoints.json"))?)?;
-        let wanted = [format!("redfish-{}", n.chassis), "redfish".to_string()];
-        let base = endpoints
-            .iter()
-            .find(|e| wanted.iter().any(|w| e["name"] == w.as_str()))
-            .and_then(|e| e["url"].as_str())
-            .context("no Redfish endpoint for the node's chassis in endpoints.json")?
-            .trim_end_matches("/redfish/v1")
-            .replacen("https://", "wss://", 1);
+        let endpoint = crate::cp::chassis_endpoint(data_dir, &n.chassis)?;
+        let base = endpoint.base.replacen("https://", "wss://", 1);
         let url = format!("{base}/racklet/v1/Systems/{}/Console", n.tray);
-        let ca = std::fs::read(data_dir.join("redfish").join(&n.chassis).join("tls/cert.pem"))
-            .context("cannot read the chassis' certificate")?;
+        let ca = endpoint.ca_pem.unwrap_or_default();
         let mut req = url.as_str().into_client_request()?;
-        let basic = base64::engine::general_purpose::STANDARD.encode(format!(
-            "{}:{}",
-            creds["user"].as_str().unwrap_or_default(),
-            creds["password"].as_str().unwrap_or_default()
-        ));
+        let basic = base64::engine::general_purpose::STANDARD
+            .encode(format!("{}:{}", endpoint.user, endpoint.password));
         req.headers_mut()
             .insert("Authorization", format!("Basic {basic}").parse()?);
         let connector = tokio_tungstenite::Connector::Rustls(Arc::new(tls(&ca)?));

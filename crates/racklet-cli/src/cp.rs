@@ -170,12 +170,13 @@ pub fn get(data_dir: &Path, what: GetWhat, output: Output) -> anyhow::Result<()>
     })
 }
 
-/// A Redfish client of a chassis' service, with the control plane's own account (written
-/// by `racklet up` under `DATA_DIR/controlplane`).
-pub fn chassis_redfish(
+/// How the control plane's own account reaches a chassis' Redfish service (written by
+/// `racklet up`: the account under `DATA_DIR/controlplane`, the URL in `endpoints.json`,
+/// the service's certificate under `DATA_DIR/redfish`).
+pub fn chassis_endpoint(
     data_dir: &Path,
     chassis: &str,
-) -> anyhow::Result<racklet_redfish_client::Client> {
+) -> anyhow::Result<racklet_redfish_client::Endpoint> {
     let creds = data_dir
         .join("controlplane")
         .join(format!("redfish-{chassis}.json"));
@@ -196,15 +197,21 @@ pub fn chassis_redfish(
         .and_then(|e| e["url"].as_str())
         .with_context(|| format!("no Redfish endpoint for chassis {chassis}"))?;
     let ca = data_dir.join("redfish").join(chassis).join("tls/cert.pem");
+    Ok(racklet_redfish_client::Endpoint {
+        base: url.trim_end_matches("/redfish/v1").to_string(),
+        user: c["user"].as_str().unwrap_or_default().to_string(),
+        password: c["password"].as_str().unwrap_or_default().to_string(),
+        ca_pem: Some(std::fs::read(&ca).with_context(|| format!("cannot read {}", ca.display()))?),
+    })
+}
+
+/// A Redfish client of a chassis' service, with the control plane's own account.
+pub fn chassis_redfish(
+    data_dir: &Path,
+    chassis: &str,
+) -> anyhow::Result<racklet_redfish_client::Client> {
     Ok(racklet_redfish_client::Client::new(
-        racklet_redfish_client::Endpoint {
-            base: url.trim_end_matches("/redfish/v1").to_string(),
-            user: c["user"].as_str().unwrap_or_default().to_string(),
-            password: c["password"].as_str().unwrap_or_default().to_string(),
-            ca_pem: Some(
-                std::fs::read(&ca).with_context(|| format!("cannot read {}", ca.display()))?,
-            ),
-        },
+        chassis_endpoint(data_dir, chassis)?,
         Duration::from_secs(30),
     )?)
 }
