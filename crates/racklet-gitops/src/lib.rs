@@ -13,6 +13,7 @@
 
 pub mod api;
 pub mod desired;
+#[cfg(feature = "etcd")]
 pub mod etcd;
 pub mod events;
 pub mod firmware;
@@ -418,6 +419,7 @@ impl<S: StateStore> ControlPlane<S> {
     }
 }
 
+#[cfg(feature = "etcd")]
 /// Runs one control-plane replica on etcd: waits until it leads, acts while its lease
 /// lives, and campaigns again after losing it. Only the leader fetches, reconciles or
 /// writes; the others wait.
