@@ -37,7 +37,7 @@ pub const STALE_US: u64 = 2_000_000;
 /// A new firmware slot must confirm within this long of booting, or the BMC falls back.
 pub const TRIAL_US: u64 = 120_000_000;
 /// Ed25519ph context for firmware image signatures.
-pub const FIRMWARE_CONTEXT: &[u8] = b"racklet-bmc-firmware-v1";
+pub const FIRMWARE_CONTEXT: &[u8] = racklet_mgmt_proto::bundle::SIGNATURE_CONTEXT;
 
 /// Fixed facts about this BMC and its tray.
 #[derive(Debug, Clone)]

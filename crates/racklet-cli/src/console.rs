@@ -1,19 +1,12 @@
-//! `racklet console NODE`: the node's serial console, attached over the chassis' Redfish
-//! console WebSocket (TLS checked against the chassis' certificate, the control plane's
-//! account). The terminal is raw while attached; the detach key (Ctrl-] by default) ends
-//! it and restores the terminal.
+//! `racklet console NODE`: the node's serial console, relayed by the control plane from
+//! the chassis' console WebSocket (the client never holds chassis credentials). The
+//! terminal is raw while attached; the detach key (Ctrl-]) ends it and restores it.
 
 use std::io::{IsTerminal, Read as _, Write as _};
 use std::path::Path;
-use std::sync::Arc;
 
-use anyhow::Context as _;
-use base64::Engine as _;
 use futures_util::{SinkExt as _, StreamExt as _};
-use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
 use tokio_tungstenite::tungstenite::Message;
-
-use crate::cp::ControlPlaneClient;
 
 /// Ctrl-]: what telnet and `virsh console` detach with.
 pub const DETACH: u8 = 0x1d;
@@ -52,48 +45,20 @@ impl Drop for RawTerminal {
     }
 }
 
-fn tls(ca: &[u8]) -> anyhow::Result<rustls::ClientConfig> {
-    use rustls::pki_types::pem::PemObject as _;
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls::pki_types::CertificateDer::pem_slice_iter(ca) {
-        roots.add(cert.context("the chassis certificate is not PEM")?)?;
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    Ok(rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()?
-        .with_root_certificates(roots)
-        .with_no_client_auth())
-}
-
 pub fn attach(data_dir: &Path, node: &str) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
         .build()?;
     rt.block_on(async {
-        let cp = ControlPlaneClient::open(data_dir)?;
-        let n = cp
-            .nodes()
-            .await?
-            .into_iter()
-            .find(|n| n.name == node)
-            .with_context(|| format!("no node named {node:?}; `racklet get nodes` lists them"))?;
-        let endpoint = crate::cp::chassis_endpoint(data_dir, &n.chassis)?;
-        let base = endpoint.base.replacen("https://", "wss://", 1);
-        let url = format!("{base}/racklet/v1/Systems/{}/Console", n.tray);
-        let ca = endpoint.ca_pem.unwrap_or_default();
-        let mut req = url.as_str().into_client_request()?;
-        let basic = base64::engine::general_purpose::STANDARD
-            .encode(format!("{}:{}", endpoint.user, endpoint.password));
-        req.headers_mut()
-            .insert("Authorization", format!("Basic {basic}").parse()?);
-        let connector = tokio_tungstenite::Connector::Rustls(Arc::new(tls(&ca)?));
-        let (ws, _) =
-            tokio_tungstenite::connect_async_tls_with_config(req, None, true, Some(connector))
-                .await
-                .with_context(|| format!("cannot attach to {url}"))?;
+        let cp = crate::get::client(data_dir)?;
+        let n = cp.node(node).await?;
+        let ws = cp.console(node).await?;
         let (mut tx, mut rx) = ws.split();
-        eprint!("[racklet: attached to {node} (tray {} of {}); Ctrl-] detaches]\r\n", n.tray, n.chassis);
+        eprint!(
+            "[racklet: attached to {node} (tray {} of {}); Ctrl-] detaches]\r\n",
+            n.spec.tray, n.spec.chassis
+        );
         // Typed bytes come from a blocking reader thread.
         let (keys_tx, mut keys) = tokio::sync::mpsc::channel::<Vec<u8>>(64);
         std::thread::spawn(move || {

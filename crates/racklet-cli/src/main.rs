@@ -1,14 +1,13 @@
 //! `racklet`: the command-line entry point. Thin: each subcommand lives in its own module
-//! and calls the library crates.
+//! and calls the library crates. The client commands (`get`, `describe`, `power`,
+//! `console`, `apply`, `diff`, `sync`, `events`) reach a running rack only through the
+//! control plane's API (`racklet-client`); `up` and `bench` run the rack in this process
+//! (`racklet-stack`).
 
-mod bench;
-mod bench_gitops;
+mod change;
 mod console;
-mod controlplane;
-mod cp;
 mod firmware;
-mod gitops;
-mod up;
+mod get;
 mod view;
 
 use std::path::PathBuf;
@@ -45,16 +44,16 @@ enum Command {
     #[command(
         after_help = "Examples:\n  racklet up\n  racklet up --data-dir /tmp/rack --manifests my-rack/"
     )]
-    Up(up::UpArgs),
+    Up(racklet_stack::UpArgs),
     /// Measure the twin's and the validator's throughput against named peers.
-    Bench(bench::BenchArgs),
+    Bench(racklet_stack::BenchArgs),
     /// Show nodes or the Git source as the control plane sees them.
     #[command(
         after_help = "Examples:\n  racklet get nodes\n  racklet get nodes -o wide\n  racklet get node node-6 -o yaml\n  racklet get source"
     )]
     Get {
         #[command(subcommand)]
-        what: cp::GetWhat,
+        what: get::GetWhat,
         /// Output format.
         #[arg(short, long, value_enum, default_value = "table", global = true)]
         output: view::Output,
@@ -107,7 +106,7 @@ enum Command {
         #[arg(long, default_value = "./racklet-data")]
         data_dir: PathBuf,
     },
-    /// Power a node on or off (a commit to the repository), or cycle it (Redfish, now).
+    /// Power a node on or off (a commit to the repository), or cycle it (through its BMC, now).
     #[command(
         after_help = "Examples:\n  racklet power on node-6\n  racklet power off node-6\n  racklet power cycle node-2"
     )]
@@ -149,27 +148,27 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Validate { paths } => return validate(&paths),
         Command::Schema { kind } => schema(kind.as_deref()),
-        Command::Up(args) => up::run(args),
-        Command::Bench(args) => bench::run(args),
+        Command::Up(args) => racklet_stack::up::run(args),
+        Command::Bench(args) => racklet_stack::bench::run(args),
         Command::Get {
             what,
             output,
             data_dir,
-        } => cp::get(&data_dir, what, output),
-        Command::Describe { name, data_dir, .. } => cp::describe_node(&data_dir, &name),
-        Command::Sync { data_dir } => cp::sync(&data_dir),
-        Command::Events { watch, data_dir } => cp::events(&data_dir, watch),
+        } => get::get(&data_dir, what, output),
+        Command::Describe { name, data_dir, .. } => get::describe_node(&data_dir, &name),
+        Command::Sync { data_dir } => get::sync(&data_dir),
+        Command::Events { watch, data_dir } => get::events(&data_dir, watch),
         Command::Apply {
             file,
             message,
             data_dir,
-        } => gitops::apply(&data_dir, &file, message),
-        Command::Diff { file, data_dir } => gitops::diff(&data_dir, &file),
+        } => change::apply(&data_dir, &file, message),
+        Command::Diff { file, data_dir } => change::diff(&data_dir, &file),
         Command::Power {
             action,
             node,
             data_dir,
-        } => gitops::power(&data_dir, &action, &node),
+        } => change::power(&data_dir, &action, &node),
         Command::Firmware(FirmwareCommand::Bundle(args)) => firmware::bundle(args),
         Command::Console { node, data_dir } => console::attach(&data_dir, &node),
         Command::Completions { shell } => {

@@ -1,9 +1,12 @@
 //! How `racklet get` and `describe` print: a table (kubectl's default), a wide table,
-//! JSON or YAML. Pure functions of the status, golden-tested.
+//! or the API's objects as JSON or YAML, exactly as `kubectl get -o json|yaml` prints
+//! them. Pure functions of the API's answers, golden-tested.
 
-use racklet_gitops::events::Event;
-use racklet_gitops::power::NodeStatus;
-use racklet_gitops::SourceStatus;
+use racklet_client::time::{parse_rfc3339, rfc3339};
+use racklet_client::{
+    Chassis, ComputeUnit, ConditionStatus, Event, FirmwareRollout, GitSource, List, Rack,
+    RolloutPhase, Sensor,
+};
 use serde::Serialize;
 
 /// `-o`: how to print.
@@ -75,15 +78,19 @@ fn to_yaml(v: &serde_json::Value) -> yaml_rust2::Yaml {
     }
 }
 
-fn debug_name<T: std::fmt::Debug>(v: &T) -> String {
-    format!("{v:?}")
+/// One object as JSON or YAML.
+pub fn object<T: Serialize>(v: &T, output: Output) -> String {
+    match output {
+        Output::Yaml => yaml(v),
+        _ => json(v),
+    }
 }
 
-/// `racklet get nodes`.
-pub fn nodes(nodes: &[NodeStatus], output: Output) -> String {
+/// `racklet get nodes`: a table, or the `List` of `ComputeUnit`s as the API serves it.
+pub fn nodes(list: &List<ComputeUnit>, output: Output) -> String {
     match output {
-        Output::Json => return json(&nodes),
-        Output::Yaml => return yaml(&nodes),
+        Output::Json => return json(list),
+        Output::Yaml => return yaml(list),
         Output::Table | Output::Wide => {}
     }
     let wide = output == Output::Wide;
@@ -93,26 +100,29 @@ pub fn nodes(nodes: &[NodeStatus], output: Output) -> String {
     if wide {
         headers.extend(["GENERATION", "REVISION", "REASON", "MESSAGE"]);
     }
-    let rows: Vec<Vec<String>> = nodes
+    let rows: Vec<Vec<String>> = list
+        .items
         .iter()
         .map(|n| {
             let mut r = vec![
-                n.name.clone(),
-                n.chassis.clone(),
-                n.tray.to_string(),
-                n.desired_power.as_str().to_string(),
-                n.observed_power
-                    .clone()
-                    .unwrap_or_else(|| "<unknown>".into()),
-                debug_name(&n.sync),
-                debug_name(&n.health),
+                n.metadata.name.clone(),
+                n.spec.chassis.clone(),
+                n.spec.tray.to_string(),
+                n.spec.power_state.as_str().to_string(),
+                n.status
+                    .power_state
+                    .map_or("<unknown>", |p| p.as_str())
+                    .to_string(),
+                n.status.sync.as_str().to_string(),
+                n.status.health.as_str().to_string(),
             ];
             if wide {
+                let synced = n.condition("Synced");
                 r.extend([
-                    format!("{}/{}", n.observed_generation, n.generation),
-                    racklet_gitops::short(&n.revision).to_string(),
-                    n.reason.clone(),
-                    n.message.clone(),
+                    format!("{}/{}", n.status.observed_generation, n.metadata.generation),
+                    short(&n.status.revision).to_string(),
+                    synced.map(|c| c.reason.clone()).unwrap_or_default(),
+                    synced.map(|c| c.message.clone()).unwrap_or_default(),
                 ]);
             }
             r
@@ -121,30 +131,38 @@ pub fn nodes(nodes: &[NodeStatus], output: Output) -> String {
     table(&headers, &rows)
 }
 
+/// The first 12 hex digits of a commit id.
+pub fn short(commit: &str) -> &str {
+    commit.get(..12).unwrap_or(commit)
+}
+
 /// `racklet get source`.
-pub fn source(s: &SourceStatus, output: Output) -> String {
+pub fn source(s: &GitSource, output: Output) -> String {
     match output {
         Output::Json => json(s),
         Output::Yaml => yaml(s),
         Output::Table | Output::Wide => {
-            let applied = s.applied.as_deref().map_or("<none>", racklet_gitops::short);
+            let applied = s.status.applied_revision.as_deref().map_or("<none>", short);
+            let ready = s.ready();
             let mut headers = vec!["URL", "REFERENCE", "PATH", "APPLIED", "READY", "REASON"];
             let mut row = vec![
-                s.url.clone(),
-                s.reference.clone(),
-                s.path.clone(),
+                s.spec.url.clone(),
+                s.spec.reference.clone(),
+                s.spec.path.clone(),
                 applied.to_string(),
-                s.ready.to_string(),
-                s.reason.clone(),
+                ready
+                    .is_some_and(|c| c.status == ConditionStatus::True)
+                    .to_string(),
+                ready.map(|c| c.reason.clone()).unwrap_or_default(),
             ];
             if output == Output::Wide {
                 headers.push("SUBJECT");
-                row.push(s.applied_subject.clone());
+                row.push(s.status.applied_subject.clone());
             }
             let mut out = table(&headers, &[row]);
-            if !s.message.is_empty() {
+            if let Some(message) = ready.map(|c| &c.message).filter(|m| !m.is_empty()) {
                 out.push('\n');
-                out.push_str(&s.message);
+                out.push_str(message);
                 out.push('\n');
             }
             out
@@ -152,49 +170,23 @@ pub fn source(s: &SourceStatus, output: Output) -> String {
     }
 }
 
-/// `racklet get racks`: the revision's racks (all chassis count toward the one rack a
-/// Racklet rack is; sync counts are over every node).
-pub fn racks(
-    desired: &racklet_gitops::desired::Desired,
-    nodes: &[NodeStatus],
-    output: Output,
-) -> String {
-    #[derive(Serialize)]
-    struct Row<'a> {
-        name: &'a str,
-        chassis: usize,
-        nodes: usize,
-        synced: usize,
-        signed_commits_required: bool,
-    }
-    let rows: Vec<Row> = desired
-        .racks
-        .iter()
-        .map(|r| Row {
-            name: r,
-            chassis: desired.chassis.len(),
-            nodes: nodes.len(),
-            synced: nodes
-                .iter()
-                .filter(|n| n.sync == racklet_gitops::power::Sync::Synced)
-                .count(),
-            signed_commits_required: !desired.signers.is_empty(),
-        })
-        .collect();
+/// `racklet get racks`.
+pub fn racks(list: &List<Rack>, output: Output) -> String {
     match output {
-        Output::Json => json(&rows),
-        Output::Yaml => yaml(&rows),
+        Output::Json => json(list),
+        Output::Yaml => yaml(list),
         Output::Table | Output::Wide => table(
             &["NAME", "CHASSIS", "NODES", "SYNCED", "SIGNED COMMITS"],
-            &rows
+            &list
+                .items
                 .iter()
                 .map(|r| {
                     vec![
-                        r.name.to_string(),
-                        r.chassis.to_string(),
-                        r.nodes.to_string(),
-                        format!("{}/{}", r.synced, r.nodes),
-                        if r.signed_commits_required {
+                        r.metadata.name.clone(),
+                        r.status.chassis.to_string(),
+                        r.status.nodes.to_string(),
+                        format!("{}/{}", r.status.synced_nodes, r.status.nodes),
+                        if r.status.signed_commits_required {
                             "required"
                         } else {
                             "-"
@@ -207,67 +199,43 @@ pub fn racks(
     }
 }
 
-/// `racklet get chassis`.
-pub fn chassis(
-    desired: &racklet_gitops::desired::Desired,
-    nodes: &[NodeStatus],
-    rollouts: &[racklet_gitops::firmware::Rollout],
-    output: Output,
-) -> String {
-    #[derive(Serialize)]
-    struct Row<'a> {
-        name: &'a str,
-        nodes: usize,
-        on: usize,
-        synced: usize,
-        firmware: String,
+fn phase(p: RolloutPhase) -> &'static str {
+    match p {
+        RolloutPhase::Running => "Running",
+        RolloutPhase::Done => "Done",
+        RolloutPhase::Stopped => "Stopped",
     }
-    let rows: Vec<Row> = desired
-        .chassis
-        .iter()
-        .map(|c| {
-            let mine: Vec<&NodeStatus> = nodes.iter().filter(|n| n.chassis == *c).collect();
-            let firmware = rollouts.iter().find(|r| r.chassis == *c).map_or_else(
-                || "-".to_string(),
-                |r| {
-                    format!(
-                        "v{} {:?} {}/{}",
-                        r.version,
-                        r.state,
-                        r.done(),
-                        r.trays.len()
-                    )
-                },
-            );
-            Row {
-                name: c,
-                nodes: mine.len(),
-                on: mine
-                    .iter()
-                    .filter(|n| n.observed_power.as_deref() == Some("On"))
-                    .count(),
-                synced: mine
-                    .iter()
-                    .filter(|n| n.sync == racklet_gitops::power::Sync::Synced)
-                    .count(),
-                firmware,
-            }
-        })
-        .collect();
+}
+
+/// `racklet get chassis`.
+pub fn chassis(list: &List<Chassis>, output: Output) -> String {
     match output {
-        Output::Json => json(&rows),
-        Output::Yaml => yaml(&rows),
+        Output::Json => json(list),
+        Output::Yaml => yaml(list),
         Output::Table | Output::Wide => table(
             &["NAME", "NODES", "ON", "SYNCED", "FIRMWARE"],
-            &rows
+            &list
+                .items
                 .iter()
-                .map(|r| {
+                .map(|c| {
+                    let s = &c.status;
                     vec![
-                        r.name.to_string(),
-                        r.nodes.to_string(),
-                        r.on.to_string(),
-                        format!("{}/{}", r.synced, r.nodes),
-                        r.firmware.clone(),
+                        c.metadata.name.clone(),
+                        s.nodes.to_string(),
+                        s.powered_on_nodes.to_string(),
+                        format!("{}/{}", s.synced_nodes, s.nodes),
+                        s.rollout.as_ref().map_or_else(
+                            || "-".to_string(),
+                            |r| {
+                                format!(
+                                    "v{} {} {}/{}",
+                                    r.version,
+                                    phase(r.phase),
+                                    r.done_trays,
+                                    r.trays
+                                )
+                            },
+                        ),
                     ]
                 })
                 .collect::<Vec<_>>(),
@@ -276,22 +244,23 @@ pub fn chassis(
 }
 
 /// `racklet get rollouts`.
-pub fn rollouts(rollouts: &[racklet_gitops::firmware::Rollout], output: Output) -> String {
+pub fn rollouts(list: &List<FirmwareRollout>, output: Output) -> String {
     match output {
-        Output::Json => return json(&rollouts),
-        Output::Yaml => return yaml(&rollouts),
+        Output::Json => return json(list),
+        Output::Yaml => return yaml(list),
         Output::Table | Output::Wide => {}
     }
-    let rows: Vec<Vec<String>> = rollouts
+    let rows: Vec<Vec<String>> = list
+        .items
         .iter()
         .map(|r| {
             vec![
-                r.chassis.clone(),
-                r.policy.clone(),
-                r.version.to_string(),
-                debug_name(&r.state),
-                format!("{}/{}", r.done(), r.trays.len()),
-                r.message.clone(),
+                r.spec.chassis.clone(),
+                r.spec.policy.clone(),
+                r.spec.version.to_string(),
+                phase(r.status.phase).to_string(),
+                format!("{}/{}", r.done(), r.status.trays.len()),
+                r.status.message.clone(),
             ]
         })
         .collect();
@@ -301,60 +270,68 @@ pub fn rollouts(rollouts: &[racklet_gitops::firmware::Rollout], output: Output) 
     )
 }
 
+/// Whole seconds of an RFC 3339 time with fractions, as the tables show time.
+fn seconds(time: &str) -> String {
+    parse_rfc3339(time).map_or_else(|| time.to_string(), rfc3339)
+}
+
 /// One event per line: `TIME  MESSAGE`.
 pub fn events(events: &[Event]) -> String {
     events
         .iter()
-        .map(|e| format!("{}  {}\n", rfc3339(e.unix_ms), e.message))
+        .map(|e| format!("{}  {}\n", seconds(&e.event_time), e.note))
         .collect()
 }
 
-/// `racklet describe node N`.
-/// `describe node`: status, conditions, the tray's sensors as read from Redfish just now
-/// (or why they could not be), and the node's recent events.
+/// `racklet describe node N`: status, conditions, the tray's sensors as read through the
+/// control plane just now (or why they could not be), and the node's recent events.
 pub fn describe(
-    n: &NodeStatus,
+    n: &ComputeUnit,
     events: &[Event],
-    sensors: &Result<Vec<racklet_redfish_client::Sensor>, String>,
+    sensors: &Result<Vec<Sensor>, String>,
 ) -> String {
     let mut out = String::new();
     let field = |out: &mut String, k: &str, v: &str| out.push_str(&format!("{k:<20}{v}\n"));
-    field(&mut out, "Name:", &n.name);
-    field(&mut out, "Chassis:", &n.chassis);
-    field(&mut out, "Tray:", &n.tray.to_string());
-    field(&mut out, "Desired power:", n.desired_power.as_str());
+    field(&mut out, "Name:", &n.metadata.name);
+    field(&mut out, "Chassis:", &n.spec.chassis);
+    field(&mut out, "Tray:", &n.spec.tray.to_string());
+    field(&mut out, "Desired power:", n.spec.power_state.as_str());
     field(
         &mut out,
         "Observed power:",
-        n.observed_power.as_deref().unwrap_or("<unknown>"),
+        n.status.power_state.map_or("<unknown>", |p| p.as_str()),
     );
-    field(&mut out, "Revision:", &n.revision);
+    field(&mut out, "Revision:", &n.status.revision);
     field(
         &mut out,
         "Generation:",
-        &format!("{} (observed {})", n.generation, n.observed_generation),
+        &format!(
+            "{} (observed {})",
+            n.metadata.generation, n.status.observed_generation
+        ),
     );
     out.push_str("Conditions:\n");
     out.push_str(&format!(
         "  {:<10}{:<13}{:<14}{}\n",
         "TYPE", "STATUS", "REASON", "SINCE"
     ));
-    let since = rfc3339(n.last_transition_unix_ms);
-    out.push_str(&format!(
-        "  {:<10}{:<13}{:<14}{}\n",
-        "Synced",
-        debug_name(&n.sync),
-        n.reason,
-        since
-    ));
-    out.push_str(&format!(
-        "  {:<10}{:<13}{:<14}{}\n",
-        "Healthy",
-        debug_name(&n.health),
-        n.reason,
-        since
-    ));
-    field(&mut out, "Message:", &n.message);
+    for c in &n.status.conditions {
+        // The status column names the state (OutOfSync, Progressing), not True/False.
+        let state = match c.type_.as_str() {
+            "Synced" => n.status.sync.as_str(),
+            "Healthy" => n.status.health.as_str(),
+            _ => c.status.as_str(),
+        };
+        out.push_str(&format!(
+            "  {:<10}{:<13}{:<14}{}\n",
+            c.type_, state, c.reason, c.last_transition_time
+        ));
+    }
+    let message = n
+        .condition("Synced")
+        .map(|c| c.message.as_str())
+        .unwrap_or_default();
+    field(&mut out, "Message:", message);
     out.push_str("Sensors:\n");
     match sensors {
         Err(e) => out.push_str(&format!("  <cannot read them: {e}>\n")),
@@ -391,106 +368,160 @@ pub fn describe(
     out.push_str("Events:\n");
     let mine: Vec<&Event> = events
         .iter()
-        .filter(|e| e.message.starts_with(&format!("{}:", n.name)))
+        .filter(|e| e.is_about_node(&n.metadata.name))
         .collect();
     if mine.is_empty() {
         out.push_str("  <none>\n");
     }
     for e in mine.iter().rev().take(10).rev() {
-        out.push_str(&format!("  {}  {}\n", rfc3339(e.unix_ms), e.message));
+        out.push_str(&format!("  {}  {}\n", seconds(&e.event_time), e.note));
     }
     out
 }
 
-pub use racklet_gitops::rfc3339;
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use racklet_gitops::desired::Power;
-    use racklet_gitops::power::{Health, Sync};
+    use racklet_client::time::rfc3339_ms;
+    use racklet_client::{
+        BootMode, ChassisStatus, ComputeUnitSpec, ComputeUnitStatus, Condition, DesiredPower,
+        EventType, FirmwareRolloutSpec, FirmwareRolloutStatus, GitSourceSpec, GitSourceStatus,
+        Health, ObjectMeta, ObjectReference, ObservedPower, RackStatus, RolloutSummary, Sync,
+        TrayPhase, TrayRollout, API_VERSION,
+    };
 
-    fn sample() -> Vec<NodeStatus> {
-        let n = |name: &str,
-                 tray,
-                 desired,
-                 observed: Option<&str>,
-                 sync,
-                 health,
-                 reason: &str,
-                 message: &str| NodeStatus {
+    const REVISION: &str = "5d677d8a1b2c3d4e5f60718293a4b5c6d7e8f901";
+
+    fn meta(name: &str, generation: u64) -> ObjectMeta {
+        ObjectMeta {
             name: name.into(),
-            chassis: "chassis-1".into(),
-            tray,
-            desired_power: desired,
-            observed_power: observed.map(str::to_string),
-            sync,
-            health,
+            generation,
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn unit(
+        name: &str,
+        tray: u32,
+        desired: DesiredPower,
+        observed: Option<ObservedPower>,
+        sync: Sync,
+        health: Health,
+        reason: &str,
+        message: &str,
+    ) -> ComputeUnit {
+        let condition = |type_: &str, status| Condition {
+            type_: type_.into(),
+            status,
             reason: reason.into(),
             message: message.into(),
-            generation: 2,
+            last_transition_time: rfc3339(1_795_698_748_832),
             observed_generation: 2,
-            revision: "5d677d8a1b2c3d4e5f60718293a4b5c6d7e8f901".into(),
-            last_transition_unix_ms: 1_795_698_748_832,
         };
-        vec![
-            n(
+        ComputeUnit {
+            api_version: API_VERSION.into(),
+            kind: "ComputeUnit".into(),
+            metadata: meta(name, 2),
+            spec: ComputeUnitSpec {
+                chassis: "chassis-1".into(),
+                tray,
+                power_state: desired,
+                boot_mode: BootMode::Local,
+            },
+            status: ComputeUnitStatus {
+                observed_generation: 2,
+                revision: REVISION.into(),
+                power_state: observed,
+                sync,
+                health,
+                conditions: vec![
+                    condition("Synced", sync.condition_status()),
+                    condition("Healthy", health.condition_status()),
+                ],
+            },
+        }
+    }
+
+    fn sample() -> List<ComputeUnit> {
+        List::new(vec![
+            unit(
                 "node-1",
                 1,
-                Power::On,
-                Some("On"),
+                DesiredPower::On,
+                Some(ObservedPower::On),
                 Sync::Synced,
                 Health::Healthy,
                 "Converged",
                 "power is On, as desired",
             ),
-            n(
+            unit(
                 "node-6",
                 6,
-                Power::On,
-                Some("PoweringOn"),
+                DesiredPower::On,
+                Some(ObservedPower::PoweringOn),
                 Sync::OutOfSync,
                 Health::Progressing,
                 "Converging",
                 "On sent; power was Off",
             ),
-            n(
+            unit(
                 "node-7",
                 7,
-                Power::Off,
+                DesiredPower::Off,
                 None,
                 Sync::Unknown,
                 Health::Unknown,
                 "ChassisUnreachable",
                 "cannot reach the Redfish service",
             ),
-        ]
+        ])
+    }
+
+    fn event(sequence: u64, unix_ms: u64, node: Option<&str>, reason: &str, note: &str) -> Event {
+        Event {
+            api_version: API_VERSION.into(),
+            kind: "Event".into(),
+            metadata: meta(&format!("event-{sequence}"), 0),
+            sequence,
+            event_time: rfc3339_ms(unix_ms),
+            type_: EventType::Normal,
+            reason: reason.into(),
+            regarding: node.map(|n| ObjectReference {
+                kind: "ComputeUnit".into(),
+                name: n.into(),
+            }),
+            note: note.into(),
+        }
     }
 
     fn sample_events() -> Vec<Event> {
         vec![
-            Event {
-                sequence: 1,
-                unix_ms: 1_795_698_700_000,
-                message: "applied 5d677d8a1b2c: Seed the rack".into(),
-            },
-            Event {
-                sequence: 2,
-                unix_ms: 1_795_698_748_900,
-                message: "node-6: power is Off, desired On (desired state changed): On".into(),
-            },
+            event(
+                1,
+                1_795_698_700_000,
+                None,
+                "Applied",
+                "applied 5d677d8a1b2c: Seed the rack",
+            ),
+            event(
+                2,
+                1_795_698_748_900,
+                Some("node-6"),
+                "PowerAction",
+                "node-6: power is Off, desired On (desired state changed): On",
+            ),
         ]
     }
 
-    fn sample_sensors() -> Vec<racklet_redfish_client::Sensor> {
+    fn sample_sensors() -> Vec<Sensor> {
         vec![
-            racklet_redfish_client::Sensor {
+            Sensor {
                 name: "Tray 6 power".into(),
                 reading: Some(2.414),
                 units: "W".into(),
                 state: "Enabled".into(),
             },
-            racklet_redfish_client::Sensor {
+            Sensor {
                 name: "Tray 6 SoC temperature".into(),
                 reading: None,
                 units: "Cel".into(),
@@ -501,8 +532,9 @@ mod tests {
 
     #[test]
     fn describe_says_why_sensors_are_missing() {
+        let node = &sample().items[1];
         let page = describe(
-            &sample()[1],
+            node,
             &sample_events(),
             &Err("cannot reach the Redfish service".into()),
         );
@@ -510,8 +542,24 @@ mod tests {
             page.contains("Sensors:\n  <cannot read them: cannot reach the Redfish service>\n"),
             "{page}"
         );
-        let page = describe(&sample()[1], &sample_events(), &Ok(Vec::new()));
+        let page = describe(node, &sample_events(), &Ok(Vec::new()));
         assert!(page.contains("Sensors:\n  <none>\n"), "{page}");
+    }
+
+    #[test]
+    fn describe_shows_the_events_about_the_node_and_no_others() {
+        // A message that merely starts with the name is not about the node.
+        let mut events = sample_events();
+        events.push(event(
+            3,
+            1_795_698_749_000,
+            None,
+            "Applied",
+            "node-6: not about it",
+        ));
+        let page = describe(&sample().items[1], &events, &Ok(Vec::new()));
+        assert!(page.contains("desired state changed"), "{page}");
+        assert!(!page.contains("not about it"), "{page}");
     }
 
     /// Compares with `tests/golden/NAME`; `RACKLET_BLESS=1` rewrites the file.
@@ -537,66 +585,135 @@ mod tests {
     }
 
     #[test]
+    fn json_output_follows_the_kubernetes_api_conventions() {
+        let v: serde_json::Value =
+            serde_json::from_str(&nodes(&sample(), Output::Json)).expect("JSON");
+        assert_eq!(
+            (v["apiVersion"].as_str(), v["kind"].as_str()),
+            (Some("v1"), Some("List"))
+        );
+        let item = &v["items"][1];
+        assert_eq!(item["apiVersion"], API_VERSION);
+        assert_eq!(item["kind"], "ComputeUnit");
+        assert_eq!(item["metadata"]["name"], "node-6");
+        assert_eq!(item["spec"]["powerState"], "On");
+        assert_eq!(item["status"]["observedGeneration"], 2);
+        let synced = &item["status"]["conditions"][0];
+        assert_eq!(
+            (
+                synced["type"].as_str(),
+                synced["status"].as_str(),
+                synced["reason"].as_str()
+            ),
+            (Some("Synced"), Some("False"), Some("Converging"))
+        );
+        let time = synced["lastTransitionTime"].as_str().expect("a time");
+        assert!(parse_rfc3339(time).is_some(), "{time} is RFC 3339");
+        // Unknown power is left out, never null.
+        assert!(v["items"][2]["status"].get("powerState").is_none());
+    }
+
+    #[test]
     fn describe_and_source_match_their_golden_files() {
         golden(
             "describe-node-6.txt",
-            &describe(&sample()[1], &sample_events(), &Ok(sample_sensors())),
+            &describe(&sample().items[1], &sample_events(), &Ok(sample_sensors())),
         );
-        let s = SourceStatus {
-            url: "file:///srv/racklet/repo".into(),
-            reference: "branch main".into(),
-            path: "rack".into(),
-            applied: Some("5d677d8a1b2c3d4e5f60718293a4b5c6d7e8f901".into()),
-            applied_subject: "Seed the rack".into(),
-            fetched: Some("9f00aa11bb22cc33dd44ee55ff6600778899aabb".into()),
-            ready: false,
-            reason: "InvalidManifests".into(),
-            message: "rack/bad.yaml:4:30: tray 9 is outside chassis-1's 7 slots".into(),
-            last_fetch_unix_ms: 1_795_698_800_000,
-            last_applied_unix_ms: 1_795_698_700_000,
+        let s = GitSource {
+            api_version: API_VERSION.into(),
+            kind: "GitSource".into(),
+            metadata: meta("rack", 0),
+            spec: GitSourceSpec {
+                url: "file:///srv/racklet/repo".into(),
+                reference: "branch main".into(),
+                path: "rack".into(),
+            },
+            status: GitSourceStatus {
+                applied_revision: Some(REVISION.into()),
+                applied_subject: "Seed the rack".into(),
+                fetched_revision: Some("9f00aa11bb22cc33dd44ee55ff6600778899aabb".into()),
+                last_fetch_time: Some(rfc3339_ms(1_795_698_800_000)),
+                last_applied_time: Some(rfc3339_ms(1_795_698_700_000)),
+                conditions: vec![Condition {
+                    type_: "Ready".into(),
+                    status: ConditionStatus::False,
+                    reason: "InvalidManifests".into(),
+                    message: "rack/bad.yaml:4:30: tray 9 is outside chassis-1's 7 slots".into(),
+                    last_transition_time: rfc3339(1_795_698_800_000),
+                    observed_generation: 0,
+                }],
+            },
         };
         golden("source.txt", &source(&s, Output::Table));
         golden("events.txt", &events(&sample_events()));
-        use racklet_gitops::firmware::{Rollout, RolloutState, Step, TrayStep};
-        let r = Rollout {
-            policy: "bmc-v2".into(),
-            chassis: "chassis-1".into(),
-            version: 2,
-            bundle: "firmware/racklet-bmc-2.bin".into(),
-            commit: "5d677d8a1b2c3d4e5f60718293a4b5c6d7e8f901".into(),
-            state: RolloutState::Running,
-            trays: vec![
-                TrayStep {
-                    tray: 1,
-                    step: Step::Confirmed,
-                },
-                TrayStep {
-                    tray: 2,
-                    step: Step::Uploaded {
-                        monitor: "/redfish/v1/TaskService/TaskMonitors/2".into(),
+        let r = FirmwareRollout {
+            api_version: API_VERSION.into(),
+            kind: "FirmwareRollout".into(),
+            metadata: meta("chassis-1", 0),
+            spec: FirmwareRolloutSpec {
+                policy: "bmc-v2".into(),
+                chassis: "chassis-1".into(),
+                version: 2,
+                bundle: "firmware/racklet-bmc-2.bin".into(),
+                revision: REVISION.into(),
+            },
+            status: FirmwareRolloutStatus {
+                phase: RolloutPhase::Running,
+                trays: vec![
+                    TrayRollout {
+                        tray: 1,
+                        phase: TrayPhase::Confirmed,
+                        message: String::new(),
                     },
-                },
-                TrayStep {
-                    tray: 3,
-                    step: Step::Pending,
-                },
-            ],
-            message: "tray 2: 40 % (Running)".into(),
+                    TrayRollout {
+                        tray: 2,
+                        phase: TrayPhase::Uploaded,
+                        message: "/redfish/v1/TaskService/TaskMonitors/2".into(),
+                    },
+                    TrayRollout {
+                        tray: 3,
+                        phase: TrayPhase::Pending,
+                        message: String::new(),
+                    },
+                ],
+                message: "tray 2: 40 % (Running)".into(),
+            },
         };
         golden(
             "rollouts.txt",
-            &rollouts(std::slice::from_ref(&r), Output::Table),
+            &rollouts(&List::new(vec![r]), Output::Table),
         );
-        let desired = racklet_gitops::desired::Desired {
-            racks: vec!["rack-1".into()],
-            chassis: vec!["chassis-1".into()],
-            signers: vec!["ssh-ed25519 AAAA ops".into()],
-            ..Default::default()
+        let rack = Rack {
+            api_version: API_VERSION.into(),
+            kind: "Rack".into(),
+            metadata: meta("rack-1", 0),
+            status: RackStatus {
+                chassis: 1,
+                nodes: 3,
+                synced_nodes: 1,
+                signed_commits_required: true,
+            },
         };
-        golden("racks.txt", &racks(&desired, &sample(), Output::Table));
+        golden("racks.txt", &racks(&List::new(vec![rack]), Output::Table));
+        let chassis_1 = Chassis {
+            api_version: API_VERSION.into(),
+            kind: "Chassis".into(),
+            metadata: meta("chassis-1", 0),
+            status: ChassisStatus {
+                nodes: 3,
+                powered_on_nodes: 1,
+                synced_nodes: 1,
+                rollout: Some(RolloutSummary {
+                    version: 2,
+                    phase: RolloutPhase::Running,
+                    done_trays: 1,
+                    trays: 3,
+                }),
+            },
+        };
         golden(
             "chassis.txt",
-            &chassis(&desired, &sample(), &[r], Output::Table),
+            &chassis(&List::new(vec![chassis_1]), Output::Table),
         );
     }
 }

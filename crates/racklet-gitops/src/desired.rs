@@ -23,20 +23,7 @@ pub struct DesiredNode {
 }
 
 /// Desired power, as the control plane stores and shows it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Power {
-    On,
-    Off,
-}
-
-impl Power {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Power::On => "On",
-            Power::Off => "Off",
-        }
-    }
-}
+pub use racklet_client::DesiredPower as Power;
 
 /// The BMC firmware one chassis should run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -152,6 +139,52 @@ pub fn desired_from(files: &[(PathBuf, Vec<u8>)]) -> Result<Desired, Vec<String>
         racks,
         signers,
     })
+}
+
+/// What changes between two desired states, one line per node: `+ NAME: new, …`,
+/// `~ NAME: power Off -> On`, `~ NAME: moves from …`, `- NAME: removed`.
+pub fn changes(before: &Desired, after: &Desired) -> Vec<String> {
+    let mut out = Vec::new();
+    for n in &after.nodes {
+        match before.nodes.iter().find(|b| b.name == n.name) {
+            None => out.push(format!(
+                "+ {}: new, tray {} of {}, power {}",
+                n.name,
+                n.tray,
+                n.chassis,
+                n.power.as_str()
+            )),
+            Some(b) if b != n => {
+                if b.power != n.power {
+                    out.push(format!(
+                        "~ {}: power {} -> {}",
+                        n.name,
+                        b.power.as_str(),
+                        n.power.as_str()
+                    ));
+                }
+                if (b.chassis.as_str(), b.tray) != (n.chassis.as_str(), n.tray) {
+                    out.push(format!(
+                        "~ {}: moves from tray {} of {} to tray {} of {}",
+                        n.name, b.tray, b.chassis, n.tray, n.chassis
+                    ));
+                }
+                if b.boot != n.boot {
+                    out.push(format!(
+                        "~ {}: boot mode {:?} -> {:?}",
+                        n.name, b.boot, n.boot
+                    ));
+                }
+            }
+            Some(_) => {}
+        }
+    }
+    for b in &before.nodes {
+        if !after.nodes.iter().any(|n| n.name == b.name) {
+            out.push(format!("- {}: removed", b.name));
+        }
+    }
+    out
 }
 
 #[cfg(test)]

@@ -12,12 +12,82 @@ use crate::unix_ms;
 /// Events kept.
 pub const KEPT: u64 = 1000;
 
+/// Why an event happened: machine-readable, so nobody parses messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum EventReason {
+    /// A revision was adopted.
+    Applied,
+    /// A revision was refused; the last good one stays in force.
+    Refused,
+    /// The source's history was rewritten.
+    HistoryRewritten,
+    /// An etcd replica took the leadership.
+    Leading,
+    /// A chassis stopped answering.
+    ChassisUnreachable,
+    /// A chassis answers again.
+    ChassisAnswers,
+    /// A node's boot mode was set.
+    BootModeSet,
+    /// A power action was sent to a node.
+    PowerAction,
+    /// A node drifted and the policy only reports it.
+    Drifted,
+    /// A firmware roll-out started, progressed or ended.
+    Rollout,
+    /// A firmware roll-out stopped at a failure or was withdrawn.
+    RolloutStopped,
+    /// Events written before reasons were recorded.
+    #[serde(other)]
+    Unspecified,
+}
+
+impl EventReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventReason::Applied => "Applied",
+            EventReason::Refused => "Refused",
+            EventReason::HistoryRewritten => "HistoryRewritten",
+            EventReason::Leading => "Leading",
+            EventReason::ChassisUnreachable => "ChassisUnreachable",
+            EventReason::ChassisAnswers => "ChassisAnswers",
+            EventReason::BootModeSet => "BootModeSet",
+            EventReason::PowerAction => "PowerAction",
+            EventReason::Drifted => "Drifted",
+            EventReason::Rollout => "Rollout",
+            EventReason::RolloutStopped => "RolloutStopped",
+            EventReason::Unspecified => "Unspecified",
+        }
+    }
+
+    /// Something an operator should look at.
+    pub fn is_warning(self) -> bool {
+        matches!(
+            self,
+            EventReason::Refused
+                | EventReason::HistoryRewritten
+                | EventReason::ChassisUnreachable
+                | EventReason::Drifted
+                | EventReason::RolloutStopped
+        )
+    }
+}
+
 /// One event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Event {
     pub sequence: u64,
     pub unix_ms: u64,
+    #[serde(default = "unspecified")]
+    pub reason: EventReason,
+    /// The compute unit it is about, if it is about one.
+    #[serde(default)]
+    pub node: Option<String>,
     pub message: String,
+}
+
+fn unspecified() -> EventReason {
+    EventReason::Unspecified
 }
 
 /// Appends events to a store.
@@ -44,12 +114,34 @@ impl<S: StateStore> EventLog<S> {
         })
     }
 
-    pub async fn record(&self, message: &str) -> Result<(), StoreError> {
+    /// Records an event of the control plane as a whole.
+    pub async fn record(&self, reason: EventReason, message: &str) -> Result<(), StoreError> {
+        self.append(reason, None, message).await
+    }
+
+    /// Records an event about the compute unit `node`.
+    pub async fn record_node(
+        &self,
+        reason: EventReason,
+        node: &str,
+        message: &str,
+    ) -> Result<(), StoreError> {
+        self.append(reason, Some(node), message).await
+    }
+
+    async fn append(
+        &self,
+        reason: EventReason,
+        node: Option<&str>,
+        message: &str,
+    ) -> Result<(), StoreError> {
         let sequence = self.next.fetch_add(1, Ordering::SeqCst);
         tracing::info!("{message}");
         let e = Event {
             sequence,
             unix_ms: unix_ms(),
+            reason,
+            node: node.map(str::to_string),
             message: message.to_string(),
         };
         let bytes = serde_json::to_vec(&e).map_err(|e| StoreError::Io(e.to_string()))?;

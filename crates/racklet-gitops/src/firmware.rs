@@ -17,7 +17,7 @@ use racklet_redfish_client::{Client, ClientError};
 use serde::{Deserialize, Serialize};
 
 use crate::desired::{Desired, DesiredFirmware};
-use crate::events::EventLog;
+use crate::events::{EventLog, EventReason};
 use crate::git::GitSource;
 use crate::power::ChassisEndpoint;
 use crate::store::{StateStore, StateStoreExt, StoreError};
@@ -139,7 +139,7 @@ impl FirmwareReconciler {
                 let r = new_rollout(policy, commit);
                 self.save(store, &r).await?;
                 events
-                    .record(&format!(
+                    .record(EventReason::Rollout, &format!(
                         "firmware roll-out of BMC version {} to chassis {} started ({} trays, one at a time)",
                         r.version,
                         r.chassis,
@@ -160,10 +160,13 @@ impl FirmwareReconciler {
                 r.message = "stopped: its FirmwarePolicy was removed from the repository".into();
                 self.save(store, &r).await?;
                 events
-                    .record(&format!(
-                        "firmware roll-out of version {} on {} stopped: its policy was removed",
-                        r.version, r.chassis
-                    ))
+                    .record(
+                        EventReason::RolloutStopped,
+                        &format!(
+                            "firmware roll-out of version {} on {} stopped: its policy was removed",
+                            r.version, r.chassis
+                        ),
+                    )
                     .await?;
             }
         }
@@ -222,10 +225,13 @@ impl FirmwareReconciler {
             r.message = format!("all {} trays run version {}", r.trays.len(), r.version);
             self.save(store, r).await?;
             return events
-                .record(&format!(
-                    "firmware roll-out of BMC version {} to chassis {} is done",
-                    r.version, r.chassis
-                ))
+                .record(
+                    EventReason::Rollout,
+                    &format!(
+                        "firmware roll-out of BMC version {} to chassis {} is done",
+                        r.version, r.chassis
+                    ),
+                )
                 .await;
         };
         let tray = r.trays[i].tray;
@@ -271,12 +277,15 @@ impl FirmwareReconciler {
                         r.message = format!("tray {tray}: uploaded; the BMC verifies and boots it");
                         self.save(store, r).await?;
                         events
-                            .record(&format!(
-                                "firmware roll-out on {}: tray {tray} uploaded ({} of {})",
-                                r.chassis,
-                                i + 1,
-                                r.trays.len()
-                            ))
+                            .record(
+                                EventReason::Rollout,
+                                &format!(
+                                    "firmware roll-out on {}: tray {tray} uploaded ({} of {})",
+                                    r.chassis,
+                                    i + 1,
+                                    r.trays.len()
+                                ),
+                            )
                             .await
                     }
                     Err(e) if e.is_transient() => {
@@ -330,13 +339,16 @@ impl FirmwareReconciler {
                         r.message = format!("tray {tray}: runs version {v}");
                         self.save(store, r).await?;
                         events
-                            .record(&format!(
+                            .record(
+                                EventReason::Rollout,
+                                &format!(
                                 "firmware roll-out on {}: tray {tray} runs version {} ({} of {})",
                                 r.chassis,
                                 r.version,
                                 r.done(),
                                 r.trays.len()
-                            ))
+                            ),
+                            )
                             .await
                     }
                     Ok(v) => {
@@ -399,10 +411,13 @@ impl FirmwareReconciler {
         );
         self.save(store, r).await?;
         events
-            .record(&format!(
-                "firmware roll-out of version {} on {} stopped at tray {tray}: {reason}",
-                r.version, r.chassis
-            ))
+            .record(
+                EventReason::RolloutStopped,
+                &format!(
+                    "firmware roll-out of version {} on {} stopped at tray {tray}: {reason}",
+                    r.version, r.chassis
+                ),
+            )
             .await
     }
 }

@@ -90,7 +90,7 @@ fn mirror_err(path: &Path) -> impl Fn(gix::Error) -> SourceError + '_ {
     }
 }
 
-fn options() -> gix::open::Options {
+pub(crate) fn options() -> gix::open::Options {
     // Only the repository's own configuration: no user or system config, no credential
     // helpers, and never the git binary.
     gix::open::Options::isolated()
@@ -438,57 +438,7 @@ fn import_closure(
     Ok(())
 }
 
-/// Commits `files` (path relative to the repository root, bytes) on top of the branch
-/// checked out in the non-bare repository at `dir`, creating the repository if needed.
-/// For `racklet up`'s seed, `racklet apply` and tests. Returns the commit id.
-pub fn commit_files(
-    dir: &Path,
-    files: &[(String, Vec<u8>)],
-    message: &str,
-) -> Result<String, SourceError> {
-    let err = |e: gix::Error| SourceError::Unreachable {
-        url: dir.display().to_string(),
-        reason: e.to_string(),
-    };
-    let repo = if dir.join(".git").exists() {
-        gix::open_opts(dir, options()).map_err(&err)?
-    } else {
-        std::fs::create_dir_all(dir).map_err(|e| SourceError::Unreachable {
-            url: dir.display().to_string(),
-            reason: e.to_string(),
-        })?;
-        gix::ThreadSafeRepository::init_opts(
-            dir,
-            gix::create::Kind::WithWorktree,
-            gix::create::Options::default(),
-            options(),
-        )
-        .map(|r| r.to_thread_local())
-        .map_err(&err)?
-    };
-    let parent = repo.head().map_err(&err)?.id().map(|id| id.detach());
-    let base = repo.head_tree_id_or_empty().map_err(&err)?;
-    let mut editor = repo.edit_tree(base).map_err(&err)?;
-    for (path, bytes) in files {
-        let blob = repo.write_blob(bytes).map_err(&err)?.detach();
-        editor
-            .upsert(path.as_str(), gix::object::tree::EntryKind::Blob, blob)
-            .map_err(&err)?;
-        let on_disk = dir.join(path);
-        if let Some(parent) = on_disk.parent() {
-            let _ = std::fs::create_dir_all(parent);
-        }
-        let _ = std::fs::write(&on_disk, bytes);
-    }
-    let tree = editor.write().map_err(&err)?.detach();
-    let id = repo
-        .commit("HEAD", message, tree, parent)
-        .map_err(&err)?
-        .detach();
-    let mut index = repo.index_from_tree(&tree).map_err(&err)?;
-    index.write(Default::default()).map_err(err)?;
-    Ok(id.to_string())
-}
+pub use crate::local::commit_files;
 
 /// The branch checked out in the repository at `dir` (e.g. `main`).
 pub fn current_branch(dir: &Path) -> Result<String, SourceError> {

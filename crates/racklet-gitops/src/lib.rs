@@ -18,6 +18,8 @@ pub mod etcd;
 pub mod events;
 pub mod firmware;
 pub mod git;
+pub mod local;
+pub mod onboard;
 pub mod power;
 pub mod store;
 
@@ -30,7 +32,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{Mutex, Notify};
 
 use crate::desired::Desired;
-use crate::events::EventLog;
+use crate::events::{EventLog, EventReason};
 use crate::firmware::FirmwareReconciler;
 use crate::git::{GitSource, SourceError, SourceSpec};
 use crate::power::{ChassisEndpoint, DriftPolicy, PowerReconciler};
@@ -127,6 +129,10 @@ impl<S: StateStore> ControlPlane<S> {
             trigger: Notify::new(),
             observed: Notify::new(),
         }))
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
     }
 
     pub fn store(&self) -> &Arc<S> {
@@ -357,11 +363,14 @@ impl<S: StateStore> ControlPlane<S> {
         };
         if !descends {
             self.events
-                .record(&format!(
-                    "history rewritten: {} does not descend from the applied {}; applying it",
-                    short(&tip),
-                    short(status.applied.as_deref().unwrap_or_default())
-                ))
+                .record(
+                    EventReason::HistoryRewritten,
+                    &format!(
+                        "history rewritten: {} does not descend from the applied {}; applying it",
+                        short(&tip),
+                        short(status.applied.as_deref().unwrap_or_default())
+                    ),
+                )
                 .await?;
         }
         let (mut puts, deletes) = self
@@ -385,7 +394,10 @@ impl<S: StateStore> ControlPlane<S> {
         puts.push(("status/source".into(), json(serde_json::to_vec(&status))?));
         self.store.write(puts, deletes).await?;
         self.events
-            .record(&format!("applied {}: {}", short(&tip), revision.subject))
+            .record(
+                EventReason::Applied,
+                &format!("applied {}: {}", short(&tip), revision.subject),
+            )
             .await?;
         Ok(())
     }
@@ -409,10 +421,13 @@ impl<S: StateStore> ControlPlane<S> {
                 |a| format!("{} stays in force", short(a)),
             );
             self.events
-                .record(&format!(
-                    "refused{what} ({reason}; {kept}): {}",
-                    message.lines().next().unwrap_or_default()
-                ))
+                .record(
+                    EventReason::Refused,
+                    &format!(
+                        "refused{what} ({reason}; {kept}): {}",
+                        message.lines().next().unwrap_or_default()
+                    ),
+                )
                 .await?;
         }
         Ok(())
@@ -442,7 +457,11 @@ pub async fn run_replica(config: Config, endpoints: Vec<String>, prefix: String,
                 continue;
             }
         };
-        if let Err(e) = plane.events.record(&format!("replica {name} leads")).await {
+        if let Err(e) = plane
+            .events
+            .record(EventReason::Leading, &format!("replica {name} leads"))
+            .await
+        {
             tracing::warn!("replica {name}: {e}");
         }
         tokio::select! {

@@ -163,7 +163,7 @@ async fn until<F: Fn(&NodeStatus) -> bool>(b: &Bench, name: &str, what: &str, f:
 
 fn converged(power: &'static str) -> impl Fn(&NodeStatus) -> bool {
     move |n| {
-        n.observed_power.as_deref() == Some(power)
+        n.observed_power.map(|p| p.as_str()) == Some(power)
             && n.sync == racklet_gitops::power::Sync::Synced
             && n.health == racklet_gitops::power::Health::Healthy
     }
@@ -274,7 +274,7 @@ async fn drift_is_corrected_or_only_reported_per_policy() {
             }
             DriftPolicy::Report => {
                 let n = until(&b, "node-2", "reported as drifted", |n| {
-                    n.reason == "Drifted"
+                    n.reason == racklet_gitops::power::NodeReason::Drifted
                 })
                 .await;
                 assert_eq!(n.sync, racklet_gitops::power::Sync::OutOfSync);
@@ -300,10 +300,10 @@ async fn redfish_events_wake_the_reconciler_long_before_its_period() {
     until(&b, "node-2", "On from the seed", converged("On")).await;
     force_off_by_hand(&b, 2).await;
     let n = until(&b, "node-2", "reported as drifted", |n| {
-        n.reason == "Drifted"
+        n.reason == racklet_gitops::power::NodeReason::Drifted
     })
     .await;
-    assert_eq!(n.observed_power.as_deref(), Some("Off"));
+    assert_eq!(n.observed_power.map(|p| p.as_str()), Some("Off"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -321,7 +321,7 @@ async fn an_unreachable_chassis_backs_off_forgets_nothing_and_converges_when_it_
     .expect("commit");
     b.plane.trigger();
     let n = until(&b, "node-6", "reported unreachable", |n| {
-        n.reason == "ChassisUnreachable"
+        n.reason == racklet_gitops::power::NodeReason::ChassisUnreachable
     })
     .await;
     assert_eq!(n.health, racklet_gitops::power::Health::Unknown);
@@ -392,7 +392,7 @@ async fn a_commit_sets_a_nodes_boot_mode_through_redfish() {
         converged("On")(n) && n.generation == 2 && n.observed_generation == 2
     })
     .await;
-    assert_eq!(n.reason, "Converged");
+    assert_eq!(n.reason, racklet_gitops::power::NodeReason::Converged);
     let events = b.plane.events().since(0).await.expect("events");
     assert_eq!(
         events

@@ -168,7 +168,7 @@ async fn killing_the_leader_hands_over_within_the_lease_time_with_nothing_lost_o
             loop {
                 let n = node6(state.clone()).await;
                 if n.as_ref().is_some_and(|n| {
-                    n.observed_power.as_deref() == Some(power) && n.sync == Sync::Synced
+                    n.observed_power.map(|p| p.as_str()) == Some(power) && n.sync == Sync::Synced
                 }) {
                     return;
                 }

@@ -5,9 +5,13 @@
 //! magic "RKLTBMC1" (8) | version u32 LE | image length u32 LE | Ed25519ph signature (64) | image
 //! ```
 //!
-//! The signature is over the image and its version (see `racklet_bmc::sign_firmware`);
+//! The signature is over the image and its version (see `racklet_firmware_bundle::sign`);
 //! only the BMC checks it, against its own trust anchors. This header only says where
 //! the parts are.
+
+/// Ed25519ph context of the signature: the signer (`racklet-firmware-bundle`, on a host)
+/// and the verifier (the BMC) take it from here.
+pub const SIGNATURE_CONTEXT: &[u8] = b"racklet-bmc-firmware-v1";
 
 /// First bytes of every bundle.
 pub const MAGIC: &[u8; 8] = b"RKLTBMC1";

@@ -174,7 +174,7 @@ fn run_one(chassis: usize, dir: &Path, idle: Duration) -> anyhow::Result<Run> {
             };
             let done = nodes.len() == trays
                 && nodes.iter().all(|n| {
-                    n.sync == Sync::Synced && n.observed_power.as_deref() == Some(want(n))
+                    n.sync == Sync::Synced && n.observed_power.map(|p| p.as_str()) == Some(want(n))
                 });
             if done {
                 return Ok(start.elapsed());

@@ -11,11 +11,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use clap::Args;
+use racklet_client::data_dir::Endpoint;
+use racklet_client::DataDir;
 use racklet_model::ManifestSet;
 use racklet_rmd_api::BmcTrust;
 use racklet_sim::Rack;
 use racklet_twin::TwinConfig;
-use serde::Serialize;
 
 /// The example rack, seeded into a new data dir.
 const EXAMPLES: [(&str, &str); 2] = [
@@ -73,16 +74,10 @@ enum Drift {
     Report,
 }
 
-#[derive(Serialize)]
-struct Endpoint {
-    name: String,
-    url: String,
-}
-
 /// The repository the control plane follows; made on first start from `seed` (a
 /// directory of manifests) or the examples. Returns its path.
-fn seed_repository(data_dir: &Path, seed: Option<&Path>) -> anyhow::Result<PathBuf> {
-    let repo = data_dir.join("repo");
+fn seed_repository(data_dir: &DataDir, seed: Option<&Path>) -> anyhow::Result<PathBuf> {
+    let repo = data_dir.repository();
     if repo.join(".git").exists() {
         return Ok(repo);
     }
@@ -119,17 +114,6 @@ fn seed_repository(data_dir: &Path, seed: Option<&Path>) -> anyhow::Result<PathB
     Ok(repo)
 }
 
-/// Writes `content` to `path` atomically (temporary file, fsync, rename).
-fn write_atomic(path: &Path, content: &[u8]) -> anyhow::Result<()> {
-    let tmp = path.with_extension("tmp");
-    let mut f =
-        std::fs::File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
-    f.write_all(content)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(())
-}
-
 /// A deterministic synthetic workload: each node's demand drifts on its own period.
 fn workload(slot: u32, t: f64) -> f64 {
     let period = 90.0 + 23.0 * f64::from(slot);
@@ -157,7 +141,8 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
         args.poll.is_finite() && args.poll >= 0.1,
         "--poll must be at least 0.1 seconds"
     );
-    let repo = seed_repository(&args.data_dir, args.manifests.as_deref())?;
+    let data_dir = DataDir::new(&args.data_dir);
+    let repo = seed_repository(&data_dir, args.manifests.as_deref())?;
     // The twin is the hardware: built once from the repository's manifests at start.
     let manifests = repo.join("rack");
     let (set, diags) = ManifestSet::load(std::slice::from_ref(&manifests));
@@ -178,7 +163,8 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
     let mut rack = Rack::start(&set, &twin_config, &args.data_dir, true)?;
     // The twin's BMCs trust the twin's own firmware signing key, so that roll-outs of
     // bundles signed with it (`racklet firmware bundle`) work end to end.
-    let (signing_key, key_file) = crate::firmware::twin_key(&args.data_dir)?;
+    let key_file = data_dir.firmware_signing_key();
+    let signing_key = racklet_firmware_bundle::read_or_create_key(&key_file)?;
     for b in &mut rack.bmcs {
         if let Some(bmc) = b.bmc() {
             bmc.add_trust_anchor(signing_key.verifying_key().to_bytes())
@@ -231,7 +217,7 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
     let mut chassis_endpoints = Vec::new();
     for (i, d) in rack.daemons.iter().enumerate() {
         let chassis = racklet_rmd_api::ChassisManager::chassis_name(d).to_string();
-        let dir = args.data_dir.join("redfish").join(&chassis);
+        let dir = data_dir.redfish(&chassis);
         let port = if args.redfish_port == 0 {
             0
         } else {
@@ -251,7 +237,7 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
             name: name.clone(),
             url: format!("https://{}/redfish/v1", running.addr),
         });
-        let password_file = dir.join("initial-admin-password");
+        let password_file = data_dir.redfish_admin_password(&chassis);
         if running.initial_password_file.is_some() {
             eprintln!(
                 "racklet: {name}: created account `admin`; its password is in {} (owner-only)",
@@ -264,13 +250,16 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
             url: format!("file://{}", password_file.display()),
         });
         let base = format!("https://{}", running.addr);
-        let ca = std::fs::read(dir.join("tls/cert.pem"))?;
-        let endpoint = runtime.block_on(crate::controlplane::redfish_account(
-            &args.data_dir.join("controlplane"),
-            &chassis,
-            &base,
-            &ca,
-            &password_file,
+        let ca = std::fs::read(data_dir.redfish_certificate(&chassis))?;
+        std::fs::create_dir_all(data_dir.control_plane())?;
+        let endpoint = runtime.block_on(racklet_gitops::onboard::account(
+            &racklet_gitops::onboard::Chassis {
+                name: &chassis,
+                base: &base,
+                ca_pem: &ca,
+                admin_password_file: &password_file,
+            },
+            &data_dir.chassis_account(&chassis),
         ))?;
         chassis_endpoints.push(racklet_gitops::power::ChassisEndpoint {
             chassis,
@@ -279,7 +268,7 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
         });
     }
     let api = runtime.block_on(crate::controlplane::start(
-        &args.data_dir,
+        &data_dir,
         &repo,
         chassis_endpoints,
         Duration::from_secs_f64(args.poll),
@@ -295,7 +284,7 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
         api.webhook_secret_file.display()
     );
     endpoints.push(Endpoint {
-        name: "controlplane".into(),
+        name: racklet_client::data_dir::CONTROL_PLANE.into(),
         url: format!("https://{}", api.addr),
     });
     endpoints.push(Endpoint {
@@ -307,10 +296,7 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
                 .display()
         ),
     });
-    write_atomic(
-        &args.data_dir.join("endpoints.json"),
-        &serde_json::to_vec_pretty(&endpoints)?,
-    )?;
+    data_dir.write_endpoints(&endpoints)?;
     for e in &endpoints {
         println!("{} {}", e.name, e.url);
     }

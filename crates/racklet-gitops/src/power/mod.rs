@@ -12,11 +12,15 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+pub use racklet_client::{Health, ObservedPower, Sync};
 use racklet_redfish_client::{Client, ClientError, Endpoint};
 use serde::{Deserialize, Serialize};
 
+mod decide;
+pub use decide::{decide, History, NodeReason, ResetType, Verdict};
+
 use crate::desired::{Desired, DesiredNode, Power};
-use crate::events::EventLog;
+use crate::events::{EventLog, EventReason};
 use crate::store::{StateStore, StateStoreExt, StoreError};
 use crate::unix_ms;
 
@@ -39,24 +43,6 @@ pub struct ChassisEndpoint {
     pub systems: BTreeMap<u32, String>,
 }
 
-/// Whether observed state matches the applied revision.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Sync {
-    Synced,
-    OutOfSync,
-    Unknown,
-}
-
-/// How the node is doing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Health {
-    Healthy,
-    Progressing,
-    Degraded,
-    Missing,
-    Unknown,
-}
-
 /// What the control plane publishes for one node.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeStatus {
@@ -65,11 +51,11 @@ pub struct NodeStatus {
     pub tray: u32,
     pub desired_power: Power,
     /// Redfish `PowerState` as last seen; None when it could not be read.
-    pub observed_power: Option<String>,
+    pub observed_power: Option<ObservedPower>,
     pub sync: Sync,
     pub health: Health,
-    /// CamelCase reason of the current sync/health.
-    pub reason: String,
+    /// Why sync and health are what they are.
+    pub reason: NodeReason,
     pub message: String,
     pub generation: u64,
     pub observed_generation: u64,
@@ -208,14 +194,17 @@ impl PowerReconciler {
                     b.next_try = now + wait;
                     if b.failures == 1 {
                         events
-                            .record(&format!("chassis {chassis} is unreachable ({reason}); retrying with back-off"))
+                            .record(EventReason::ChassisUnreachable, &format!("chassis {chassis} is unreachable ({reason}); retrying with back-off"))
                             .await?;
                     }
                 }
                 None => {
                     if self.backoff.remove(&chassis).is_some() {
                         events
-                            .record(&format!("chassis {chassis} answers again"))
+                            .record(
+                                EventReason::ChassisAnswers,
+                                &format!("chassis {chassis} answers again"),
+                            )
                             .await?;
                     }
                 }
@@ -257,7 +246,7 @@ impl PowerReconciler {
                     None,
                     Sync::Unknown,
                     Health::Missing,
-                    "NoEndpoint",
+                    NodeReason::NoEndpoint,
                     &format!("no Redfish endpoint is configured for chassis {chassis}"),
                 )
                 .await?;
@@ -277,7 +266,7 @@ impl PowerReconciler {
                         None,
                         Sync::Unknown,
                         Health::Unknown,
-                        "ChassisUnreachable",
+                        NodeReason::ChassisUnreachable,
                         reason,
                     )
                     .await?;
@@ -307,10 +296,10 @@ impl PowerReconciler {
         rec: &NodeRecord,
         spec: &DesiredNode,
         revision: &str,
-        observed: Option<String>,
+        observed: Option<ObservedPower>,
         sync: Sync,
         health: Health,
-        reason: &str,
+        reason: NodeReason,
         message: &str,
     ) -> Result<(), StoreError> {
         let key = format!("status/nodes/{}", spec.name);
@@ -327,7 +316,7 @@ impl PowerReconciler {
             observed_power: observed,
             sync,
             health,
-            reason: reason.into(),
+            reason,
             message: message.into(),
             generation: rec.generation,
             // Only a pass that read the system observed this generation.
@@ -372,8 +361,10 @@ impl PowerReconciler {
             Ok(s) => s,
             Err(e) => {
                 let (health, reason) = match &e {
-                    ClientError::Status { status: 404, .. } => (Health::Missing, "NoSuchSystem"),
-                    _ => (Health::Unknown, "ChassisUnreachable"),
+                    ClientError::Status { status: 404, .. } => {
+                        (Health::Missing, NodeReason::NoSuchSystem)
+                    }
+                    _ => (Health::Unknown, NodeReason::ChassisUnreachable),
                 };
                 self.publish(
                     store,
@@ -390,6 +381,11 @@ impl PowerReconciler {
                 return Err(NodeError::Redfish(e));
             }
         };
+        // Parsed at the protocol edge: a value Redfish does not define counts as unknown.
+        let observed = system
+            .power_state
+            .as_deref()
+            .and_then(ObservedPower::from_redfish);
         let want_network = spec.boot == crate::desired::BootMode::Network;
         let boot_recently = self
             .boot_actions()
@@ -415,146 +411,107 @@ impl PowerReconciler {
                     rec,
                     &spec,
                     revision,
-                    system.power_state.clone(),
+                    observed,
                     Sync::OutOfSync,
                     Health::Degraded,
-                    "ActionFailed",
+                    NodeReason::ActionFailed,
                     &format!("cannot set the boot mode: {e}"),
                 )
                 .await?;
                 return Err(NodeError::Redfish(e));
             }
             events
-                .record(&format!("{}: boot mode set to {mode}", spec.name))
+                .record_node(
+                    EventReason::BootModeSet,
+                    &spec.name,
+                    &format!("{}: boot mode set to {mode}", spec.name),
+                )
                 .await?;
         }
-        let observed = system.power_state.clone();
-        let want = spec.power.as_str();
-        if observed.is_none() {
-            // Its BMC restarts or is not trusted yet: nothing to act on until it reports.
-            self.publish(
-                store,
-                rec,
-                &spec,
-                revision,
-                None,
-                Sync::Unknown,
-                Health::Unknown,
-                "PowerUnknown",
-                "the chassis does not know this tray's power state right now",
-            )
-            .await?;
-            return Ok(());
-        }
-        let is = observed.clone().unwrap_or_else(|| "Unknown".into());
-        let is = is.as_str();
-        if is == want {
-            if rec.converged_generation != rec.generation {
-                let mut r = rec.clone();
-                r.converged_generation = rec.generation;
-                store.put_json(&format!("nodes/{}", spec.name), &r).await?;
-            }
-            self.actions().remove(&spec.name);
-            self.publish(
-                store,
-                rec,
-                &spec,
-                revision,
-                observed,
-                Sync::Synced,
-                Health::Healthy,
-                "Converged",
-                &format!("power is {want}, as desired"),
-            )
-            .await?;
-            return Ok(());
-        }
-        let transitioning = matches!(is, "PoweringOn" | "PoweringOff");
-        let drift = rec.converged_generation == rec.generation;
-        if drift && self.policy == DriftPolicy::Report && !transitioning {
-            let msg = format!("power is {is} but the revision says {want}; drift is only reported (policy Report)");
-            let was = store
-                .get_json::<NodeStatus>(&format!("status/nodes/{}", spec.name))
-                .await?
-                .map(|s| s.reason);
-            if was.as_deref() != Some("Drifted") {
-                events.record(&format!("{}: {msg}", spec.name)).await?;
-            }
-            self.publish(
-                store,
-                rec,
-                &spec,
-                revision,
-                observed,
-                Sync::OutOfSync,
-                Health::Degraded,
-                "Drifted",
-                &msg,
-            )
-            .await?;
-            return Ok(());
-        }
-        let recently = self
+        let status_key = format!("status/nodes/{}", spec.name);
+        let drift_reported = store
+            .get_json::<NodeStatus>(&status_key)
+            .await?
+            .is_some_and(|s| s.reason == NodeReason::Drifted);
+        let acted_recently = self
             .actions()
             .get(&spec.name)
             .is_some_and(|(p, at)| *p == spec.power && at.elapsed() < ACTION_INTERVAL);
-        if transitioning || recently {
-            self.publish(
-                store,
-                rec,
-                &spec,
-                revision,
-                observed,
-                Sync::OutOfSync,
-                Health::Progressing,
-                "Converging",
-                &format!("power is {is}, going to {want}"),
-            )
-            .await?;
-            return Ok(());
-        }
-        let reset = match spec.power {
-            Power::On => "On",
-            Power::Off => "GracefulShutdown",
+        let history = History {
+            converged_once: rec.converged_generation == rec.generation,
+            acted_recently,
+            drift_reported,
         };
-        let why = if drift {
-            "drift corrected"
-        } else {
-            "desired state changed"
+        let verdict = decide(spec.power, observed, self.policy, history);
+        let (sync, health, reason) = verdict.status();
+        let want = spec.power.as_str();
+        let is = observed.map_or("unknown", ObservedPower::as_str);
+        let message = match verdict {
+            Verdict::Wait { .. } => {
+                "the chassis does not know this tray's power state right now".to_string()
+            }
+            Verdict::Converged => {
+                if rec.converged_generation != rec.generation {
+                    let mut r = rec.clone();
+                    r.converged_generation = rec.generation;
+                    store.put_json(&format!("nodes/{}", spec.name), &r).await?;
+                }
+                self.actions().remove(&spec.name);
+                format!("power is {want}, as desired")
+            }
+            Verdict::ReportDrift { announce } => {
+                let msg = format!("power is {is} but the revision says {want}; drift is only reported (policy Report)");
+                if announce {
+                    events
+                        .record_node(
+                            EventReason::Drifted,
+                            &spec.name,
+                            &format!("{}: {msg}", spec.name),
+                        )
+                        .await?;
+                }
+                msg
+            }
+            Verdict::Progressing => format!("power is {is}, going to {want}"),
+            Verdict::Act { reset, drift } => {
+                let why = if drift {
+                    "drift corrected"
+                } else {
+                    "desired state changed"
+                };
+                let reset = reset.as_str();
+                events
+                    .record_node(
+                        EventReason::PowerAction,
+                        &spec.name,
+                        &format!(
+                            "{}: power is {is}, desired {want} ({why}): {reset}",
+                            spec.name
+                        ),
+                    )
+                    .await?;
+                self.actions()
+                    .insert(spec.name.clone(), (spec.power, Instant::now()));
+                if let Err(e) = client.reset(&system, reset).await {
+                    self.publish(
+                        store,
+                        rec,
+                        &spec,
+                        revision,
+                        observed,
+                        Sync::OutOfSync,
+                        Health::Degraded,
+                        NodeReason::ActionFailed,
+                        &e.to_string(),
+                    )
+                    .await?;
+                    return Err(NodeError::Redfish(e));
+                }
+                format!("{reset} sent; power was {is}")
+            }
         };
-        events
-            .record(&format!(
-                "{}: power is {is}, desired {want} ({why}): {reset}",
-                spec.name
-            ))
-            .await?;
-        self.actions()
-            .insert(spec.name.clone(), (spec.power, Instant::now()));
-        if let Err(e) = client.reset(&system, reset).await {
-            self.publish(
-                store,
-                rec,
-                &spec,
-                revision,
-                observed,
-                Sync::OutOfSync,
-                Health::Degraded,
-                "ActionFailed",
-                &e.to_string(),
-            )
-            .await?;
-            return Err(NodeError::Redfish(e));
-        }
         self.publish(
-            store,
-            rec,
-            &spec,
-            revision,
-            observed,
-            Sync::OutOfSync,
-            Health::Progressing,
-            "Converging",
-            &format!("{reset} sent; power was {is}"),
+            store, rec, &spec, revision, observed, sync, health, reason, &message,
         )
         .await?;
         Ok(())

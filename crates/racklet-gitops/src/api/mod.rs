@@ -1,6 +1,10 @@
-//! The control plane's HTTPS API, for the CLI and the dashboard: node and source status,
-//! events, and the sync trigger (also the webhook a Git server calls). Every request
-//! carries `Authorization: Bearer TOKEN`; the token is made on first start in
+//! The control plane's HTTPS API, the one door to a running rack for the CLI, tests and
+//! the dashboard. Objects follow the Kubernetes API conventions (types in
+//! `racklet_client`): compute units, the source, racks, chassis, roll-outs, events
+//! ([`objects`]); changes of desired state are commits ([`changes`]); what needs a
+//! chassis (sensors, a power cycle, the console) is done with the control plane's own
+//! Redfish account ([`proxy`]). Every request carries `Authorization: Bearer TOKEN`;
+//! the token is made on first start in
 //! `DIR/token` (owner-only), the certificate in `DIR/tls`. `POST /v1/webhook` also takes
 //! the way Git servers sign their calls instead: `X-Hub-Signature-256: sha256=HMAC`
 //! (GitHub, Gitea, Forgejo) of the body, keyed with its own secret, `DIR/webhook-secret`,
@@ -12,17 +16,25 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use axum::extract::{Query, Request, State};
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{Path as UrlPath, Query, Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use racklet_client::changes::{ActionRequest, ApplyRequest, PowerRequest};
+use racklet_client::List;
 use serde::Deserialize;
 
-use crate::power::node_statuses;
-use crate::store::{StateStore, StoreError};
+use crate::desired::Desired;
+use crate::power::{node_statuses, NodeStatus};
+use crate::store::{StateStore, StateStoreExt as _, StoreError};
 use crate::ControlPlane;
+
+pub mod changes;
+pub mod objects;
+pub mod proxy;
 
 /// Why the API cannot start.
 #[derive(Debug, thiserror::Error)]
@@ -112,6 +124,8 @@ struct Api<S> {
     plane: Arc<ControlPlane<S>>,
     token: String,
     webhook_secret: String,
+    /// One commit at a time: each reads the branch, then commits on top of it.
+    commits: tokio::sync::Mutex<()>,
 }
 
 /// Routes without TLS (for tests and embedding): requests need `token` as their bearer
@@ -125,13 +139,21 @@ pub fn routes<S: StateStore>(
         plane,
         token,
         webhook_secret,
+        commits: tokio::sync::Mutex::new(()),
     });
     Router::new()
         .route("/v1/nodes", get(nodes::<S>))
+        .route("/v1/nodes/{name}", get(node::<S>))
+        .route("/v1/nodes/{name}/sensors", get(sensors::<S>))
+        .route("/v1/nodes/{name}/actions", post(act::<S>))
+        .route("/v1/nodes/{name}/power", post(set_power::<S>))
+        .route("/v1/nodes/{name}/console", get(console::<S>))
         .route("/v1/source", get(source::<S>))
+        .route("/v1/racks", get(racks::<S>))
+        .route("/v1/chassis", get(chassis::<S>))
         .route("/v1/events", get(events::<S>))
         .route("/v1/rollouts", get(rollouts::<S>))
-        .route("/v1/desired", get(desired::<S>))
+        .route("/v1/apply", post(apply::<S>))
         .route("/v1/sync", post(sync::<S>))
         .route("/v1/webhook", post(sync::<S>))
         .layer(middleware::from_fn_with_state(state.clone(), auth::<S>))
@@ -241,24 +263,236 @@ async fn auth<S: StateStore>(State(api): State<Arc<Api<S>>>, req: Request, next:
     next.run(req).await
 }
 
-fn failed(e: StoreError) -> Response {
+/// An error answer: `{"error": "what went wrong: why"}` with every cause.
+fn refused(status: StatusCode, e: &dyn std::error::Error) -> Response {
+    let mut message = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        message.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
     (
-        StatusCode::INTERNAL_SERVER_ERROR,
-        Json(serde_json::json!({"error": e.to_string()})),
+        status,
+        Json(racklet_client::meta::ErrorBody { error: message }),
     )
         .into_response()
 }
 
-async fn nodes<S: StateStore>(State(api): State<Arc<Api<S>>>) -> Response {
+fn failed(e: StoreError) -> Response {
+    refused(StatusCode::INTERNAL_SERVER_ERROR, &e)
+}
+
+fn not_found(name: &str) -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        Json(racklet_client::meta::ErrorBody {
+            error: format!("no node named {name:?}; `racklet get nodes` lists them"),
+        }),
+    )
+        .into_response()
+}
+
+async fn applied<S: StateStore>(api: &Api<S>) -> Result<Desired, StoreError> {
+    Ok(api
+        .plane
+        .store()
+        .get_json::<Desired>("applied/desired")
+        .await?
+        .unwrap_or_default())
+}
+
+async fn find_node<S: StateStore>(api: &Api<S>, name: &str) -> Result<NodeStatus, Response> {
     match node_statuses(&**api.plane.store()).await {
-        Ok(n) => Json(n).into_response(),
+        Ok(nodes) => nodes
+            .into_iter()
+            .find(|n| n.name == name)
+            .ok_or_else(|| not_found(name)),
+        Err(e) => Err(failed(e)),
+    }
+}
+
+async fn nodes<S: StateStore>(State(api): State<Arc<Api<S>>>) -> Response {
+    let read = async {
+        Ok::<_, StoreError>((
+            node_statuses(&**api.plane.store()).await?,
+            applied(&api).await?,
+        ))
+    };
+    match read.await {
+        Ok((nodes, desired)) => Json(List::new(
+            nodes
+                .iter()
+                .map(|n| objects::compute_unit(n, &desired))
+                .collect(),
+        ))
+        .into_response(),
         Err(e) => failed(e),
     }
 }
 
+async fn node<S: StateStore>(
+    State(api): State<Arc<Api<S>>>,
+    UrlPath(name): UrlPath<String>,
+) -> Response {
+    let n = match find_node(&api, &name).await {
+        Ok(n) => n,
+        Err(r) => return r,
+    };
+    match applied(&api).await {
+        Ok(desired) => Json(objects::compute_unit(&n, &desired)).into_response(),
+        Err(e) => failed(e),
+    }
+}
+
+async fn sensors<S: StateStore>(
+    State(api): State<Arc<Api<S>>>,
+    UrlPath(name): UrlPath<String>,
+) -> Response {
+    let n = match find_node(&api, &name).await {
+        Ok(n) => n,
+        Err(r) => return r,
+    };
+    let read = async {
+        let t = proxy::target(&api.plane.config().chassis, &n)?;
+        proxy::sensors(&t).await
+    };
+    match read.await {
+        Ok(list) => Json(List::new(list)).into_response(),
+        Err(e) => refused(StatusCode::BAD_GATEWAY, &e),
+    }
+}
+
+async fn act<S: StateStore>(
+    State(api): State<Arc<Api<S>>>,
+    UrlPath(name): UrlPath<String>,
+    Json(request): Json<ActionRequest>,
+) -> Response {
+    let n = match find_node(&api, &name).await {
+        Ok(n) => n,
+        Err(r) => return r,
+    };
+    let done = async {
+        let t = proxy::target(&api.plane.config().chassis, &n)?;
+        proxy::act(&t, request.action).await
+    };
+    match done.await {
+        Ok(()) => Json(serde_json::json!({"node": name, "action": request.action})).into_response(),
+        Err(e) => refused(StatusCode::BAD_GATEWAY, &e),
+    }
+}
+
+async fn console<S: StateStore>(
+    State(api): State<Arc<Api<S>>>,
+    UrlPath(name): UrlPath<String>,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let n = match find_node(&api, &name).await {
+        Ok(n) => n,
+        Err(r) => return r,
+    };
+    // The chassis side is opened first, so a failure is an HTTP answer, not a dead socket.
+    let opened = async {
+        let t = proxy::target(&api.plane.config().chassis, &n)?;
+        proxy::open_console(&t).await
+    };
+    match opened.await {
+        Ok(chassis) => ws.on_upgrade(move |caller| proxy::relay(caller, chassis)),
+        Err(e) => refused(StatusCode::BAD_GATEWAY, &e),
+    }
+}
+
+fn change_refused(e: changes::ChangeError) -> Response {
+    use changes::ChangeError as E;
+    let status = match &e {
+        E::BadRequest(_) => StatusCode::BAD_REQUEST,
+        E::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        E::NoSuchNode(_) => StatusCode::NOT_FOUND,
+        E::Conflict(_) => StatusCode::CONFLICT,
+        E::Repository(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    refused(status, &e)
+}
+
+/// Runs a change of the local repository off the async workers, one at a time, and asks
+/// for a sync when it made a commit.
+async fn change<S: StateStore>(
+    api: &Api<S>,
+    make: impl FnOnce(
+            &std::path::Path,
+            &str,
+        ) -> Result<racklet_client::changes::ChangeResult, changes::ChangeError>
+        + Send
+        + 'static,
+) -> Response {
+    let spec = api.plane.config().source.clone();
+    let repo = match changes::local_repository(&spec.url) {
+        Ok(r) => r,
+        Err(e) => return change_refused(e),
+    };
+    let _one_at_a_time = api.commits.lock().await;
+    let made = tokio::task::spawn_blocking(move || make(&repo, &spec.path)).await;
+    match made {
+        Ok(Ok(result)) => {
+            if result.commit.is_some() {
+                api.plane.trigger();
+            }
+            Json(result).into_response()
+        }
+        Ok(Err(e)) => change_refused(e),
+        Err(e) => refused(StatusCode::INTERNAL_SERVER_ERROR, &e),
+    }
+}
+
+async fn apply<S: StateStore>(
+    State(api): State<Arc<Api<S>>>,
+    Json(request): Json<ApplyRequest>,
+) -> Response {
+    change(&api, move |repo, sub| changes::apply(repo, sub, &request)).await
+}
+
+async fn set_power<S: StateStore>(
+    State(api): State<Arc<Api<S>>>,
+    UrlPath(name): UrlPath<String>,
+    Json(request): Json<PowerRequest>,
+) -> Response {
+    change(&api, move |repo, sub| {
+        changes::set_power(repo, sub, &name, &request)
+    })
+    .await
+}
+
 async fn source<S: StateStore>(State(api): State<Arc<Api<S>>>) -> Response {
     match api.plane.source_status().await {
-        Ok(s) => Json(s).into_response(),
+        Ok(s) => Json(objects::git_source(&s)).into_response(),
+        Err(e) => failed(e),
+    }
+}
+
+async fn racks<S: StateStore>(State(api): State<Arc<Api<S>>>) -> Response {
+    let read = async {
+        Ok::<_, StoreError>((
+            applied(&api).await?,
+            node_statuses(&**api.plane.store()).await?,
+        ))
+    };
+    match read.await {
+        Ok((desired, nodes)) => Json(List::new(objects::racks(&desired, &nodes))).into_response(),
+        Err(e) => failed(e),
+    }
+}
+
+async fn chassis<S: StateStore>(State(api): State<Arc<Api<S>>>) -> Response {
+    let read = async {
+        Ok::<_, StoreError>((
+            applied(&api).await?,
+            node_statuses(&**api.plane.store()).await?,
+            crate::firmware::rollouts(&**api.plane.store()).await?,
+        ))
+    };
+    match read.await {
+        Ok((desired, nodes, rollouts)) => {
+            Json(List::new(objects::chassis(&desired, &nodes, &rollouts))).into_response()
+        }
         Err(e) => failed(e),
     }
 }
@@ -271,7 +505,7 @@ struct Since {
 
 async fn events<S: StateStore>(State(api): State<Arc<Api<S>>>, Query(q): Query<Since>) -> Response {
     match api.plane.events().since(q.since).await {
-        Ok(e) => Json(e).into_response(),
+        Ok(e) => Json(List::new(e.iter().map(objects::event).collect())).into_response(),
         Err(e) => failed(e),
     }
 }
@@ -285,22 +519,9 @@ async fn sync<S: StateStore>(State(api): State<Arc<Api<S>>>) -> Response {
         .into_response()
 }
 
-async fn desired<S: StateStore>(State(api): State<Arc<Api<S>>>) -> Response {
-    use crate::store::StateStoreExt as _;
-    match api
-        .plane
-        .store()
-        .get_json::<crate::desired::Desired>("applied/desired")
-        .await
-    {
-        Ok(d) => Json(d).into_response(),
-        Err(e) => failed(e),
-    }
-}
-
 async fn rollouts<S: StateStore>(State(api): State<Arc<Api<S>>>) -> Response {
     match crate::firmware::rollouts(&**api.plane.store()).await {
-        Ok(r) => Json(r).into_response(),
+        Ok(r) => Json(List::new(r.iter().map(objects::rollout).collect())).into_response(),
         Err(e) => failed(e),
     }
 }

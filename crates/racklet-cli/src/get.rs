@@ -1,0 +1,180 @@
+//! The commands that read a running rack through the control plane's API (`get`,
+//! `describe`, `sync`, `events`): found and authenticated through the data dir
+//! (`racklet_client::DataDir`), typed by `racklet_client`.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::bail;
+use racklet_client::{Client, ConditionStatus, DataDir, List, RolloutPhase};
+
+use crate::view::{self, Output};
+
+#[derive(clap::Subcommand)]
+pub enum GetWhat {
+    /// Compute units: desired and observed power, sync and health.
+    #[command(alias = "node")]
+    Nodes {
+        /// Only this node.
+        name: Option<String>,
+    },
+    /// Racks of the applied revision, with how many of their nodes are in sync.
+    #[command(alias = "rack")]
+    Racks,
+    /// Chassis of the applied revision: nodes, power, sync, firmware roll-out.
+    Chassis,
+    /// The Git source: what is applied, and why a newer revision was refused.
+    Source,
+    /// Firmware roll-outs, tray by tray.
+    Rollouts {
+        /// Follow them with a progress bar until they end.
+        #[arg(short, long)]
+        watch: bool,
+    },
+}
+
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?)
+}
+
+/// The control plane of the data dir.
+pub fn client(data_dir: &Path) -> anyhow::Result<Client> {
+    Ok(Client::open(&DataDir::new(data_dir))?)
+}
+
+pub fn get(data_dir: &Path, what: GetWhat, output: Output) -> anyhow::Result<()> {
+    runtime()?.block_on(async {
+        let cp = client(data_dir)?;
+        let text = match what {
+            GetWhat::Nodes { name: None } => view::nodes(&cp.nodes().await?, output),
+            GetWhat::Nodes { name: Some(name) } => match output {
+                // One object prints as itself, as `kubectl get node X -o json` does.
+                Output::Json | Output::Yaml => view::object(&cp.node(&name).await?, output),
+                Output::Table | Output::Wide => {
+                    view::nodes(&List::new(vec![cp.node(&name).await?]), output)
+                }
+            },
+            GetWhat::Source => view::source(&cp.source().await?, output),
+            GetWhat::Racks => view::racks(&cp.racks().await?, output),
+            GetWhat::Chassis => view::chassis(&cp.chassis().await?, output),
+            GetWhat::Rollouts { watch: false } => view::rollouts(&cp.rollouts().await?, output),
+            GetWhat::Rollouts { watch: true } => return watch_rollouts(&cp).await,
+        };
+        print!("{text}");
+        Ok(())
+    })
+}
+
+pub fn describe_node(data_dir: &Path, name: &str) -> anyhow::Result<()> {
+    runtime()?.block_on(async {
+        let cp = client(data_dir)?;
+        let node = cp.node(name).await?;
+        let events = cp.events(0).await?.items;
+        // Sensors are read live from the chassis; the rest of the page does not need them.
+        let sensors = cp
+            .sensors(name)
+            .await
+            .map(|l| l.items)
+            .map_err(|e| e.to_string());
+        print!("{}", view::describe(&node, &events, &sensors));
+        Ok(())
+    })
+}
+
+/// Asks for a fetch now and waits until the source was looked at; fails when the newest
+/// revision was refused.
+pub async fn sync_with(cp: &Client) -> anyhow::Result<()> {
+    let before = cp.source().await?.status.last_fetch_time;
+    cp.sync().await?;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let s = cp.source().await?;
+        // RFC 3339 with a fixed number of fractional digits sorts as time.
+        if s.status.last_fetch_time > before {
+            print!("{}", view::source(&s, Output::Table));
+            if let Some(ready) = s.ready().filter(|c| c.status != ConditionStatus::True) {
+                bail!("the newest revision was refused ({})", ready.reason);
+            }
+            return Ok(());
+        }
+        if tokio::time::Instant::now() > deadline {
+            bail!("the control plane did not fetch within 30 s");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+pub fn sync(data_dir: &Path) -> anyhow::Result<()> {
+    runtime()?.block_on(async { sync_with(&client(data_dir)?).await })
+}
+
+pub fn events(data_dir: &Path, watch: bool) -> anyhow::Result<()> {
+    runtime()?.block_on(async {
+        let cp = client(data_dir)?;
+        let mut since = 0;
+        loop {
+            let batch = cp.events(since).await?.items;
+            if let Some(last) = batch.last() {
+                since = last.sequence;
+            }
+            print!("{}", view::events(&batch));
+            use std::io::Write as _;
+            std::io::stdout().flush().ok();
+            if !watch {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    })
+}
+
+/// One progress bar per roll-out, until every one has ended.
+async fn watch_rollouts(cp: &Client) -> anyhow::Result<()> {
+    let bars = indicatif::MultiProgress::new();
+    let style = indicatif::ProgressStyle::with_template(
+        "{prefix:>12} [{bar:30}] {pos}/{len} trays  {msg}",
+    )?
+    .progress_chars("=> ");
+    let mut shown: Vec<(String, indicatif::ProgressBar)> = Vec::new();
+    loop {
+        let rollouts = cp.rollouts().await?.items;
+        for r in &rollouts {
+            let chassis = &r.spec.chassis;
+            let trays = r.status.trays.len() as u64;
+            let bar = match shown.iter().find(|(c, _)| c == chassis) {
+                Some((_, b)) => b.clone(),
+                None => {
+                    let b = bars.add(indicatif::ProgressBar::new(trays));
+                    b.set_style(style.clone());
+                    b.set_prefix(chassis.clone());
+                    shown.push((chassis.clone(), b.clone()));
+                    b
+                }
+            };
+            bar.set_length(trays);
+            bar.set_position(r.done() as u64);
+            bar.set_message(format!("v{}: {}", r.spec.version, r.status.message));
+            if r.status.phase != RolloutPhase::Running {
+                bar.finish();
+            }
+        }
+        // Nothing to follow yet (a policy just committed is fetched at the next poll).
+        let running = rollouts
+            .iter()
+            .any(|r| r.status.phase == RolloutPhase::Running);
+        if !rollouts.is_empty() && !running {
+            let stopped: Vec<_> = rollouts
+                .iter()
+                .filter(|r| r.status.phase == RolloutPhase::Stopped)
+                .map(|r| format!("{}: {}", r.spec.chassis, r.status.message))
+                .collect();
+            if !stopped.is_empty() {
+                bail!("roll-out stopped: {}", stopped.join("; "));
+            }
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}

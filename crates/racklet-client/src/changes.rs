@@ -1,0 +1,76 @@
+//! Requests that change the rack. Desired state changes only through Git: `apply` and
+//! `power on|off` ask the control plane to make a commit (author and message from the
+//! caller) and to sync; `power cycle` is the one imperative action, since a cycle is not
+//! a state to declare.
+
+use serde::{Deserialize, Serialize};
+
+use crate::objects::DesiredPower;
+
+/// Who asks for a change: the commit's author.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Author {
+    pub name: String,
+    pub email: String,
+}
+
+/// One manifest file to add or replace under the source's path.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ManifestFile {
+    /// Relative to the source's path (e.g. `nodes.yaml`); no `..`, not absolute.
+    pub path: String,
+    /// UTF-8 YAML or JSON.
+    pub content: String,
+}
+
+/// `POST /v1/apply`: commit these files (or, with `dryRun`, only say what would change).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApplyRequest {
+    pub files: Vec<ManifestFile>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    pub author: Author,
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+/// `POST /v1/nodes/{name}/power`: commit a new `powerState` for the node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PowerRequest {
+    pub power_state: DesiredPower,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    pub author: Author,
+}
+
+/// What a change did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChangeResult {
+    /// One line per node: `+ node-8: new, …`, `~ node-6: power Off -> On`, `- node-9: removed`.
+    pub changes: Vec<String>,
+    /// The commit made; absent for a dry run or when nothing changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
+    /// The repository committed to.
+    pub repository: String,
+    pub message: String,
+}
+
+/// An imperative action on a node, passed through to its BMC.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum NodeAction {
+    /// Redfish `ComputerSystem.Reset` with `PowerCycle`.
+    PowerCycle,
+}
+
+/// `POST /v1/nodes/{name}/actions`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ActionRequest {
+    pub action: NodeAction,
+}

@@ -1,0 +1,240 @@
+//! The control plane's state as API objects (`racklet_client`): internal records are
+//! turned into Kubernetes-style objects here, at the HTTP edge, and nowhere else.
+
+use racklet_client::time::{rfc3339, rfc3339_ms};
+use racklet_client::{
+    BootMode, Chassis, ChassisStatus, ComputeUnit, ComputeUnitSpec, ComputeUnitStatus, Condition,
+    ConditionStatus, Event, EventType, FirmwareRollout, FirmwareRolloutSpec, FirmwareRolloutStatus,
+    GitSource, GitSourceSpec, GitSourceStatus, ObjectMeta, ObjectReference, ObservedPower, Rack,
+    RackStatus, RolloutPhase, RolloutSummary, Sync, TrayPhase, TrayRollout, API_VERSION,
+};
+
+use crate::desired::Desired;
+use crate::events;
+use crate::firmware::{Rollout, RolloutState, Step};
+use crate::power::NodeStatus;
+use crate::SourceStatus;
+
+fn meta(name: &str, generation: u64) -> ObjectMeta {
+    ObjectMeta {
+        name: name.into(),
+        generation,
+    }
+}
+
+fn boot_mode(desired: &Desired, node: &str) -> BootMode {
+    let local = desired
+        .nodes
+        .iter()
+        .find(|n| n.name == node)
+        .is_none_or(|n| n.boot == crate::desired::BootMode::Local);
+    if local {
+        BootMode::Local
+    } else {
+        BootMode::Network
+    }
+}
+
+/// A node's published status as a `ComputeUnit`.
+pub fn compute_unit(n: &NodeStatus, desired: &Desired) -> ComputeUnit {
+    let since = rfc3339(n.last_transition_unix_ms);
+    let condition = |type_: &str, status: ConditionStatus| Condition {
+        type_: type_.into(),
+        status,
+        reason: n.reason.as_str().into(),
+        message: n.message.clone(),
+        last_transition_time: since.clone(),
+        observed_generation: n.observed_generation,
+    };
+    ComputeUnit {
+        api_version: API_VERSION.into(),
+        kind: "ComputeUnit".into(),
+        metadata: meta(&n.name, n.generation),
+        spec: ComputeUnitSpec {
+            chassis: n.chassis.clone(),
+            tray: n.tray,
+            power_state: n.desired_power,
+            boot_mode: boot_mode(desired, &n.name),
+        },
+        status: ComputeUnitStatus {
+            observed_generation: n.observed_generation,
+            revision: n.revision.clone(),
+            power_state: n.observed_power,
+            sync: n.sync,
+            health: n.health,
+            conditions: vec![
+                condition("Synced", n.sync.condition_status()),
+                condition("Healthy", n.health.condition_status()),
+            ],
+        },
+    }
+}
+
+/// The source's status as a `GitSource`.
+pub fn git_source(s: &SourceStatus) -> GitSource {
+    let time = |ms: u64| (ms > 0).then(|| rfc3339_ms(ms));
+    let since = if s.ready {
+        s.last_applied_unix_ms
+    } else {
+        s.last_fetch_unix_ms
+    };
+    GitSource {
+        api_version: API_VERSION.into(),
+        kind: "GitSource".into(),
+        metadata: meta("rack", 0),
+        spec: GitSourceSpec {
+            url: s.url.clone(),
+            reference: s.reference.clone(),
+            path: s.path.clone(),
+        },
+        status: GitSourceStatus {
+            applied_revision: s.applied.clone(),
+            applied_subject: s.applied_subject.clone(),
+            fetched_revision: s.fetched.clone(),
+            last_fetch_time: time(s.last_fetch_unix_ms),
+            last_applied_time: time(s.last_applied_unix_ms),
+            conditions: vec![Condition {
+                type_: "Ready".into(),
+                status: if s.ready {
+                    ConditionStatus::True
+                } else if s.reason.is_empty() {
+                    ConditionStatus::Unknown
+                } else {
+                    ConditionStatus::False
+                },
+                reason: s.reason.clone(),
+                message: s.message.clone(),
+                last_transition_time: rfc3339(since),
+                observed_generation: 0,
+            }],
+        },
+    }
+}
+
+fn count(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+/// The revision's racks; every node counts toward the rack (a Racklet rack is one).
+pub fn racks(desired: &Desired, nodes: &[NodeStatus]) -> Vec<Rack> {
+    let synced = nodes.iter().filter(|n| n.sync == Sync::Synced).count();
+    desired
+        .racks
+        .iter()
+        .map(|r| Rack {
+            api_version: API_VERSION.into(),
+            kind: "Rack".into(),
+            metadata: meta(r, 0),
+            status: RackStatus {
+                chassis: count(desired.chassis.len()),
+                nodes: count(nodes.len()),
+                synced_nodes: count(synced),
+                signed_commits_required: !desired.signers.is_empty(),
+            },
+        })
+        .collect()
+}
+
+/// The revision's chassis, with their nodes and roll-out.
+pub fn chassis(desired: &Desired, nodes: &[NodeStatus], rollouts: &[Rollout]) -> Vec<Chassis> {
+    desired
+        .chassis
+        .iter()
+        .map(|c| {
+            let mine: Vec<&NodeStatus> = nodes.iter().filter(|n| n.chassis == *c).collect();
+            let rollout = rollouts
+                .iter()
+                .find(|r| r.chassis == *c)
+                .map(|r| RolloutSummary {
+                    version: r.version,
+                    phase: phase(r.state),
+                    done_trays: count(r.done()),
+                    trays: count(r.trays.len()),
+                });
+            Chassis {
+                api_version: API_VERSION.into(),
+                kind: "Chassis".into(),
+                metadata: meta(c, 0),
+                status: ChassisStatus {
+                    nodes: count(mine.len()),
+                    powered_on_nodes: count(
+                        mine.iter()
+                            .filter(|n| n.observed_power == Some(ObservedPower::On))
+                            .count(),
+                    ),
+                    synced_nodes: count(mine.iter().filter(|n| n.sync == Sync::Synced).count()),
+                    rollout,
+                },
+            }
+        })
+        .collect()
+}
+
+fn phase(state: RolloutState) -> RolloutPhase {
+    match state {
+        RolloutState::Running => RolloutPhase::Running,
+        RolloutState::Done => RolloutPhase::Done,
+        RolloutState::Stopped => RolloutPhase::Stopped,
+    }
+}
+
+/// A persisted roll-out as a `FirmwareRollout`.
+pub fn rollout(r: &Rollout) -> FirmwareRollout {
+    FirmwareRollout {
+        api_version: API_VERSION.into(),
+        kind: "FirmwareRollout".into(),
+        metadata: meta(&r.chassis, 0),
+        spec: FirmwareRolloutSpec {
+            policy: r.policy.clone(),
+            chassis: r.chassis.clone(),
+            version: r.version,
+            bundle: r.bundle.clone(),
+            revision: r.commit.clone(),
+        },
+        status: FirmwareRolloutStatus {
+            phase: phase(r.state),
+            trays: r
+                .trays
+                .iter()
+                .map(|t| {
+                    let (phase, message) = match &t.step {
+                        Step::Pending => (TrayPhase::Pending, String::new()),
+                        Step::Uploading { .. } => (TrayPhase::Uploading, String::new()),
+                        Step::Uploaded { monitor } => (TrayPhase::Uploaded, monitor.clone()),
+                        Step::Confirmed => (TrayPhase::Confirmed, String::new()),
+                        Step::Skipped => (TrayPhase::Skipped, String::new()),
+                        Step::Failed { reason } => (TrayPhase::Failed, reason.clone()),
+                    };
+                    TrayRollout {
+                        tray: t.tray,
+                        phase,
+                        message,
+                    }
+                })
+                .collect(),
+            message: r.message.clone(),
+        },
+    }
+}
+
+/// A logged event as an `Event`.
+pub fn event(e: &events::Event) -> Event {
+    Event {
+        api_version: API_VERSION.into(),
+        kind: "Event".into(),
+        metadata: meta(&format!("event-{}", e.sequence), 0),
+        sequence: e.sequence,
+        event_time: rfc3339_ms(e.unix_ms),
+        type_: if e.reason.is_warning() {
+            EventType::Warning
+        } else {
+            EventType::Normal
+        },
+        reason: e.reason.as_str().into(),
+        regarding: e.node.as_ref().map(|name| ObjectReference {
+            kind: "ComputeUnit".into(),
+            name: name.clone(),
+        }),
+        note: e.message.clone(),
+    }
+}

@@ -1,0 +1,173 @@
+//! Changes to a local, non-bare repository: the files of its checked-out branch under a
+//! path, and commits made with an author's name. This is how `racklet up` seeds its
+//! repository and how the API commits what `apply` and `power on|off` ask for; the
+//! control plane then picks the commit up like any other.
+
+use std::path::{Path, PathBuf};
+
+use crate::git::{options, SourceError};
+
+/// Who a commit is by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Author {
+    pub name: String,
+    pub email: String,
+}
+
+/// The committer of every commit the control plane makes for someone else.
+pub const COMMITTER: (&str, &str) = ("Racklet control plane", "controlplane@racklet.invalid");
+
+fn unreachable(dir: &Path) -> impl Fn(gix::Error) -> SourceError + '_ {
+    move |e| SourceError::Unreachable {
+        url: dir.display().to_string(),
+        reason: e.to_string(),
+    }
+}
+
+/// Files by path, with their bytes.
+pub type Files = Vec<(PathBuf, Vec<u8>)>;
+
+/// The commit checked out at `dir` (None in an empty repository) and the files under
+/// `sub` in it: (path relative to `sub`, bytes), sorted.
+pub fn head_files(dir: &Path, sub: &str) -> Result<(Option<String>, Files), SourceError> {
+    let err = unreachable(dir);
+    let repo = gix::open_opts(dir, options()).map_err(&err)?;
+    let Some(head) = repo.head().map_err(&err)?.id().map(|id| id.detach()) else {
+        return Ok((None, Vec::new()));
+    };
+    let commit = repo.find_commit(head).map_err(&err)?;
+    let root = commit.tree().map_err(&err)?;
+    let sub = sub.trim_matches('/');
+    let tree = if sub.is_empty() || sub == "." {
+        root
+    } else {
+        match root
+            .lookup_entry_by_path(sub)
+            .map_err(&err)?
+            .filter(|e| e.mode().is_tree())
+        {
+            Some(entry) => repo.find_tree(entry.object_id()).map_err(&err)?,
+            None => return Ok((Some(head.to_string()), Vec::new())),
+        }
+    };
+    let mut recorder = gix::traverse::tree::Recorder::default();
+    tree.traverse().breadthfirst(&mut recorder).map_err(&err)?;
+    let mut files = Vec::new();
+    for e in recorder.records {
+        if e.mode.is_blob() {
+            let mut blob = repo.find_blob(e.oid).map_err(&err)?;
+            files.push((PathBuf::from(e.filepath.to_string()), blob.take_data()));
+        }
+    }
+    files.sort();
+    Ok((Some(head.to_string()), files))
+}
+
+/// Commits `files` (path relative to the repository root, bytes) on top of the branch
+/// checked out in the non-bare repository at `dir`, creating the repository if needed.
+/// For `racklet up`'s seed and tests. Returns the commit id.
+pub fn commit_files(
+    dir: &Path,
+    files: &[(String, Vec<u8>)],
+    message: &str,
+) -> Result<String, SourceError> {
+    commit(dir, files, message, None, None)
+}
+
+/// Commits `files` by `author` (the control plane is the committer), only if the branch
+/// still points at `expected_head`: a commit that raced in between refuses this one
+/// instead of being overwritten.
+pub fn commit_as(
+    dir: &Path,
+    files: &[(String, Vec<u8>)],
+    message: &str,
+    author: &Author,
+    expected_head: Option<&str>,
+) -> Result<String, SourceError> {
+    commit(dir, files, message, Some(author), expected_head)
+}
+
+fn commit(
+    dir: &Path,
+    files: &[(String, Vec<u8>)],
+    message: &str,
+    author: Option<&Author>,
+    expected_head: Option<&str>,
+) -> Result<String, SourceError> {
+    let err = unreachable(dir);
+    let repo = if dir.join(".git").exists() {
+        gix::open_opts(dir, options()).map_err(&err)?
+    } else {
+        std::fs::create_dir_all(dir).map_err(|e| SourceError::Unreachable {
+            url: dir.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        gix::ThreadSafeRepository::init_opts(
+            dir,
+            gix::create::Kind::WithWorktree,
+            gix::create::Options::default(),
+            options(),
+        )
+        .map(|r| r.to_thread_local())
+        .map_err(&err)?
+    };
+    let parent = repo.head().map_err(&err)?.id().map(|id| id.detach());
+    if let Some(expected) = expected_head {
+        if parent.map(|p| p.to_string()).as_deref() != Some(expected) {
+            return Err(SourceError::Unreachable {
+                url: dir.display().to_string(),
+                reason: format!(
+                    "the branch moved on while the change was made (now at {}); try again",
+                    parent.map_or_else(|| "nothing".into(), |p| p.to_string())
+                ),
+            });
+        }
+    }
+    let base = repo.head_tree_id_or_empty().map_err(&err)?;
+    let mut editor = repo.edit_tree(base).map_err(&err)?;
+    for (path, bytes) in files {
+        let blob = repo.write_blob(bytes).map_err(&err)?.detach();
+        editor
+            .upsert(path.as_str(), gix::object::tree::EntryKind::Blob, blob)
+            .map_err(&err)?;
+        let on_disk = dir.join(path);
+        if let Some(parent) = on_disk.parent() {
+            let _ = std::fs::create_dir_all(parent);
+        }
+        let _ = std::fs::write(&on_disk, bytes);
+    }
+    let tree = editor.write().map_err(&err)?.detach();
+    let id = match author {
+        None => repo.commit("HEAD", message, tree, parent).map_err(&err)?,
+        Some(author) => {
+            let now = gix::date::Time::now_local_or_utc();
+            let committer = gix::actor::Signature {
+                name: COMMITTER.0.into(),
+                email: COMMITTER.1.into(),
+                time: now,
+            };
+            let by = gix::actor::Signature {
+                name: author.name.as_str().into(),
+                email: author.email.as_str().into(),
+                time: now,
+            };
+            let (mut a, mut c) = (
+                gix::date::parse::TimeBuf::default(),
+                gix::date::parse::TimeBuf::default(),
+            );
+            repo.commit_as(
+                committer.to_ref(&mut c),
+                by.to_ref(&mut a),
+                "HEAD",
+                message,
+                tree,
+                parent,
+            )
+            .map_err(&err)?
+        }
+    }
+    .detach();
+    let mut index = repo.index_from_tree(&tree).map_err(&err)?;
+    index.write(Default::default()).map_err(err)?;
+    Ok(id.to_string())
+}

@@ -1,0 +1,225 @@
+//! The power reconciler's decision, as a pure function of what is desired, what the BMC
+//! reports and what the reconciler remembers. No I/O and no clock: the reconciler
+//! gathers the inputs, calls [`decide`], and carries out the [`Verdict`].
+
+use racklet_client::{DesiredPower, Health, ObservedPower, Sync};
+use serde::{Deserialize, Serialize};
+
+use super::DriftPolicy;
+
+/// Why a node's status is what it is (`status.conditions[].reason`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum NodeReason {
+    /// Power is as desired.
+    Converged,
+    /// An action was sent or a transition runs.
+    Converging,
+    /// It had converged and differs again; the policy only reports it.
+    Drifted,
+    /// The BMC does not know the tray's power right now (restarting, not trusted yet).
+    PowerUnknown,
+    /// The chassis refused an action.
+    ActionFailed,
+    /// The chassis' Redfish service does not answer.
+    ChassisUnreachable,
+    /// The chassis has no system for the node's tray.
+    NoSuchSystem,
+    /// No Redfish endpoint is configured for the node's chassis.
+    NoEndpoint,
+}
+
+impl NodeReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NodeReason::Converged => "Converged",
+            NodeReason::Converging => "Converging",
+            NodeReason::Drifted => "Drifted",
+            NodeReason::PowerUnknown => "PowerUnknown",
+            NodeReason::ActionFailed => "ActionFailed",
+            NodeReason::ChassisUnreachable => "ChassisUnreachable",
+            NodeReason::NoSuchSystem => "NoSuchSystem",
+            NodeReason::NoEndpoint => "NoEndpoint",
+        }
+    }
+}
+
+/// The Redfish `ResetType` the reconciler sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResetType {
+    On,
+    GracefulShutdown,
+}
+
+impl ResetType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ResetType::On => "On",
+            ResetType::GracefulShutdown => "GracefulShutdown",
+        }
+    }
+
+    fn towards(power: DesiredPower) -> ResetType {
+        match power {
+            DesiredPower::On => ResetType::On,
+            DesiredPower::Off => ResetType::GracefulShutdown,
+        }
+    }
+}
+
+/// What the reconciler remembers of a node between passes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct History {
+    /// The current generation had converged once: a difference now is drift.
+    pub converged_once: bool,
+    /// An action towards the desired power was sent less than `ACTION_INTERVAL` ago.
+    pub acted_recently: bool,
+    /// The published status already says `Drifted`.
+    pub drift_reported: bool,
+}
+
+/// What to do about one node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Nothing to act on until the BMC reports its power.
+    Wait { reason: NodeReason },
+    /// Power is as desired.
+    Converged,
+    /// Drift under the `Report` policy: publish it; `announce` when it is news.
+    ReportDrift { announce: bool },
+    /// A transition runs, or an action was just sent: give it time.
+    Progressing,
+    /// Send this reset; `drift` says whether it corrects drift or follows a new revision.
+    Act { reset: ResetType, drift: bool },
+}
+
+impl Verdict {
+    /// The sync, health and reason a node has while this verdict holds (before an action
+    /// is sent).
+    pub fn status(self) -> (Sync, Health, NodeReason) {
+        match self {
+            Verdict::Wait { reason } => (Sync::Unknown, Health::Unknown, reason),
+            Verdict::Converged => (Sync::Synced, Health::Healthy, NodeReason::Converged),
+            Verdict::ReportDrift { .. } => (Sync::OutOfSync, Health::Degraded, NodeReason::Drifted),
+            Verdict::Progressing | Verdict::Act { .. } => {
+                (Sync::OutOfSync, Health::Progressing, NodeReason::Converging)
+            }
+        }
+    }
+}
+
+/// Decides what to do about a node whose BMC reports `observed` while the revision wants
+/// `desired`.
+pub fn decide(
+    desired: DesiredPower,
+    observed: Option<ObservedPower>,
+    policy: DriftPolicy,
+    history: History,
+) -> Verdict {
+    let Some(observed) = observed else {
+        return Verdict::Wait {
+            reason: NodeReason::PowerUnknown,
+        };
+    };
+    let matches = matches!(
+        (desired, observed),
+        (DesiredPower::On, ObservedPower::On) | (DesiredPower::Off, ObservedPower::Off)
+    );
+    if matches {
+        return Verdict::Converged;
+    }
+    let transitioning = matches!(
+        observed,
+        ObservedPower::PoweringOn | ObservedPower::PoweringOff
+    );
+    let drift = history.converged_once;
+    if drift && policy == DriftPolicy::Report && !transitioning {
+        return Verdict::ReportDrift {
+            announce: !history.drift_reported,
+        };
+    }
+    if transitioning || history.acted_recently {
+        return Verdict::Progressing;
+    }
+    Verdict::Act {
+        reset: ResetType::towards(desired),
+        drift,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use DesiredPower as D;
+    use ObservedPower as O;
+
+    const FRESH: History = History {
+        converged_once: false,
+        acted_recently: false,
+        drift_reported: false,
+    };
+    const CONVERGED: History = History {
+        converged_once: true,
+        ..FRESH
+    };
+    const ACTED: History = History {
+        acted_recently: true,
+        ..FRESH
+    };
+    const REPORTED: History = History {
+        drift_reported: true,
+        ..CONVERGED
+    };
+
+    #[test]
+    fn decide_table() {
+        use DriftPolicy::{Correct, Report};
+        let act = |reset, drift| Verdict::Act { reset, drift };
+        #[rustfmt::skip]
+        let table: &[(D, Option<O>, DriftPolicy, History, Verdict)] = &[
+            // Unknown power: never act on a guess.
+            (D::On,  None,                 Correct, FRESH,     Verdict::Wait { reason: NodeReason::PowerUnknown }),
+            (D::Off, None,                 Report,  CONVERGED, Verdict::Wait { reason: NodeReason::PowerUnknown }),
+            // As desired.
+            (D::On,  Some(O::On),          Correct, FRESH,     Verdict::Converged),
+            (D::Off, Some(O::Off),         Report,  REPORTED,  Verdict::Converged),
+            // A new revision: act towards it.
+            (D::On,  Some(O::Off),         Correct, FRESH,     act(ResetType::On, false)),
+            (D::Off, Some(O::On),          Report,  FRESH,     act(ResetType::GracefulShutdown, false)),
+            (D::On,  Some(O::Paused),      Correct, FRESH,     act(ResetType::On, false)),
+            // An action in flight or a transition: wait.
+            (D::On,  Some(O::Off),         Correct, ACTED,     Verdict::Progressing),
+            (D::On,  Some(O::PoweringOn),  Correct, FRESH,     Verdict::Progressing),
+            (D::Off, Some(O::PoweringOff), Report,  CONVERGED, Verdict::Progressing),
+            // Drift: corrected, or reported once.
+            (D::On,  Some(O::Off),         Correct, CONVERGED, act(ResetType::On, true)),
+            (D::On,  Some(O::Off),         Report,  CONVERGED, Verdict::ReportDrift { announce: true }),
+            (D::On,  Some(O::Off),         Report,  REPORTED,  Verdict::ReportDrift { announce: false }),
+        ];
+        for (i, (desired, observed, policy, history, want)) in table.iter().enumerate() {
+            let got = decide(*desired, *observed, *policy, *history);
+            assert_eq!(
+                got, *want,
+                "row {i}: {desired:?} {observed:?} {policy:?} {history:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn statuses_keep_sync_and_health_apart() {
+        assert_eq!(
+            Verdict::Converged.status(),
+            (Sync::Synced, Health::Healthy, NodeReason::Converged)
+        );
+        assert_eq!(
+            Verdict::ReportDrift { announce: false }.status(),
+            (Sync::OutOfSync, Health::Degraded, NodeReason::Drifted)
+        );
+        assert_eq!(
+            Verdict::Wait {
+                reason: NodeReason::PowerUnknown
+            }
+            .status(),
+            (Sync::Unknown, Health::Unknown, NodeReason::PowerUnknown)
+        );
+    }
+}

@@ -1,0 +1,44 @@
+//! Starting the control plane for `racklet up`: the embedded state store, the reconcilers
+//! and the HTTPS API, on the data dir's repository.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use racklet_client::DataDir;
+use racklet_gitops::git::{current_branch, Reference, SourceSpec};
+use racklet_gitops::power::{ChassisEndpoint, DriftPolicy};
+use racklet_gitops::store::RedbStore;
+use racklet_gitops::{Config, ControlPlane};
+
+/// Starts the control plane on `repo` and its API; returns where the API listens.
+pub async fn start(
+    data_dir: &DataDir,
+    repo: &Path,
+    chassis: Vec<ChassisEndpoint>,
+    poll: Duration,
+    drift: DriftPolicy,
+    addr: SocketAddr,
+) -> anyhow::Result<racklet_gitops::api::Running> {
+    let dir = data_dir.control_plane();
+    let repo = std::fs::canonicalize(repo).unwrap_or(repo.to_path_buf());
+    let config = Config {
+        source: SourceSpec {
+            url: format!("file://{}", repo.display()),
+            reference: Reference::Branch(current_branch(&repo)?),
+            path: "rack".into(),
+            signers: None,
+            ca_pem: None,
+        },
+        dir: dir.clone(),
+        poll,
+        period: Duration::from_millis(500),
+        chassis,
+        drift,
+    };
+    let store = Arc::new(RedbStore::open(&data_dir.control_plane_state())?);
+    let plane = ControlPlane::new(config, store).await?;
+    tokio::spawn(plane.clone().run());
+    Ok(racklet_gitops::api::serve(plane, &dir, addr).await?)
+}
