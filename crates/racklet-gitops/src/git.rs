@@ -332,16 +332,7 @@ impl GitSource {
                 })?;
             mirror.find_tree(entry.object_id()).map_err(&err)?
         };
-        let mut recorder = gix::traverse::tree::Recorder::default();
-        tree.traverse().breadthfirst(&mut recorder).map_err(&err)?;
-        let mut files = Vec::new();
-        for e in recorder.records {
-            if e.mode.is_blob() {
-                let mut blob = mirror.find_blob(e.oid).map_err(&err)?;
-                files.push((PathBuf::from(e.filepath.to_string()), blob.take_data()));
-            }
-        }
-        files.sort();
+        let files = crate::local::blobs(&mirror, &tree).map_err(&err)?;
         Ok(Revision {
             commit: commit.to_string(),
             subject,

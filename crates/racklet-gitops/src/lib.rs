@@ -38,18 +38,7 @@ use crate::git::{GitSource, SourceError, SourceSpec};
 use crate::power::{ChassisEndpoint, DriftPolicy, PowerReconciler};
 use crate::store::{StateStore, StateStoreExt, StoreError};
 
-/// RFC 3339 UTC time (whole seconds) of a Unix timestamp in milliseconds.
-pub fn rfc3339(unix_ms: u64) -> String {
-    let secs = i64::try_from(unix_ms / 1000).unwrap_or(i64::MAX);
-    jiff::Timestamp::from_second(secs)
-        .map_or_else(|_| "9999-12-31T23:59:59Z".to_string(), |t| t.to_string())
-}
-
-pub(crate) fn unix_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
+pub(crate) use racklet_client::time::unix_ms;
 
 /// How the control plane runs.
 #[derive(Debug, Clone)]
@@ -108,6 +97,7 @@ pub struct ControlPlane<S> {
     trigger: Notify,
     /// A chassis reported a change (a Redfish event): reconcile power now.
     observed: Notify,
+    power_passes: tokio::sync::watch::Sender<u64>,
 }
 
 impl<S: StateStore> ControlPlane<S> {
@@ -128,6 +118,7 @@ impl<S: StateStore> ControlPlane<S> {
             firmware: Mutex::new(firmware),
             trigger: Notify::new(),
             observed: Notify::new(),
+            power_passes: tokio::sync::watch::Sender::new(0),
         }))
     }
 
@@ -277,7 +268,15 @@ impl<S: StateStore> ControlPlane<S> {
             .lock()
             .await
             .reconcile(&*self.store, &revision, &self.events)
-            .await
+            .await?;
+        self.power_passes.send_modify(|n| *n += 1);
+        Ok(())
+    }
+
+    /// Counts finished power passes, so a caller can wait for the reconciler to have
+    /// looked again (e.g. to see that it left something alone) instead of sleeping.
+    pub fn power_passes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.power_passes.subscribe()
     }
 
     /// One step of each firmware roll-out of the applied revision.
@@ -475,16 +474,4 @@ pub async fn run_replica(config: Config, endpoints: Vec<String>, prefix: String,
 /// The first 12 hex digits of a commit id.
 pub fn short(commit: &str) -> &str {
     &commit[..commit.len().min(12)]
-}
-
-#[cfg(test)]
-mod tests {
-    use super::rfc3339;
-
-    #[test]
-    fn rfc3339_is_utc_in_whole_seconds() {
-        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
-        assert_eq!(rfc3339(1_700_000_000_999), "2023-11-14T22:13:20Z");
-        assert_eq!(rfc3339(951_782_400_000), "2000-02-29T00:00:00Z");
-    }
 }

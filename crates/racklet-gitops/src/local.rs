@@ -50,17 +50,22 @@ pub fn head_files(dir: &Path, sub: &str) -> Result<(Option<String>, Files), Sour
             None => return Ok((Some(head.to_string()), Vec::new())),
         }
     };
+    Ok((Some(head.to_string()), blobs(&repo, &tree).map_err(&err)?))
+}
+
+/// Every file below `tree`: (path relative to it, bytes), sorted.
+pub(crate) fn blobs(repo: &gix::Repository, tree: &gix::Tree<'_>) -> Result<Files, gix::Error> {
     let mut recorder = gix::traverse::tree::Recorder::default();
-    tree.traverse().breadthfirst(&mut recorder).map_err(&err)?;
+    tree.traverse().breadthfirst(&mut recorder)?;
     let mut files = Vec::new();
     for e in recorder.records {
         if e.mode.is_blob() {
-            let mut blob = repo.find_blob(e.oid).map_err(&err)?;
+            let mut blob = repo.find_blob(e.oid)?;
             files.push((PathBuf::from(e.filepath.to_string()), blob.take_data()));
         }
     }
     files.sort();
-    Ok((Some(head.to_string()), files))
+    Ok(files)
 }
 
 /// Commits `files` (path relative to the repository root, bytes) on top of the branch

@@ -138,6 +138,17 @@ async fn bench_timed(
     }
 }
 
+/// Waits until the power reconciler has finished `n` more passes: whatever it would do
+/// about what the test just did, it has had the chance to do.
+async fn more_passes(b: &Bench, n: u64) {
+    let mut passes = b.plane.power_passes();
+    let from = *passes.borrow_and_update();
+    tokio::time::timeout(Duration::from_secs(30), passes.wait_for(|p| *p >= from + n))
+        .await
+        .expect("power passes within 30 s")
+        .expect("the control plane runs");
+}
+
 async fn node(b: &Bench, name: &str) -> Option<NodeStatus> {
     racklet_gitops::power::node_statuses(&**b.plane.store())
         .await
@@ -230,7 +241,7 @@ async fn a_commit_powers_a_tray_on_and_an_invalid_commit_changes_nothing() {
     );
     assert!(status.message.contains("bad.yaml:4:"), "{}", status.message);
     assert!(!status.ready);
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    more_passes(&b, 2).await;
     assert_eq!(redfish_power(&b, 6).await.as_deref(), Some("On"));
     let events = b.plane.events().since(0).await.expect("events");
     assert!(
@@ -279,7 +290,7 @@ async fn drift_is_corrected_or_only_reported_per_policy() {
                 .await;
                 assert_eq!(n.sync, racklet_gitops::power::Sync::OutOfSync);
                 assert_eq!(n.health, racklet_gitops::power::Health::Degraded);
-                tokio::time::sleep(Duration::from_secs(2)).await;
+                more_passes(&b, 2).await;
                 assert_eq!(
                     redfish_power(&b, 2).await.as_deref(),
                     Some("Off"),
@@ -339,7 +350,7 @@ async fn an_unreachable_chassis_backs_off_forgets_nothing_and_converges_when_it_
         Some(commit.as_str())
     );
     // Back-off: while it is away, it is not hammered (one event, not one per pass).
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    more_passes(&b, 10).await;
     let events = b.plane.events().since(0).await.expect("events");
     let away = events
         .iter()

@@ -10,9 +10,7 @@
 //! (GitHub, Gitea, Forgejo) of the body, keyed with its own secret, `DIR/webhook-secret`,
 //! so that the Git server never holds the API token.
 
-use std::io::Write;
 use std::net::SocketAddr;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -39,16 +37,22 @@ pub mod proxy;
 /// Why the API cannot start.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
-    #[error("cannot read or write {path}: {source}")]
-    Io {
+    #[error("cannot create {}", path.display())]
+    Dir {
         path: PathBuf,
+        #[source]
         source: std::io::Error,
     },
-    #[error("cannot make the API's certificate: {0}")]
-    Certificate(String),
-    #[error("cannot listen on {addr}: {source}")]
+    #[error(transparent)]
+    Write(#[from] racklet_files::WriteError),
+    #[error("the API has no TLS identity")]
+    Identity(#[from] racklet_tls::TlsError),
+    #[error("cannot load the API's certificate")]
+    Certificate(#[source] std::io::Error),
+    #[error("cannot listen on {addr}")]
     Bind {
         addr: SocketAddr,
+        #[source]
         source: std::io::Error,
     },
 }
@@ -61,25 +65,6 @@ pub struct Running {
     /// The key Git servers sign webhook calls with.
     pub webhook_secret_file: PathBuf,
     pub cert_file: PathBuf,
-}
-
-fn io(path: &Path) -> impl Fn(std::io::Error) -> ApiError + '_ {
-    move |source| ApiError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
-}
-
-fn owner_only_write(path: &Path, bytes: &[u8]) -> Result<(), ApiError> {
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(io(path))?;
-    f.write_all(bytes).map_err(io(path))?;
-    f.sync_all().map_err(io(path))
 }
 
 /// The secret in `DIR/NAME` (the API token, the webhook secret), made on first start.
@@ -95,29 +80,8 @@ fn secret(dir: &Path, name: &str) -> Result<(String, PathBuf), ApiError> {
     let mut b = [0u8; 32];
     rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut b);
     let t = hex::encode(b);
-    let tmp = path.with_extension("tmp");
-    owner_only_write(&tmp, t.as_bytes())?;
-    std::fs::rename(&tmp, &path).map_err(io(&path))?;
+    racklet_files::write_secret(&path, t.as_bytes())?;
     Ok((t, path))
-}
-
-fn certificate(dir: &Path) -> Result<(PathBuf, PathBuf), ApiError> {
-    let tls = dir.join("tls");
-    std::fs::create_dir_all(&tls).map_err(io(&tls))?;
-    let (cert, key) = (tls.join("cert.pem"), tls.join("key.pem"));
-    if cert.exists() && key.exists() {
-        return Ok((cert, key));
-    }
-    let names = vec![
-        "localhost".to_string(),
-        "127.0.0.1".to_string(),
-        "::1".to_string(),
-    ];
-    let made = rcgen::generate_simple_self_signed(names)
-        .map_err(|e| ApiError::Certificate(e.to_string()))?;
-    owner_only_write(&key, made.key_pair.serialize_pem().as_bytes())?;
-    std::fs::write(&cert, made.cert.pem()).map_err(io(&cert))?;
-    Ok((cert, key))
 }
 
 struct Api<S> {
@@ -167,13 +131,17 @@ pub async fn serve<S: StateStore>(
     addr: SocketAddr,
 ) -> Result<Running, ApiError> {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    std::fs::create_dir_all(dir).map_err(|source| ApiError::Dir {
+        path: dir.to_path_buf(),
+        source,
+    })?;
     let (token, token_file) = secret(dir, "token")?;
     let (webhook_secret, webhook_secret_file) = secret(dir, "webhook-secret")?;
-    let (cert, key) = certificate(dir)?;
-    let config = axum_server::tls_rustls::RustlsConfig::from_pem_file(&cert, &key)
-        .await
-        .map_err(|e| ApiError::Certificate(e.to_string()))?;
+    let identity = racklet_tls::load_or_create(&dir.join("tls"))?;
+    let config =
+        axum_server::tls_rustls::RustlsConfig::from_pem_file(&identity.cert, &identity.key)
+            .await
+            .map_err(ApiError::Certificate)?;
     let listener =
         std::net::TcpListener::bind(addr).map_err(|source| ApiError::Bind { addr, source })?;
     listener
@@ -195,7 +163,7 @@ pub async fn serve<S: StateStore>(
         addr: local,
         token_file,
         webhook_secret_file,
-        cert_file: cert,
+        cert_file: identity.cert,
     })
 }
 
