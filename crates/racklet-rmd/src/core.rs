@@ -133,9 +133,14 @@ struct Pending {
     queued_at: Duration,
     sent_at: Option<Duration>,
     request: Request,
-    /// True for requests an API caller waits for.
-    wanted: bool,
+    /// Where the answer goes, for requests an API caller waits for.
+    reply: Option<ReplySender>,
 }
+
+/// The answer to one request, as an API caller receives it.
+pub type ReplySender = tokio::sync::oneshot::Sender<Result<Response, RmdError>>;
+/// The receiving end of [`ReplySender`].
+pub type ReplyReceiver = tokio::sync::oneshot::Receiver<Result<Response, RmdError>>;
 
 /// The rack management daemon's state for one chassis.
 pub struct DaemonCore {
@@ -146,7 +151,6 @@ pub struct DaemonCore {
     rng: ChaCha20Rng,
     next_id: u32,
     pending: HashMap<u32, Pending>,
-    replies: HashMap<u32, Result<Response, RmdError>>,
     zones: Vec<ZoneController>,
     fan_duty: Vec<f64>,
     fan_rpm: Vec<Option<u32>>,
@@ -224,7 +228,6 @@ impl DaemonCore {
             rng,
             next_id: 1,
             pending: HashMap::new(),
-            replies: HashMap::new(),
             fan_duty: vec![0.0; fans],
             fan_rpm: vec![None; fans],
             fan_override: vec![None; fans],
@@ -442,8 +445,8 @@ impl DaemonCore {
                 );
             }
             // The first request makes the session live on the BMC.
-            self.queue(slot, Request::Status, false);
-            self.queue(slot, Request::Inventory, false);
+            self.queue(slot, Request::Status, None);
+            self.queue(slot, Request::Inventory, None);
             return;
         }
         let serial = conn.link.serial();
@@ -536,9 +539,8 @@ impl DaemonCore {
         else {
             return;
         };
-        let wanted = p.wanted;
         let p_request = p.request.clone();
-        self.pending.remove(&r.id);
+        let reply = self.pending.remove(&r.id).and_then(|p| p.reply);
         let now = self.now;
         if let Response::Error(_) = &r.response {
             if let Some(conn) = self.conns.get_mut(&slot) {
@@ -593,7 +595,7 @@ impl DaemonCore {
         {
             self.firmware_response(r.response.clone());
         }
-        if wanted {
+        if let Some(reply) = reply {
             let result = match r.response {
                 Response::Error(code) => Err(RmdError::Refused {
                     slot,
@@ -601,7 +603,8 @@ impl DaemonCore {
                 }),
                 other => Ok(other),
             };
-            self.replies.insert(r.id, result);
+            // The caller may have given up; then nobody listens, which is fine.
+            let _ = reply.send(result);
         }
     }
 
@@ -622,7 +625,7 @@ impl DaemonCore {
             && now.saturating_sub(conn.status_at) >= STATUS_EVERY;
         if due {
             conn.status_asked = Some(now);
-            self.queue(slot, Request::Status, false);
+            self.queue(slot, Request::Status, None);
         } else if conn
             .status_asked
             .is_some_and(|t| now.saturating_sub(t) >= HELLO_RETRY)
@@ -633,7 +636,7 @@ impl DaemonCore {
         }
     }
 
-    fn queue(&mut self, slot: u32, request: Request, wanted: bool) -> u32 {
+    fn queue(&mut self, slot: u32, request: Request, reply: Option<ReplySender>) -> u32 {
         let id = self.next_id;
         self.next_id = self.next_id.wrapping_add(1).max(1);
         self.pending.insert(
@@ -643,7 +646,7 @@ impl DaemonCore {
                 queued_at: self.now,
                 sent_at: None,
                 request,
-                wanted,
+                reply,
             },
         );
         id
@@ -681,8 +684,8 @@ impl DaemonCore {
             .collect();
         for id in expired {
             if let Some(p) = self.pending.remove(&id) {
-                if p.wanted {
-                    self.replies.insert(id, Err(RmdError::Timeout(p.slot)));
+                if let Some(reply) = p.reply {
+                    let _ = reply.send(Err(RmdError::Timeout(p.slot)));
                 }
                 if let Some(conn) = self.conns.get_mut(&p.slot) {
                     conn.shutdown_sent = false; // an unanswered thermal shutdown is tried again
@@ -707,8 +710,8 @@ impl DaemonCore {
             .collect();
         for id in ids {
             if let Some(p) = self.pending.remove(&id) {
-                if p.wanted {
-                    self.replies.insert(id, Err(err.clone()));
+                if let Some(reply) = p.reply {
+                    let _ = reply.send(Err(err.clone()));
                 }
             }
         }
@@ -765,7 +768,7 @@ impl DaemonCore {
                         Some(slot),
                         format!("tray {slot} is above its shutdown temperature: powering it off"),
                     );
-                    self.queue(slot, Request::Power(PowerAction::ForceOff), false);
+                    self.queue(slot, Request::Power(PowerAction::ForceOff), None);
                 }
             }
             let reason = decision.override_.map(|o| match o {
@@ -800,24 +803,22 @@ impl DaemonCore {
         self.indicators(bp);
     }
 
-    /// Starts a power action; the answer arrives through [`DaemonCore::take_reply`].
-    pub fn request_power(&mut self, slot: u32, action: PowerAction) -> Result<u32, RmdError> {
-        self.request(slot, Request::Power(action))
-    }
-
-    pub fn take_reply(&mut self, id: u32) -> Option<Result<Response, RmdError>> {
-        self.replies.remove(&id)
-    }
-
-    /// Sends any request to a trusted BMC; the answer arrives through
-    /// [`DaemonCore::take_reply`].
-    pub fn request(&mut self, slot: u32, request: Request) -> Result<u32, RmdError> {
+    /// Sends any request to a trusted BMC: its id, and where its answer (or the reason
+    /// there is none: timeout, detach, daemon restart) arrives.
+    pub fn request(
+        &mut self,
+        slot: u32,
+        request: Request,
+    ) -> Result<(u32, ReplyReceiver), RmdError> {
         if !self.config.trays.iter().any(|t| t.slot == slot) {
             return Err(RmdError::NoTray(slot));
         }
         match self.conns.get(&slot).map(|c| &c.trust) {
             None => Err(RmdError::Absent(slot)),
-            Some(BmcTrust::Trusted) => Ok(self.queue(slot, request, true)),
+            Some(BmcTrust::Trusted) => {
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                Ok((self.queue(slot, request, Some(tx)), rx))
+            }
             Some(_) => Err(RmdError::NotTrusted(slot)),
         }
     }
@@ -827,7 +828,6 @@ impl DaemonCore {
         if self.pending.get(&id).is_some_and(|p| p.sent_at.is_none()) {
             self.pending.remove(&id);
         }
-        self.replies.remove(&id);
     }
 
     /// Approves the BMC with this identity (hex); enrollment starts at the next hello.
@@ -1030,7 +1030,7 @@ impl DaemonCore {
     }
 
     /// Asks the BMC in `slot` to restart (its firmware; tray power stays as it is).
-    pub fn reset_bmc(&mut self, slot: u32) -> Result<u32, RmdError> {
+    pub fn reset_bmc(&mut self, slot: u32) -> Result<(u32, ReplyReceiver), RmdError> {
         if self
             .firmware
             .as_ref()
@@ -1056,13 +1056,10 @@ impl DaemonCore {
         // Request ids keep counting, and whoever still waits hears that the daemon stopped,
         // so no caller can take the answer to someone else's later request.
         fresh.next_id = self.next_id;
-        for (id, p) in &self.pending {
-            if p.wanted {
-                fresh.replies.insert(*id, Err(RmdError::Stopped));
+        for (_, p) in self.pending.drain() {
+            if let Some(reply) = p.reply {
+                let _ = reply.send(Err(RmdError::Stopped));
             }
-        }
-        for (id, reply) in self.replies.drain() {
-            fresh.replies.insert(id, reply);
         }
         *self = fresh;
         self.event(
@@ -1127,7 +1124,7 @@ impl DaemonCore {
             FirmwareStage::Rebooting => Request::FirmwareConfirm,
             FirmwareStage::Confirmed { .. } | FirmwareStage::Failed(_) => return,
         };
-        let id = self.queue(slot, request, false);
+        let id = self.queue(slot, request, None);
         if let Some(job) = self.firmware.as_mut() {
             job.awaiting = Some(id);
         }
