@@ -169,7 +169,14 @@ pub trait ChassisManager: Send + Sync {
     ) -> impl Future<Output = Result<(), RmdError>> + Send;
     /// Trusts the BMC that showed this identity (hex Ed25519 public key) and enrolls it.
     fn approve(&self, identity: &str) -> impl Future<Output = Result<(), RmdError>> + Send;
+    /// The log's events after sequence `since`, oldest first.
     fn events(&self, since: u64) -> impl Future<Output = Vec<Event>> + Send;
+    /// A subscription to the event log: it changes whenever an event is logged, and its
+    /// value is the latest sequence number. A subscriber awaits `changed()` and then reads
+    /// [`ChassisManager::events`] since the last sequence it handled, so it misses nothing
+    /// however late it reads. It survives [`ChassisManager::restart`]; `changed()` fails
+    /// only once the daemon is gone.
+    fn subscribe_events(&self) -> tokio::sync::watch::Receiver<u64>;
     /// Lights (or clears) a tray's identify indicator, so a person finds it in the rack.
     fn set_identify(
         &self,

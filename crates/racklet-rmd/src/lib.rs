@@ -27,7 +27,9 @@ pub use crate::backplane::Backplane;
 pub use crate::core::{DaemonConfig, DaemonCore};
 pub use crate::store::{Store, StoreError};
 
-/// A source of time for the daemon: the wall clock on a board, the twin's virtual clock.
+/// A source of time for the daemon, as time since the Unix epoch (event timestamps are
+/// taken from it): the wall clock on a board; in the simulation, the twin's virtual clock
+/// from the moment the simulation started.
 pub type Clock = Arc<dyn Fn() -> Duration + Send + Sync>;
 
 struct Shared<B> {
@@ -269,6 +271,10 @@ impl<B: Backplane> ChassisManager for Rmd<B> {
 
     async fn events(&self, since: u64) -> Vec<Event> {
         self.core().events(since)
+    }
+
+    fn subscribe_events(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.core().subscribe_events()
     }
 
     async fn set_identify(&self, slot: u32, on: bool) -> Result<(), RmdError> {

@@ -203,11 +203,20 @@ impl BmcRunner {
     }
 }
 
+/// A daemon's clock in the simulation: `epoch` plus the twin's virtual time.
+fn daemon_clock(twin: &Twin, epoch: Duration) -> racklet_rmd::Clock {
+    let clock = twin.clock();
+    Arc::new(move || epoch + clock.now())
+}
+
 /// The whole simulated rack.
 pub struct Rack {
     pub twin: Twin,
     pub bmcs: Vec<BmcRunner>,
     pub daemons: Vec<Rmd<TwinBackplane>>,
+    /// Wall time (since the Unix epoch) when the rack started: the daemons' clocks read
+    /// it plus the twin's virtual time, so their events carry plausible dates.
+    epoch: Duration,
 }
 
 impl Rack {
@@ -222,6 +231,9 @@ impl Rack {
         approve: bool,
     ) -> Result<Rack, SimError> {
         let twin = Twin::new(set, twin_config)?;
+        let epoch = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
         twin.advance(Duration::from_millis(1)); // hub ports come up with +5VSB
         let mut bmcs = Vec::new();
         for chassis in twin.chassis_names() {
@@ -249,14 +261,14 @@ impl Rack {
             let fans: Vec<String> = config.fans.iter().map(|f| f.name.clone()).collect();
             let store = Store::open(&data_dir.join("rmd").join(&chassis))?;
             let core = DaemonCore::new(config, store, Some(twin_config.seed))?;
-            let clock = twin.clock();
             let backplane = TwinBackplane::new(&twin, &chassis, &fans)?;
-            daemons.push(Rmd::new(core, backplane, Arc::new(move || clock.now())));
+            daemons.push(Rmd::new(core, backplane, daemon_clock(&twin, epoch)));
         }
         Ok(Rack {
             twin,
             bmcs,
             daemons,
+            epoch,
         })
     }
 
@@ -306,9 +318,8 @@ impl Rack {
             Store::open(&data_dir.join("rmd").join(chassis))?,
             Some(seed),
         )?;
-        let clock = self.twin.clock();
         let backplane = TwinBackplane::new(&self.twin, chassis, &fans)?;
-        self.daemons[i] = Rmd::new(core, backplane, Arc::new(move || clock.now()));
+        self.daemons[i] = Rmd::new(core, backplane, daemon_clock(&self.twin, self.epoch));
         Ok(())
     }
 }
