@@ -20,7 +20,7 @@ use std::time::Duration;
 use racklet_mgmt_proto::message::{PowerAction, PowerState, Request, Response};
 use racklet_mgmt_proto::DropCounters;
 use racklet_rmd_api::{
-    ChassisManager, ConsoleChunk, Event, FanInfo, RmdError, TrayInfo, UpdateProgress,
+    BootOverride, ChassisManager, ConsoleChunk, Event, FanInfo, RmdError, TrayInfo, UpdateProgress,
 };
 
 pub use crate::backplane::Backplane;
@@ -263,6 +263,17 @@ impl<B: Backplane> ChassisManager for Rmd<B> {
         self.call(slot, Request::SetBootMode(mode))
             .await
             .map(|_| ())
+    }
+
+    async fn boot_override(&self, slot: u32) -> Result<BootOverride, RmdError> {
+        self.core().boot_override(slot)
+    }
+
+    async fn set_boot_override(&self, slot: u32, boot: BootOverride) -> Result<(), RmdError> {
+        self.core().boot_override(slot)?; // no such tray: say so before asking a BMC
+        self.call(slot, Request::SetBootMode(boot.boot_mode()))
+            .await?;
+        self.core().set_boot_override(slot, boot)
     }
 
     async fn approve(&self, identity: &str) -> Result<(), RmdError> {

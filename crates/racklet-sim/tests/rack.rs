@@ -587,3 +587,56 @@ fn unconfirmed_firmware_that_hangs_falls_back_through_the_watchdog() {
         "back on the old slot"
     );
 }
+
+#[test]
+fn boot_override_is_persisted_by_the_daemon_across_restarts() {
+    use racklet_rmd_api::{BootOverride, BootSourceEnabled, BootSourceTarget};
+    let pxe = BootOverride {
+        target: BootSourceTarget::Pxe,
+        enabled: BootSourceEnabled::Continuous,
+    };
+    let (rack, set, dir) = start("boot", true);
+    let d = daemon(&rack).clone();
+    let running = rack.run_in_background(Duration::from_millis(1));
+    now(async {
+        assert_eq!(d.boot_override(1).await, Ok(BootOverride::default()));
+        assert_eq!(d.boot_override(99).await, Err(RmdError::NoTray(99)));
+        tokio::time::timeout(Duration::from_secs(20), d.set_boot_override(1, pxe))
+            .await
+            .expect("the BMC answers")
+            .expect("set");
+        assert_eq!(d.boot_override(1).await, Ok(pxe));
+        // ChassisManager::restart reloads the daemon's state from its data dir.
+        d.restart().await.expect("restarts");
+        assert_eq!(d.boot_override(1).await, Ok(pxe));
+        assert_eq!(d.boot_override(2).await, Ok(BootOverride::default()));
+    });
+    // A new daemon process on the same data dir.
+    running
+        .lock()
+        .restart_daemon(&set, CH, &dir, 7)
+        .expect("restarts");
+    let fresh = running.lock().daemon(CH).expect("daemon").clone();
+    assert_eq!(now(fresh.boot_override(1)), Ok(pxe));
+    let file = std::fs::read_to_string(dir.join("rmd/chassis-1/boot.json")).expect("persisted");
+    assert!(file.contains("\"Pxe\""), "{file}");
+}
+
+#[test]
+fn boot_override_is_not_recorded_when_the_bmc_cannot_apply_it() {
+    use racklet_rmd_api::{BootOverride, BootSourceEnabled, BootSourceTarget};
+    let (rack, _, dir) = start("boot-untrusted", false);
+    let usb = BootOverride {
+        target: BootSourceTarget::Usb,
+        enabled: BootSourceEnabled::Once,
+    };
+    assert_eq!(
+        now(daemon(&rack).set_boot_override(1, usb)),
+        Err(RmdError::NotTrusted(1))
+    );
+    assert_eq!(
+        now(daemon(&rack).boot_override(1)),
+        Ok(BootOverride::default())
+    );
+    assert!(!dir.join("rmd/chassis-1/boot.json").exists());
+}

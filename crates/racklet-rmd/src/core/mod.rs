@@ -22,7 +22,9 @@ use std::time::Duration;
 
 use racklet_hal::{Indicator, PortState};
 use racklet_mgmt_proto::message::{Reading, Request};
-use racklet_rmd_api::{BmcTrust, Event, FanInfo, RmdError, Severity, TrayInfo, UpdateProgress};
+use racklet_rmd_api::{
+    BmcTrust, BootOverride, Event, FanInfo, RmdError, Severity, TrayInfo, UpdateProgress,
+};
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 
@@ -63,6 +65,8 @@ pub struct DaemonCore {
     firmware: Option<FirmwareJob>,
     shown: HashMap<u32, Indicator>,
     identify: BTreeSet<u32>,
+    /// Boot overrides by slot, as persisted in `boot.json`.
+    boot: BTreeMap<u32, BootOverride>,
 }
 
 impl DaemonCore {
@@ -75,6 +79,7 @@ impl DaemonCore {
         }
         store.save(&trust)?;
         let events = EventLog::load(store.clone(), &config.chassis, EVENTS_KEPT)?;
+        let boot = store.load_boot_overrides()?;
         let rng = match seed {
             Some(s) => ChaCha20Rng::seed_from_u64(s),
             None => ChaCha20Rng::from_entropy(),
@@ -98,6 +103,7 @@ impl DaemonCore {
             firmware: None,
             shown: HashMap::new(),
             identify: BTreeSet::new(),
+            boot,
         })
     }
 
@@ -294,6 +300,39 @@ impl DaemonCore {
             .collect()
     }
 
+    /// The tray's boot override (the default until one is set).
+    pub fn boot_override(&self, slot: u32) -> Result<BootOverride, RmdError> {
+        if !self.config.trays.iter().any(|t| t.slot == slot) {
+            return Err(RmdError::NoTray(slot));
+        }
+        Ok(self.boot.get(&slot).copied().unwrap_or_default())
+    }
+
+    /// Records the tray's boot override and persists it (the caller has already switched
+    /// the BMC's boot mode). On a storage failure nothing changes.
+    pub fn set_boot_override(&mut self, slot: u32, boot: BootOverride) -> Result<(), RmdError> {
+        let old = self.boot_override(slot)?;
+        if old == boot {
+            return Ok(());
+        }
+        let mut next = self.boot.clone();
+        next.insert(slot, boot);
+        self.store
+            .save_boot_overrides(&next)
+            .map_err(|e| RmdError::Storage(error_chain(&e)))?;
+        self.boot = next;
+        self.event(
+            Severity::Info,
+            Some(slot),
+            format!(
+                "tray {slot} boot override: {} ({})",
+                boot.target.as_redfish(),
+                boot.enabled.as_redfish()
+            ),
+        );
+        Ok(())
+    }
+
     /// Events after sequence `since`, oldest first.
     pub fn events(&self, since: u64) -> Vec<Event> {
         self.events.since(since)
@@ -381,7 +420,7 @@ impl DaemonCore {
             ));
         }
         let mut fresh = DaemonCore::new(self.config.clone(), self.store.clone(), None)
-            .map_err(|e| RmdError::Storage(e.to_string()))?;
+            .map_err(|e| RmdError::Storage(error_chain(&e)))?;
         // Request ids keep counting, and whoever still waits hears that the daemon stopped,
         // so no caller can take the answer to someone else's later request.
         fresh.requests = RequestQueue::new(self.requests.next_id());
@@ -446,4 +485,17 @@ impl DaemonCore {
             }
         }
     }
+}
+
+/// An error and its causes on one line, for an API error that carries text across the
+/// crate boundary (`RmdError` is plain data, sent over the wire).
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
 }
