@@ -1,8 +1,10 @@
 //! The EventService: the daemon's event log as Redfish `Event`s, pushed to subscribers
 //! over HTTPS and streamed to clients as server-sent events (SSE).
 //!
-//! - A pump polls the daemon's log and hands each new event to every SSE stream and to
-//!   every subscription's delivery worker (one per subscription, in order, with retries).
+//! - A pump subscribes to the daemon's log (`ChassisManager::subscribe_events`), reads
+//!   what is new with `events(since)` whenever it changes, and hands each new event to
+//!   every SSE stream and to every subscription's delivery worker (one per subscription,
+//!   in order, with retries).
 //! - Push subscriptions (`Protocol: Redfish`, `https://` destinations only) are kept in
 //!   `DIR/subscriptions.json` (owner-only) and survive restarts. Receivers' certificates
 //!   are checked against the Web PKI roots plus `DIR/event-receivers-ca.pem`, if present.
@@ -46,8 +48,6 @@ pub const MAX_SSE_STREAMS: usize = 16;
 /// Delivery attempts per event and the pause between them.
 pub const DELIVERY_ATTEMPTS: u32 = 3;
 pub const RETRY_INTERVAL: Duration = Duration::from_secs(5);
-/// How often the pump reads the daemon's log.
-const POLL: Duration = Duration::from_millis(250);
 /// Events waiting per push subscription before the oldest are dropped.
 const QUEUE: usize = 256;
 
@@ -131,6 +131,8 @@ pub struct Hub {
     sse: broadcast::Sender<Outgoing>,
     client: reqwest::Client,
     test_events: Mutex<u64>,
+    /// Dropped with the hub; the pump stops when it is.
+    alive: watch::Sender<()>,
 }
 
 impl Hub {
@@ -171,6 +173,7 @@ impl Hub {
             sse,
             client,
             test_events: Mutex::new(0),
+            alive: watch::channel(()).0,
         });
         for sub in stored {
             if let Ok(n) = sub.id.parse::<u64>() {
@@ -342,18 +345,30 @@ fn daemon_record(e: &racklet_rmd_api::Event) -> Value {
     r
 }
 
-/// Polls the daemon's log and publishes new events, until the hub is dropped.
+/// Publishes the daemon's new events as they are logged, until the hub or the daemon is
+/// gone. The subscription only says that something changed; what is new is read back with
+/// `events(since)`, so events logged while the pump was busy are not lost.
 pub(crate) fn spawn_pump<M: ChassisManager + Clone + 'static>(manager: M, hub: &Arc<Hub>) {
     if tokio::runtime::Handle::try_current().is_err() {
         tracing::warn!("no async runtime: Redfish events are not published");
         return;
     }
     let weak = Arc::downgrade(hub);
+    let mut hub_alive = hub.alive.subscribe();
+    // Subscribed before reading where the log stands, so nothing falls in between.
+    let mut logged = manager.subscribe_events();
     tokio::spawn(async move {
         // Only what happens from now on is news.
         let mut since = manager.events(0).await.last().map_or(0, |e| e.sequence);
         loop {
-            tokio::time::sleep(POLL).await;
+            tokio::select! {
+                changed = logged.changed() => {
+                    if changed.is_err() {
+                        break; // the daemon is gone
+                    }
+                }
+                _ = hub_alive.changed() => break, // the hub was dropped
+            }
             let Some(hub) = weak.upgrade() else { break };
             for e in manager.events(since).await {
                 since = since.max(e.sequence);

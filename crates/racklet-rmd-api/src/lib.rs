@@ -114,6 +114,108 @@ pub struct ConsoleChunk {
     pub data: Vec<u8>,
 }
 
+/// Where a tray boots from next, as Redfish's `BootSourceOverrideTarget` values the
+/// chassis' Redfish service offers (a closed set: nothing else is accepted).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum BootSourceTarget {
+    /// No override: the board's own boot order.
+    #[default]
+    None,
+    /// Network boot (PXE).
+    Pxe,
+    /// Network boot (UEFI HTTP).
+    UefiHttp,
+    /// The SD card.
+    #[serde(rename = "SDCard")]
+    SdCard,
+    /// A USB drive.
+    Usb,
+}
+
+impl BootSourceTarget {
+    /// Every value, in the order the Redfish service lists them.
+    pub const ALL: [BootSourceTarget; 5] = [
+        BootSourceTarget::None,
+        BootSourceTarget::Pxe,
+        BootSourceTarget::UefiHttp,
+        BootSourceTarget::SdCard,
+        BootSourceTarget::Usb,
+    ];
+
+    /// The Redfish spelling.
+    pub fn as_redfish(self) -> &'static str {
+        match self {
+            BootSourceTarget::None => "None",
+            BootSourceTarget::Pxe => "Pxe",
+            BootSourceTarget::UefiHttp => "UefiHttp",
+            BootSourceTarget::SdCard => "SDCard",
+            BootSourceTarget::Usb => "Usb",
+        }
+    }
+
+    /// The value with this Redfish spelling (exact, as Redfish enums are).
+    pub fn from_redfish(s: &str) -> Option<BootSourceTarget> {
+        Self::ALL.into_iter().find(|t| t.as_redfish() == s)
+    }
+
+    /// True for the network boot targets.
+    pub fn is_network(self) -> bool {
+        matches!(self, BootSourceTarget::Pxe | BootSourceTarget::UefiHttp)
+    }
+}
+
+/// Whether a boot override applies, as Redfish's `BootSourceOverrideEnabled`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum BootSourceEnabled {
+    #[default]
+    Disabled,
+    /// For the next boot only.
+    Once,
+    /// For every boot until changed.
+    Continuous,
+}
+
+impl BootSourceEnabled {
+    pub const ALL: [BootSourceEnabled; 3] = [
+        BootSourceEnabled::Disabled,
+        BootSourceEnabled::Once,
+        BootSourceEnabled::Continuous,
+    ];
+
+    /// The Redfish spelling.
+    pub fn as_redfish(self) -> &'static str {
+        match self {
+            BootSourceEnabled::Disabled => "Disabled",
+            BootSourceEnabled::Once => "Once",
+            BootSourceEnabled::Continuous => "Continuous",
+        }
+    }
+
+    /// The value with this Redfish spelling.
+    pub fn from_redfish(s: &str) -> Option<BootSourceEnabled> {
+        Self::ALL.into_iter().find(|e| e.as_redfish() == s)
+    }
+}
+
+/// A tray's boot override, owned and persisted by the daemon.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct BootOverride {
+    pub target: BootSourceTarget,
+    pub enabled: BootSourceEnabled,
+}
+
+impl BootOverride {
+    /// The BMC boot mode this override means: network boot while a network target is
+    /// enabled, the board's own order otherwise.
+    pub fn boot_mode(self) -> BootMode {
+        if self.enabled != BootSourceEnabled::Disabled && self.target.is_network() {
+            BootMode::Network
+        } else {
+            BootMode::Local
+        }
+    }
+}
+
 /// What can go wrong calling the daemon.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
 pub enum RmdError {
@@ -167,9 +269,30 @@ pub trait ChassisManager: Send + Sync {
         slot: u32,
         mode: BootMode,
     ) -> impl Future<Output = Result<(), RmdError>> + Send;
+    /// The tray's boot override (the default, `None`/`Disabled`, until one is set).
+    fn boot_override(
+        &self,
+        slot: u32,
+    ) -> impl Future<Output = Result<BootOverride, RmdError>> + Send;
+    /// Sets the tray's boot override: its BMC is switched to the boot mode it means
+    /// ([`BootOverride::boot_mode`], as [`ChassisManager::set_boot_mode`] does), then the
+    /// daemon persists it, so it survives a daemon restart. Nothing is recorded if the
+    /// BMC refuses or cannot be reached.
+    fn set_boot_override(
+        &self,
+        slot: u32,
+        boot: BootOverride,
+    ) -> impl Future<Output = Result<(), RmdError>> + Send;
     /// Trusts the BMC that showed this identity (hex Ed25519 public key) and enrolls it.
     fn approve(&self, identity: &str) -> impl Future<Output = Result<(), RmdError>> + Send;
+    /// The log's events after sequence `since`, oldest first.
     fn events(&self, since: u64) -> impl Future<Output = Vec<Event>> + Send;
+    /// A subscription to the event log: it changes whenever an event is logged, and its
+    /// value is the latest sequence number. A subscriber awaits `changed()` and then reads
+    /// [`ChassisManager::events`] since the last sequence it handled, so it misses nothing
+    /// however late it reads. It survives [`ChassisManager::restart`]; `changed()` fails
+    /// only once the daemon is gone.
+    fn subscribe_events(&self) -> tokio::sync::watch::Receiver<u64>;
     /// Lights (or clears) a tray's identify indicator, so a person finds it in the rack.
     fn set_identify(
         &self,

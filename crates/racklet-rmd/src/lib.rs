@@ -18,15 +18,18 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use racklet_mgmt_proto::message::{PowerAction, PowerState, Request, Response};
+use racklet_mgmt_proto::DropCounters;
 use racklet_rmd_api::{
-    ChassisManager, ConsoleChunk, Event, FanInfo, RmdError, TrayInfo, UpdateProgress,
+    BootOverride, ChassisManager, ConsoleChunk, Event, FanInfo, RmdError, TrayInfo, UpdateProgress,
 };
 
-pub use crate::backplane::{Backplane, TwinBackplane};
+pub use crate::backplane::Backplane;
 pub use crate::core::{DaemonConfig, DaemonCore};
 pub use crate::store::{Store, StoreError};
 
-/// A source of time for the daemon: the wall clock on a board, the twin's virtual clock.
+/// A source of time for the daemon, as time since the Unix epoch (event timestamps are
+/// taken from it): the wall clock on a board; in the simulation, the twin's virtual clock
+/// from the moment the simulation started.
 pub type Clock = Arc<dyn Fn() -> Duration + Send + Sync>;
 
 struct Shared<B> {
@@ -89,19 +92,33 @@ impl<B: Backplane> Rmd<B> {
         rmd
     }
 
-    /// The daemon's state, for reading (or for tests that drive it).
-    pub fn core(&self) -> MutexGuard<'_, DaemonCore> {
+    /// The daemon's state. Only this crate takes the guard; everyone else reads
+    /// [`Rmd::snapshot`] or calls the [`ChassisManager`] API.
+    pub(crate) fn core(&self) -> MutexGuard<'_, DaemonCore> {
         lock(&self.shared.core)
     }
 
-    /// This daemon's state for the metrics exposition.
-    pub fn metrics_state(&self) -> metrics::ChassisMetrics {
+    /// What the daemon knows now, as owned values, without waiting (for a live table, a
+    /// test on a stepped clock, metrics).
+    pub fn snapshot(&self) -> ChassisSnapshot {
         let core = self.core();
-        metrics::ChassisMetrics {
+        ChassisSnapshot {
             chassis: self.shared.name.clone(),
             trays: core.trays(),
             fans: core.fans(),
             drops: core.drops(),
+            update: core.update_progress(),
+        }
+    }
+
+    /// This daemon's state for the metrics exposition.
+    pub fn metrics_state(&self) -> metrics::ChassisMetrics {
+        let s = self.snapshot();
+        metrics::ChassisMetrics {
+            chassis: s.chassis,
+            trays: s.trays,
+            fans: s.fans,
+            drops: s.drops,
         }
     }
 
@@ -115,25 +132,72 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-impl<B: Backplane> Rmd<B> {
-    /// Sends a request to a tray's BMC and waits for its answer.
-    pub async fn call(&self, slot: u32, request: Request) -> Result<Response, RmdError> {
-        let id = self.core().request(slot, request)?;
-        self.wait(slot, id).await
+/// What one daemon knows at one instant, as owned values.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChassisSnapshot {
+    pub chassis: String,
+    pub trays: Vec<TrayInfo>,
+    pub fans: Vec<FanInfo>,
+    /// Frames dropped per tray, by reason.
+    pub drops: Vec<(u32, DropCounters)>,
+    /// The latest BMC firmware update, running or finished.
+    pub update: Option<UpdateProgress>,
+}
+
+/// The answer to a request sent with [`Rmd::submit`]: it arrives when the daemon's loop
+/// has sent the request and the BMC answered (or the request failed: timeout, BMC
+/// detached, daemon restarted).
+#[derive(Debug)]
+pub struct Reply {
+    rx: core::ReplyReceiver,
+}
+
+impl Reply {
+    /// The answer, if it has arrived; for callers that step the daemon themselves.
+    pub fn try_take(&mut self) -> Option<Result<Response, RmdError>> {
+        use tokio::sync::oneshot::error::TryRecvError;
+        match self.rx.try_recv() {
+            Ok(r) => Some(r),
+            Err(TryRecvError::Empty) => None,
+            Err(TryRecvError::Closed) => Some(Err(RmdError::Stopped)),
+        }
     }
 
-    async fn wait(&self, slot: u32, id: u32) -> Result<Response, RmdError> {
-        // The loop sends it and collects the answer; the core times it out.
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(reply) = self.core().take_reply(id) {
-                return reply;
-            }
-            if tokio::time::Instant::now() >= deadline {
+    /// Waits for the answer.
+    pub async fn wait(self) -> Result<Response, RmdError> {
+        self.rx.await.unwrap_or(Err(RmdError::Stopped))
+    }
+}
+
+/// How long an API caller waits for an answer before it gives up (the core times out a
+/// sent request sooner; this bounds a request that never leaves the queue).
+const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+impl<B: Backplane> Rmd<B> {
+    /// Queues a request to a tray's trusted BMC; the daemon's loop sends it.
+    pub fn submit(&self, slot: u32, request: Request) -> Result<Reply, RmdError> {
+        let (_, rx) = self.core().request(slot, request)?;
+        Ok(Reply { rx })
+    }
+
+    /// Sends a request to a tray's BMC and waits for its answer.
+    pub async fn call(&self, slot: u32, request: Request) -> Result<Response, RmdError> {
+        let (id, rx) = self.core().request(slot, request)?;
+        self.wait(slot, id, rx).await
+    }
+
+    async fn wait(
+        &self,
+        slot: u32,
+        id: u32,
+        rx: core::ReplyReceiver,
+    ) -> Result<Response, RmdError> {
+        match tokio::time::timeout(CALL_TIMEOUT, rx).await {
+            Ok(reply) => reply.unwrap_or(Err(RmdError::Stopped)),
+            Err(_) => {
                 self.core().abandon(id);
-                return Err(RmdError::Timeout(slot));
+                Err(RmdError::Timeout(slot))
             }
-            tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
 }
@@ -201,12 +265,27 @@ impl<B: Backplane> ChassisManager for Rmd<B> {
             .map(|_| ())
     }
 
+    async fn boot_override(&self, slot: u32) -> Result<BootOverride, RmdError> {
+        self.core().boot_override(slot)
+    }
+
+    async fn set_boot_override(&self, slot: u32, boot: BootOverride) -> Result<(), RmdError> {
+        self.core().boot_override(slot)?; // no such tray: say so before asking a BMC
+        self.call(slot, Request::SetBootMode(boot.boot_mode()))
+            .await?;
+        self.core().set_boot_override(slot, boot)
+    }
+
     async fn approve(&self, identity: &str) -> Result<(), RmdError> {
         self.core().approve(identity)
     }
 
     async fn events(&self, since: u64) -> Vec<Event> {
         self.core().events(since)
+    }
+
+    fn subscribe_events(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.core().subscribe_events()
     }
 
     async fn set_identify(&self, slot: u32, on: bool) -> Result<(), RmdError> {
@@ -237,8 +316,8 @@ impl<B: Backplane> ChassisManager for Rmd<B> {
     }
 
     async fn reset_bmc(&self, slot: u32) -> Result<(), RmdError> {
-        let id = self.core().reset_bmc(slot)?;
-        self.wait(slot, id).await.map(|_| ())
+        let (id, rx) = self.core().reset_bmc(slot)?;
+        self.wait(slot, id, rx).await.map(|_| ())
     }
 
     async fn restart(&self) -> Result<(), RmdError> {

@@ -1,27 +1,30 @@
 //! What the daemon keeps in its data dir: enrolled BMCs' link keys and approved
-//! identities (`state.json`, replaced atomically), and the event log (`events.jsonl`,
-//! appended).
+//! identities (`state.json`), the trays' boot overrides (`boot.json`), both replaced
+//! atomically (owner-only temporary file, fsync, rename), and the event log
+//! (`events.jsonl`, appended).
 
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
+use racklet_rmd_api::BootOverride;
 use serde::{Deserialize, Serialize};
 
-/// Errors reading or writing the daemon's files.
+/// Errors reading or writing the daemon's files. The message names the file and what to
+/// do; the cause is the error's `source()` (binaries print the whole chain).
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error(
-        "cannot read or write {path}: {source}; check the data dir's permissions and free space"
-    )]
+    #[error("cannot read or write {path}; check the data dir's permissions and free space")]
     Io {
         path: PathBuf,
+        #[source]
         source: std::io::Error,
     },
-    #[error("{path} is corrupt ({source}); restore it from a backup or move it away to re-enroll every BMC")]
+    #[error("{path} is corrupt; restore it from a backup or move it away (for state.json: to re-enroll every BMC)")]
     Corrupt {
         path: PathBuf,
+        #[source]
         source: serde_json::Error,
     },
 }
@@ -90,21 +93,48 @@ impl Store {
     }
 
     pub fn save(&self, state: &TrustState) -> Result<(), StoreError> {
-        let path = self.state_path();
+        self.write_json(&self.state_path(), state)
+    }
+
+    fn boot_path(&self) -> PathBuf {
+        self.dir.join("boot.json")
+    }
+
+    /// The trays' boot overrides, by slot (none set: empty).
+    pub fn load_boot_overrides(&self) -> Result<BTreeMap<u32, BootOverride>, StoreError> {
+        let path = self.boot_path();
+        match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map_err(|source| StoreError::Corrupt { path, source }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeMap::new()),
+            Err(source) => Err(StoreError::Io { path, source }),
+        }
+    }
+
+    /// Replaces the trays' boot overrides, atomically.
+    pub fn save_boot_overrides(
+        &self,
+        overrides: &BTreeMap<u32, BootOverride>,
+    ) -> Result<(), StoreError> {
+        self.write_json(&self.boot_path(), overrides)
+    }
+
+    /// Writes `value` as JSON to `path` atomically: an owner-only temporary file (link
+    /// keys are secrets from the moment the file exists), synced, then renamed over.
+    fn write_json(&self, path: &Path, value: &impl Serialize) -> Result<(), StoreError> {
         let tmp = path.with_extension("json.tmp");
         let io = |source| StoreError::Io {
-            path: path.clone(),
+            path: path.to_path_buf(),
             source,
         };
-        let bytes = serde_json::to_vec_pretty(state).map_err(|source| StoreError::Corrupt {
-            path: path.clone(),
+        let bytes = serde_json::to_vec_pretty(value).map_err(|source| StoreError::Corrupt {
+            path: path.to_path_buf(),
             source,
         })?;
-        // Link keys are secrets: owner-only, from the moment the file exists.
         let mut f = owner_only().open(&tmp).map_err(io)?;
         f.write_all(&bytes).map_err(io)?;
         f.sync_all().map_err(io)?;
-        std::fs::rename(&tmp, &path).map_err(io)?;
+        std::fs::rename(&tmp, path).map_err(io)?;
         Ok(())
     }
 
@@ -169,5 +199,40 @@ impl Store {
             .open(&path)
             .map_err(io)?;
         writeln!(f, "{line}").map_err(io)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use racklet_rmd_api::{BootSourceEnabled, BootSourceTarget};
+
+    #[test]
+    fn boot_overrides_round_trip_and_a_corrupt_file_is_named() {
+        let dir = std::env::temp_dir().join(format!("racklet-rmd-store-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = Store::open(&dir).expect("store");
+        assert!(store.load_boot_overrides().expect("empty").is_empty());
+        let mut map = BTreeMap::new();
+        map.insert(
+            3,
+            BootOverride {
+                target: BootSourceTarget::SdCard,
+                enabled: BootSourceEnabled::Continuous,
+            },
+        );
+        store.save_boot_overrides(&map).expect("saved");
+        assert_eq!(store.load_boot_overrides().expect("loaded"), map);
+        let text = std::fs::read_to_string(dir.join("boot.json")).expect("file");
+        assert!(text.contains("\"SDCard\""), "{text}");
+        assert!(!dir.join("boot.json.tmp").exists());
+        std::fs::write(dir.join("boot.json"), "{").expect("write");
+        let e = store.load_boot_overrides().expect_err("corrupt");
+        assert!(e.to_string().contains("boot.json is corrupt"), "{e}");
+        assert!(
+            !e.to_string().contains("EOF"),
+            "the cause is the source, not the message: {e}"
+        );
+        assert!(std::error::Error::source(&e).is_some());
     }
 }

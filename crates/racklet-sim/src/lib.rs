@@ -2,6 +2,12 @@
 //! when its tray has standby power, gone when the tray is pulled), and one rack management
 //! daemon per chassis, all stepped on the twin's clock so runs are deterministic.
 //! `racklet up` and the end-to-end tests run this.
+//!
+//! The daemon knows only its [`racklet_rmd::Backplane`] trait; [`TwinBackplane`] (in
+//! `backplane.rs`) is the twin's side of it. Readers outside the simulation take
+//! [`Rack::snapshot`] (owned values) rather than the twin's or a daemon's lock.
+
+pub mod backplane;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -12,14 +18,18 @@ use embedded_io::{Read, Write};
 use racklet_bmc::{Action, Bmc, BmcConfig, PowerConfig};
 use racklet_hal::Watchdog;
 use racklet_model::board::BoardPower;
+use racklet_model::chassis::Rail;
 use racklet_model::ManifestSet;
-use racklet_rmd::{DaemonConfig, DaemonCore, Rmd, Store, StoreError, TwinBackplane};
+use racklet_rmd::{ChassisSnapshot, DaemonConfig, DaemonCore, Rmd, Store, StoreError};
+use racklet_rmd_api::TrayInfo;
 use racklet_twin::hal::{
     TwinConsole, TwinFlash, TwinI2c, TwinPin, TwinTemperature, TwinUsbDevice, TwinWatchdog,
 };
-use racklet_twin::{Twin, TwinConfig, TwinError, VirtualClock};
+use racklet_twin::{TraySnapshot, Twin, TwinConfig, TwinError, VirtualClock};
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha20Rng;
+
+pub use crate::backplane::TwinBackplane;
 
 /// The BMC core as the twin runs it.
 pub type TwinBmc = Bmc<
@@ -58,6 +68,17 @@ pub fn pac_gain(power: &BoardPower) -> u8 {
         .find(|c| 10.0 / f64::from(1u32 << c) >= 2.0 * max_amps)
         .unwrap_or(0);
     (di << 3) | dv
+}
+
+/// The serial of the BMC in `slot` of `chassis`, as the chassis' USB hub reports it; None
+/// while nothing is attached there (no tray, or no standby power yet).
+pub fn bmc_serial(twin: &Twin, chassis: &str, slot: u32) -> Result<Option<u64>, TwinError> {
+    use racklet_hal::UsbHub;
+    let port = u8::try_from(slot).unwrap_or(0);
+    Ok(match twin.usb_hub(chassis)?.port(port) {
+        racklet_hal::PortState::Attached { serial } => Some(serial),
+        racklet_hal::PortState::Empty => None,
+    })
 }
 
 /// Power-sequencing limits for a board.
@@ -182,11 +203,20 @@ impl BmcRunner {
     }
 }
 
+/// A daemon's clock in the simulation: `epoch` plus the twin's virtual time.
+fn daemon_clock(twin: &Twin, epoch: Duration) -> racklet_rmd::Clock {
+    let clock = twin.clock();
+    Arc::new(move || epoch + clock.now())
+}
+
 /// The whole simulated rack.
 pub struct Rack {
     pub twin: Twin,
     pub bmcs: Vec<BmcRunner>,
     pub daemons: Vec<Rmd<TwinBackplane>>,
+    /// Wall time (since the Unix epoch) when the rack started: the daemons' clocks read
+    /// it plus the twin's virtual time, so their events carry plausible dates.
+    epoch: Duration,
 }
 
 impl Rack {
@@ -201,6 +231,9 @@ impl Rack {
         approve: bool,
     ) -> Result<Rack, SimError> {
         let twin = Twin::new(set, twin_config)?;
+        let epoch = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
         twin.advance(Duration::from_millis(1)); // hub ports come up with +5VSB
         let mut bmcs = Vec::new();
         for chassis in twin.chassis_names() {
@@ -228,14 +261,14 @@ impl Rack {
             let fans: Vec<String> = config.fans.iter().map(|f| f.name.clone()).collect();
             let store = Store::open(&data_dir.join("rmd").join(&chassis))?;
             let core = DaemonCore::new(config, store, Some(twin_config.seed))?;
-            let clock = twin.clock();
             let backplane = TwinBackplane::new(&twin, &chassis, &fans)?;
-            daemons.push(Rmd::new(core, backplane, Arc::new(move || clock.now())));
+            daemons.push(Rmd::new(core, backplane, daemon_clock(&twin, epoch)));
         }
         Ok(Rack {
             twin,
             bmcs,
             daemons,
+            epoch,
         })
     }
 
@@ -285,10 +318,111 @@ impl Rack {
             Store::open(&data_dir.join("rmd").join(chassis))?,
             Some(seed),
         )?;
-        let clock = self.twin.clock();
         let backplane = TwinBackplane::new(&self.twin, chassis, &fans)?;
-        self.daemons[i] = Rmd::new(core, backplane, Arc::new(move || clock.now()));
+        self.daemons[i] = Rmd::new(core, backplane, daemon_clock(&self.twin, self.epoch));
         Ok(())
+    }
+}
+
+/// The whole rack at one instant, as owned values: what a live table shows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RackSnapshot {
+    /// The twin's virtual time.
+    pub now: Duration,
+    /// Every tray of every chassis, in order.
+    pub trays: Vec<TrayView>,
+    /// Every chassis' PSU rails, in order.
+    pub psus: Vec<PsuView>,
+    /// What each daemon knows, in the order of [`Rack::daemons`].
+    pub daemons: Vec<ChassisSnapshot>,
+}
+
+/// One tray: the twin's physics beside what its chassis' daemon knows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrayView {
+    pub twin: TraySnapshot,
+    /// None when the chassis has no daemon.
+    pub daemon: Option<TrayInfo>,
+    /// The fan zone the tray is in, if any.
+    pub zone: Option<String>,
+    /// The duty the daemon drives that zone's fans at, in percent.
+    pub zone_duty_percent: Option<f64>,
+}
+
+/// One chassis' PSU.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PsuView {
+    pub chassis: String,
+    pub rails: Vec<RailView>,
+}
+
+/// One PSU rail.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RailView {
+    pub rail: Rail,
+    pub amps: f64,
+    pub limit_amps: f64,
+    /// Its over-current protection latched.
+    pub tripped: bool,
+}
+
+impl Rack {
+    /// The whole rack now, as owned values (no lock is held after it returns).
+    pub fn snapshot(&self) -> RackSnapshot {
+        // (chassis, slot) -> fan zone, and each chassis' PSU, under one short lock.
+        let mut zones: Vec<(String, u32, String)> = Vec::new();
+        let mut psus = Vec::new();
+        for c in &self.twin.lock().chassis {
+            for z in &c.spec.fan_zones {
+                zones.extend(z.trays.iter().map(|t| (c.name.clone(), *t, z.name.clone())));
+            }
+            psus.push(PsuView {
+                chassis: c.name.clone(),
+                rails: c
+                    .rails
+                    .iter()
+                    .map(|r| RailView {
+                        rail: r.rail,
+                        amps: r.amps,
+                        limit_amps: r.limit_amps,
+                        tripped: r.tripped,
+                    })
+                    .collect(),
+            });
+        }
+        let daemons: Vec<ChassisSnapshot> = self.daemons.iter().map(Rmd::snapshot).collect();
+        let trays = self
+            .twin
+            .snapshot()
+            .into_iter()
+            .map(|t| {
+                let daemon = daemons.iter().find(|d| d.chassis == t.chassis);
+                let zone = zones
+                    .iter()
+                    .find(|(c, s, _)| *c == t.chassis && *s == t.slot)
+                    .map(|(_, _, name)| name.clone());
+                let zone_duty_percent = daemon.zip(zone.as_ref()).and_then(|(d, zone)| {
+                    d.fans
+                        .iter()
+                        .find(|f| f.zone == *zone)
+                        .map(|f| f.duty_percent)
+                });
+                TrayView {
+                    daemon: daemon
+                        .and_then(|d| d.trays.iter().find(|i| i.slot == t.slot))
+                        .cloned(),
+                    zone,
+                    zone_duty_percent,
+                    twin: t,
+                }
+            })
+            .collect();
+        RackSnapshot {
+            now: self.twin.now(),
+            trays,
+            psus,
+            daemons,
+        }
     }
 }
 

@@ -4,9 +4,9 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use racklet_mgmt_proto::message::{PowerAction, PowerState};
+use racklet_mgmt_proto::message::{PowerAction, PowerState, Request};
 use racklet_model::ManifestSet;
-use racklet_rmd_api::{BmcTrust, RmdError};
+use racklet_rmd_api::{BmcTrust, ChassisManager, RmdError, UpdateStep};
 use racklet_sim::Rack;
 use racklet_twin::{Fault, OsState, SensorFault, TwinConfig};
 
@@ -40,21 +40,35 @@ fn start(name: &str, approve: bool) -> (Rack, ManifestSet, PathBuf) {
     (rack, set, dir)
 }
 
+/// Runs an API call that does not wait for the daemon's loop (the rack is stepped by the
+/// test, so nothing else would advance it).
+fn now<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .expect("runtime")
+        .block_on(f)
+}
+
+fn daemon(rack: &Rack) -> &racklet_rmd::Rmd<racklet_sim::TwinBackplane> {
+    rack.daemon(CH).expect("daemon")
+}
+
 fn trust(rack: &Rack, slot: u32) -> BmcTrust {
-    rack.daemon(CH).expect("daemon").core().trays()[(slot - 1) as usize]
+    daemon(rack).snapshot().trays[(slot - 1) as usize]
         .trust
         .clone()
 }
 
+fn fans(rack: &Rack) -> Vec<racklet_rmd_api::FanInfo> {
+    daemon(rack).snapshot().fans
+}
+
 fn power(rack: &mut Rack, slot: u32, action: PowerAction) -> Result<PowerState, RmdError> {
-    let id = rack
-        .daemon(CH)
-        .expect("daemon")
-        .core()
-        .request_power(slot, action)?;
+    let mut reply = daemon(rack).submit(slot, Request::Power(action))?;
     for _ in 0..100 {
         rack.advance(Duration::from_millis(100));
-        if let Some(r) = rack.daemon(CH).expect("daemon").core().take_reply(id) {
+        if let Some(r) = reply.try_take() {
             return r.map(|resp| match resp {
                 racklet_mgmt_proto::message::Response::Status(s) => s.power,
                 other => panic!("unexpected answer {other:?}"),
@@ -113,18 +127,10 @@ fn unknown_bmc_is_not_trusted_until_approved() {
         racklet_hal::Indicator::Attention,
         "a person must look at it"
     );
-    let refused = rack
-        .daemon(CH)
-        .expect("daemon")
-        .core()
-        .request_power(2, PowerAction::On);
-    assert_eq!(refused, Err(RmdError::NotTrusted(2)));
+    let refused = daemon(&rack).submit(2, Request::Power(PowerAction::On));
+    assert_eq!(refused.err(), Some(RmdError::NotTrusted(2)));
     assert_eq!(os(&rack, 2), OsState::Off);
-    rack.daemon(CH)
-        .expect("daemon")
-        .core()
-        .approve(&identity)
-        .expect("pending identity");
+    now(daemon(&rack).approve(&identity)).expect("pending identity");
     rack.advance(Duration::from_secs(3));
     assert_eq!(trust(&rack, 2), BmcTrust::Trusted);
     assert_eq!(
@@ -210,7 +216,7 @@ fn failed_fan_keeps_temperatures_bounded() {
     eprintln!("hottest SoC after the fan failed: {hottest:.1} °C");
     assert!(hottest > 70.0, "the test must load the zone: {hottest} °C");
     assert!(hottest < 86.0, "hottest SoC reached {hottest} °C");
-    let fans = rack.daemon(CH).expect("daemon").core().fans();
+    let fans = fans(&rack);
     let left = fans.iter().find(|f| f.name == "fan-left").expect("fan");
     assert_eq!(left.rpm, Some(0), "the failed fan reads 0 RPM");
 }
@@ -222,7 +228,7 @@ fn silent_sensor_triggers_the_failsafe_within_two_seconds() {
         power(&mut rack, slot, PowerAction::On).expect("on");
     }
     rack.advance(Duration::from_secs(30));
-    let before = rack.daemon(CH).expect("daemon").core().fans();
+    let before = fans(&rack);
     assert!(
         before.iter().all(|f| f.override_reason.is_none()),
         "{before:?}"
@@ -235,7 +241,7 @@ fn silent_sensor_triggers_the_failsafe_within_two_seconds() {
         })
         .expect("tray");
     rack.advance(Duration::from_secs(2));
-    let fans = rack.daemon(CH).expect("daemon").core().fans();
+    let fans = fans(&rack);
     let left = fans.iter().find(|f| f.name == "fan-left").expect("fan");
     assert!(
         left.override_reason
@@ -249,11 +255,8 @@ fn silent_sensor_triggers_the_failsafe_within_two_seconds() {
 #[test]
 fn replayed_power_on_frame_is_ignored_and_counted() {
     let (mut rack, _, _) = start("replay", true);
-    let id = rack
-        .daemon(CH)
-        .expect("daemon")
-        .core()
-        .request_power(3, PowerAction::On)
+    let mut reply = daemon(&rack)
+        .submit(3, Request::Power(PowerAction::On))
         .expect("trusted");
     rack.daemon(CH).expect("daemon").step(); // the sealed request goes onto the bus
                                              // An eavesdropper on the shared hub copies it.
@@ -266,12 +269,7 @@ fn replayed_power_on_frame_is_ignored_and_counted() {
         .collect();
     assert!(!captured.is_empty());
     rack.advance(Duration::from_secs(1));
-    assert!(rack
-        .daemon(CH)
-        .expect("daemon")
-        .core()
-        .take_reply(id)
-        .is_some());
+    assert!(reply.try_take().is_some());
     power(&mut rack, 3, PowerAction::ForceOff).expect("off");
     rack.advance(Duration::from_secs(1));
     assert_eq!(os(&rack, 3), OsState::Off);
@@ -308,7 +306,7 @@ fn daemon_restart_does_not_change_power() {
     rack.restart_daemon(&set, CH, &dir, 99).expect("restarts");
     rack.advance(Duration::from_secs(5));
     assert_eq!(dcdc(&rack), before);
-    let trays = rack.daemon(CH).expect("daemon").core().trays();
+    let trays = daemon(&rack).snapshot().trays;
     assert_eq!(
         trays[0].power,
         Some(PowerState::On),
@@ -330,12 +328,12 @@ fn fans_follow_load() {
         rack.twin.set_load(CH, slot, 0.0).expect("tray");
     }
     rack.advance(Duration::from_secs(300));
-    let idle = rack.daemon(CH).expect("daemon").core().fans()[0].duty_percent;
+    let idle = fans(&rack)[0].duty_percent;
     for slot in 1..=7 {
         rack.twin.set_load(CH, slot, 1.0).expect("tray");
     }
     rack.advance(Duration::from_secs(300));
-    let loaded = rack.daemon(CH).expect("daemon").core().fans()[0].duty_percent;
+    let loaded = fans(&rack)[0].duty_percent;
     eprintln!("fan duty {idle:.1}% idle, {loaded:.1}% loaded");
     assert!(loaded > idle + 5.0, "duty {idle}% idle, {loaded}% loaded");
 }
@@ -361,29 +359,27 @@ fn trust_vendor(rack: &mut Rack, vendor: &ed25519_dalek::SigningKey) {
         .expect("anchor");
 }
 
+fn start_update(rack: &Rack, slot: u32, image: std::sync::Arc<Vec<u8>>, sig: &[u8]) {
+    let sig: [u8; 64] = sig.try_into().expect("64-byte signature");
+    now(daemon(rack).update_firmware(slot, image, 2, sig)).expect("starts");
+}
+
+fn update_step(rack: &Rack) -> UpdateStep {
+    daemon(rack).snapshot().update.expect("job").step
+}
+
 fn run_update(
     rack: &mut Rack,
     slot: u32,
     image: std::sync::Arc<Vec<u8>>,
     sig: &[u8],
-) -> racklet_rmd::core::FirmwareStage {
-    rack.daemon(CH)
-        .expect("daemon")
-        .core()
-        .start_firmware_update(slot, image, 2, sig)
-        .expect("starts");
+) -> UpdateStep {
+    start_update(rack, slot, image, sig);
     for _ in 0..600 {
         rack.advance(Duration::from_millis(100));
-        let stage = rack
-            .daemon(CH)
-            .expect("daemon")
-            .core()
-            .firmware_job()
-            .expect("job")
-            .stage
-            .clone();
-        if !stage.is_active() {
-            return stage;
+        let step = update_step(rack);
+        if matches!(step, UpdateStep::Confirmed | UpdateStep::Failed(_)) {
+            return step;
         }
     }
     panic!("firmware update did not finish");
@@ -396,10 +392,8 @@ fn firmware_update_over_the_link_reboots_once_and_confirms() {
     trust_vendor(&mut rack, &vendor);
     let boots = rack.bmcs[3].boots();
     let stage = run_update(&mut rack, 4, image.clone(), &sig);
-    assert_eq!(
-        stage,
-        racklet_rmd::core::FirmwareStage::Confirmed { version: 2 }
-    );
+    assert_eq!(stage, UpdateStep::Confirmed);
+    assert_eq!(daemon(&rack).snapshot().update.map(|u| u.version), Some(2));
     assert_eq!(
         rack.bmcs[3].boots(),
         boots + 1,
@@ -424,7 +418,7 @@ fn bad_image_signature_is_refused_over_the_link() {
         racklet_bmc::sign_firmware(&ed25519_dalek::SigningKey::from_bytes(&[1; 32]), &image, 2);
     let stage = run_update(&mut rack, 4, image, &forged.to_bytes());
     assert!(
-        matches!(stage, racklet_rmd::core::FirmwareStage::Failed(ref r) if r.contains("signature")),
+        matches!(stage, UpdateStep::Failed(ref r) if r.contains("signature")),
         "{stage:?}"
     );
     assert_eq!(rack.bmcs[3].boots(), 1, "no reboot");
@@ -435,11 +429,7 @@ fn interrupted_transfer_leaves_the_old_slot_running() {
     let (mut rack, _, _) = start("fw-cut", true);
     let (image, sig, vendor) = signed_image(200_000, 2);
     trust_vendor(&mut rack, &vendor);
-    rack.daemon(CH)
-        .expect("daemon")
-        .core()
-        .start_firmware_update(4, image, 2, &sig)
-        .expect("starts");
+    start_update(&rack, 4, image, &sig);
     rack.advance(Duration::from_secs(2)); // part of the image is across
     rack.twin
         .inject(Fault::TrayPulled {
@@ -448,18 +438,8 @@ fn interrupted_transfer_leaves_the_old_slot_running() {
         })
         .expect("tray");
     rack.advance(Duration::from_secs(1));
-    let stage = rack
-        .daemon(CH)
-        .expect("daemon")
-        .core()
-        .firmware_job()
-        .expect("job")
-        .stage
-        .clone();
-    assert!(
-        matches!(stage, racklet_rmd::core::FirmwareStage::Failed(_)),
-        "{stage:?}"
-    );
+    let stage = update_step(&rack);
+    assert!(matches!(stage, UpdateStep::Failed(_)), "{stage:?}");
     rack.twin
         .inject(Fault::TrayInserted {
             chassis: CH.into(),
@@ -534,10 +514,7 @@ fn quiet_bmc_makes_its_zone_fail_safe_within_two_seconds() {
         .expect("tray");
     rack.advance(Duration::from_millis(500));
     let right = |rack: &Rack| {
-        rack.daemon(CH)
-            .expect("daemon")
-            .core()
-            .fans()
+        fans(rack)
             .into_iter()
             .find(|f| f.name == "fan-right")
             .expect("fan")
@@ -576,11 +553,7 @@ fn unconfirmed_firmware_that_hangs_falls_back_through_the_watchdog() {
     let (mut rack, _, _) = start("fw-hang", true);
     let (image, sig, vendor) = signed_image(8_000, 2);
     trust_vendor(&mut rack, &vendor);
-    rack.daemon(CH)
-        .expect("daemon")
-        .core()
-        .start_firmware_update(4, image, 2, &sig)
-        .expect("starts");
+    start_update(&rack, 4, image, &sig);
     // Run until the BMC reboots into the trial slot.
     let boots = rack.bmcs[3].boots();
     for _ in 0..300 {
@@ -613,4 +586,57 @@ fn unconfirmed_firmware_that_hangs_falls_back_through_the_watchdog() {
         (0, 1, false),
         "back on the old slot"
     );
+}
+
+#[test]
+fn boot_override_is_persisted_by_the_daemon_across_restarts() {
+    use racklet_rmd_api::{BootOverride, BootSourceEnabled, BootSourceTarget};
+    let pxe = BootOverride {
+        target: BootSourceTarget::Pxe,
+        enabled: BootSourceEnabled::Continuous,
+    };
+    let (rack, set, dir) = start("boot", true);
+    let d = daemon(&rack).clone();
+    let running = rack.run_in_background(Duration::from_millis(1));
+    now(async {
+        assert_eq!(d.boot_override(1).await, Ok(BootOverride::default()));
+        assert_eq!(d.boot_override(99).await, Err(RmdError::NoTray(99)));
+        tokio::time::timeout(Duration::from_secs(20), d.set_boot_override(1, pxe))
+            .await
+            .expect("the BMC answers")
+            .expect("set");
+        assert_eq!(d.boot_override(1).await, Ok(pxe));
+        // ChassisManager::restart reloads the daemon's state from its data dir.
+        d.restart().await.expect("restarts");
+        assert_eq!(d.boot_override(1).await, Ok(pxe));
+        assert_eq!(d.boot_override(2).await, Ok(BootOverride::default()));
+    });
+    // A new daemon process on the same data dir.
+    running
+        .lock()
+        .restart_daemon(&set, CH, &dir, 7)
+        .expect("restarts");
+    let fresh = running.lock().daemon(CH).expect("daemon").clone();
+    assert_eq!(now(fresh.boot_override(1)), Ok(pxe));
+    let file = std::fs::read_to_string(dir.join("rmd/chassis-1/boot.json")).expect("persisted");
+    assert!(file.contains("\"Pxe\""), "{file}");
+}
+
+#[test]
+fn boot_override_is_not_recorded_when_the_bmc_cannot_apply_it() {
+    use racklet_rmd_api::{BootOverride, BootSourceEnabled, BootSourceTarget};
+    let (rack, _, dir) = start("boot-untrusted", false);
+    let usb = BootOverride {
+        target: BootSourceTarget::Usb,
+        enabled: BootSourceEnabled::Once,
+    };
+    assert_eq!(
+        now(daemon(&rack).set_boot_override(1, usb)),
+        Err(RmdError::NotTrusted(1))
+    );
+    assert_eq!(
+        now(daemon(&rack).boot_override(1)),
+        Ok(BootOverride::default())
+    );
+    assert!(!dir.join("rmd/chassis-1/boot.json").exists());
 }

@@ -46,7 +46,8 @@ fn management_link(quick: bool) -> anyhow::Result<()> {
     let (mut device, _) = twin.bmc_usb_and_flash("c0", 1)?;
     let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(1);
     let key = [5u8; 32];
-    let serial = twin.lock().chassis[0].trays[0].bmc_serial;
+    let serial = racklet_sim::bmc_serial(&twin, "c0", 1)?
+        .ok_or_else(|| anyhow::anyhow!("no BMC on c0's hub port 1"))?;
     let mut bmc = BmcLink::new(
         serial,
         ed25519_dalek::SigningKey::from_bytes(&[3; 32]),

@@ -352,55 +352,32 @@ async fn drive(
 }
 
 fn print_table(rack: &Rack, tty: bool) {
-    let twin = &rack.twin;
+    let snap = rack.snapshot();
     let mut out = String::new();
     if tty {
         out.push_str("\x1b[H\x1b[2J");
     }
-    out.push_str(&format!(
-        "racklet twin  t={:.1}s\n",
-        twin.now().as_secs_f64()
-    ));
+    out.push_str(&format!("racklet twin  t={:.1}s\n", snap.now.as_secs_f64()));
     out.push_str(&format!(
         "{:<12} {:>4}  {:<8} {:<12} {:<10} {:<14} {:>7} {:>7} {:>8} {:>5}\n",
         "CHASSIS", "TRAY", "NODE", "BOARD", "BMC", "OS", "WATTS", "°C", "FAN RPM", "DUTY"
     ));
-    let zones: Vec<(String, Vec<(u32, String)>)> = twin
-        .lock()
-        .chassis
-        .iter()
-        .map(|c| {
-            let z = c
-                .spec
-                .fan_zones
-                .iter()
-                .flat_map(|z| z.trays.iter().map(|t| (*t, z.name.clone())))
-                .collect();
-            (c.name.clone(), z)
-        })
-        .collect();
-    for s in twin.snapshot() {
+    for v in &snap.trays {
+        let s = &v.twin;
         let celsius = s.soc_celsius.map_or("-".to_string(), |c| format!("{c:.1}"));
         let rpm = s.fan_rpm.map_or("-".to_string(), |r| format!("{r:.0}"));
-        let daemon = rack.daemon(&s.chassis);
-        let info = daemon.and_then(|d| d.core().trays().into_iter().find(|t| t.slot == s.slot));
-        let bmc = match info.as_ref().map(|i| &i.trust) {
+        let info = v.daemon.as_ref();
+        let bmc = match info.map(|i| &i.trust) {
             Some(BmcTrust::Trusted) => info
-                .as_ref()
                 .and_then(|i| i.power)
                 .map_or("trusted".into(), |p| format!("{p:?}")),
             Some(BmcTrust::PendingApproval { .. }) => "pending".into(),
             Some(BmcTrust::Connecting) => "connecting".into(),
             _ => "-".into(),
         };
-        let zone = zones
-            .iter()
-            .find(|(c, _)| *c == s.chassis)
-            .and_then(|(_, z)| z.iter().find(|(t, _)| *t == s.slot).map(|(_, n)| n.clone()));
-        let duty = daemon
-            .zip(zone)
-            .and_then(|(d, zone)| d.core().fans().into_iter().find(|f| f.zone == zone))
-            .map_or("-".to_string(), |f| format!("{:.0}%", f.duty_percent));
+        let duty = v
+            .zone_duty_percent
+            .map_or("-".to_string(), |d| format!("{d:.0}%"));
         out.push_str(&format!(
             "{:<12} {:>4}  {:<8} {:<12} {:<10} {:<14} {:>7.2} {:>7} {:>8} {:>5}\n",
             s.chassis,
@@ -419,24 +396,21 @@ fn print_table(rack: &Rack, tty: bool) {
             duty
         ));
     }
-    {
-        let state = twin.lock();
-        for c in &state.chassis {
-            let rails: Vec<String> = c
-                .rails
-                .iter()
-                .map(|r| {
-                    format!(
-                        "{} {:.2}/{} A{}",
-                        r.rail,
-                        r.amps,
-                        r.limit_amps,
-                        if r.tripped { " TRIPPED" } else { "" }
-                    )
-                })
-                .collect();
-            out.push_str(&format!("{:<12} PSU  {}\n", c.name, rails.join("  ")));
-        }
+    for c in &snap.psus {
+        let rails: Vec<String> = c
+            .rails
+            .iter()
+            .map(|r| {
+                format!(
+                    "{} {:.2}/{} A{}",
+                    r.rail,
+                    r.amps,
+                    r.limit_amps,
+                    if r.tripped { " TRIPPED" } else { "" }
+                )
+            })
+            .collect();
+        out.push_str(&format!("{:<12} PSU  {}\n", c.chassis, rails.join("  ")));
     }
     print!("{out}");
     std::io::stdout().flush().ok();
