@@ -13,6 +13,7 @@ pub mod accounts;
 mod console;
 pub mod error;
 pub mod events;
+mod odata;
 mod resources;
 pub mod tasks;
 pub mod tls;
