@@ -91,12 +91,11 @@ async fn login<M: ChassisManager + Clone + 'static>(State(s): St<M>, body: Bytes
             Message::CreateFailedMissingReqProperties(missing.into()),
         ));
     };
-    let mut accounts = s.accounts();
-    let role = accounts
-        .check(user, pass)
+    let role = s
+        .check_credentials(user, pass)
+        .await
         .map_err(|_| RedfishError::new(StatusCode::UNAUTHORIZED, Message::NoValidSession))?;
-    let session = accounts.open_session(user, role);
-    drop(accounts);
+    let session = s.accounts().open_session(user, role);
     let location = format!("/redfish/v1/SessionService/Sessions/{}", session.id);
     let mut resp = (
         StatusCode::CREATED,
