@@ -94,12 +94,12 @@ struct Stored {
 /// Errors of the account store.
 #[derive(Debug, thiserror::Error)]
 pub enum AccountError {
-    #[error("cannot read or write {path}: {source}")]
+    #[error("cannot read or write {path}")]
     Io {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{path} is corrupt: {source}")]
+    #[error("{path} is corrupt")]
     Corrupt {
         path: PathBuf,
         source: serde_json::Error,

@@ -53,13 +53,13 @@ pub enum StartError {
     Tasks(#[from] tasks::TaskStoreError),
     #[error(transparent)]
     Events(#[from] events::EventStoreError),
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}")]
     Bind {
         addr: SocketAddr,
         source: std::io::Error,
     },
-    #[error("cannot load the TLS certificate: {0}")]
-    Certificate(std::io::Error),
+    #[error("cannot load the TLS certificate")]
+    Certificate(#[source] std::io::Error),
 }
 
 /// The running service.
@@ -152,7 +152,7 @@ where
     tokio::spawn(async move {
         let service = app.into_make_service_with_connect_info::<SocketAddr>();
         if let Err(e) = server.serve(service).await {
-            tracing::error!("Redfish service stopped: {e}");
+            tracing::error!("Redfish service stopped: {}", error::chain(&e));
         }
     });
     Ok(Running {

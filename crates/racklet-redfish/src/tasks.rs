@@ -175,14 +175,12 @@ impl Task {
 /// Why the task list cannot be loaded or saved.
 #[derive(Debug, thiserror::Error)]
 pub enum TaskStoreError {
-    #[error(
-        "cannot read or write {path}: {source}; check the data dir's permissions and free space"
-    )]
+    #[error("cannot read or write {path}; check the data dir's permissions and free space")]
     Io {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{path} is corrupt ({source}); move it away to start with an empty task list")]
+    #[error("{path} is corrupt; move it away to start with an empty task list")]
     Corrupt {
         path: PathBuf,
         source: serde_json::Error,
@@ -262,7 +260,7 @@ impl Tasks {
 
     fn persist(&self) {
         if let Err(e) = self.save() {
-            tracing::warn!("{e}");
+            tracing::warn!("{}", crate::error::chain(&e));
         }
     }
 

@@ -186,7 +186,7 @@ async fn create_account<M: ChassisManager + Clone + 'static>(
     accounts.create(name, password, role).map_err(|e| {
         RedfishError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
-            Message::GeneralError(e.to_string()),
+            Message::GeneralError(crate::error::chain(&e)),
         )
     })?;
     let mut resp = (
@@ -249,7 +249,7 @@ async fn patch_account<M: ChassisManager + Clone + 'static>(
     accounts.update(&id, password, role, enabled).map_err(|e| {
         RedfishError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
-            Message::GeneralError(e.to_string()),
+            Message::GeneralError(crate::error::chain(&e)),
         )
     })?;
     let a = accounts
@@ -276,7 +276,7 @@ async fn delete_account<M: ChassisManager + Clone + 'static>(
         Ok(false) => Err(RedfishError::not_found("ManagerAccount", &id)),
         Err(e) => Err(RedfishError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
-            Message::GeneralError(e.to_string()),
+            Message::GeneralError(crate::error::chain(&e)),
         )),
     }
 }
