@@ -2,22 +2,34 @@
 //! and sessions (X-Auth-Token, idle timeout). Accounts persist in the data dir; the first
 //! start creates `admin` with a random password written once to a file only its owner
 //! can read.
+//!
+//! Checking a password costs one argon2 verification whether or not the user name exists
+//! (unknown and disabled names are verified against a dummy hash), so refusals do not tell
+//! which names exist. Verifications run off the async workers, a few at once
+//! ([`Verifier`]), never while the store is locked, so a flood of bad credentials queues
+//! only behind itself: requests with a session token do not wait for it.
 
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use rand_core::{OsRng, RngCore};
 use serde::{Deserialize, Serialize};
+use tokio::sync::Semaphore;
 
 /// Failed logins before an account locks.
 pub const LOCKOUT_THRESHOLD: u32 = 5;
 /// How long a locked account stays locked.
 pub const LOCKOUT_DURATION: Duration = Duration::from_secs(300);
+/// Most user names (of no account) whose failed logins are counted at once; beyond it,
+/// failures of further unknown names go uncounted until older counts expire. Accounts'
+/// own counts are always kept.
+pub const MAX_TRACKED_NAMES: usize = 4096;
 /// Sessions end after this long without use.
 pub const SESSION_TIMEOUT: Duration = Duration::from_secs(1800);
 
@@ -82,12 +94,12 @@ struct Stored {
 /// Errors of the account store.
 #[derive(Debug, thiserror::Error)]
 pub enum AccountError {
-    #[error("cannot read or write {path}: {source}")]
+    #[error("cannot read or write {path}")]
     Io {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{path} is corrupt: {source}")]
+    #[error("{path} is corrupt")]
     Corrupt {
         path: PathBuf,
         source: serde_json::Error,
@@ -130,8 +142,32 @@ pub struct Accounts {
     /// user -> (account version, keyed digest of the password, when verified)
     verified: BTreeMap<String, (u64, [u8; 32], Instant)>,
     cache_key: [u8; 32],
+    /// An argon2 hash (same parameters as accounts' hashes) of a random password, checked
+    /// against for names that are no (enabled) account, so that costs the same.
+    dummy_hash: String,
     sessions: BTreeMap<String, Session>,
     next_session: u64,
+}
+
+/// A password check waiting for its argon2 verification, which runs without the store's
+/// lock (see [`Accounts::begin_check`]).
+pub struct PendingCheck {
+    name: String,
+    digest: [u8; 32],
+    /// The hash to verify against: the account's, or the dummy one.
+    hash: String,
+    /// The version and role of the enabled account of that name, if there is one.
+    account: Option<(u64, Role)>,
+}
+
+/// The first step of a password check.
+pub enum CheckStep {
+    /// Decided without argon2: the name is locked out, or the password was verified
+    /// recently.
+    Done(Result<Role, LoginError>),
+    /// Verify the password (argon2: slow on purpose), then [`Accounts::finish_check`];
+    /// [`Verifier::check`] does both.
+    Verify(PendingCheck),
 }
 
 fn random_text(bytes: usize) -> String {
@@ -148,12 +184,37 @@ pub fn hash_password(password: &str) -> Result<String, AccountError> {
         .map_err(|e| AccountError::Hash(e.to_string()))
 }
 
-fn verify(password: &str, hash: &str) -> bool {
-    PasswordHash::new(hash).is_ok_and(|h| {
-        Argon2::default()
-            .verify_password(password.as_bytes(), &h)
-            .is_ok()
-    })
+/// Whether `password` matches the PHC-format argon2 `hash`, computed in `memory` (grown as
+/// the hash's parameters need, and kept by the caller for the next verification).
+fn verify(password: &str, hash: &str, memory: &mut Vec<Block>) -> bool {
+    let Ok(h) = PasswordHash::new(hash) else {
+        return false;
+    };
+    let (Some(salt), Some(expected)) = (h.salt, h.hash) else {
+        return false;
+    };
+    let Ok(algorithm) = Algorithm::try_from(h.algorithm) else {
+        return false;
+    };
+    let Ok(version) = h.version.map(Version::try_from).transpose() else {
+        return false;
+    };
+    let Ok(params) = Params::try_from(&h) else {
+        return false;
+    };
+    let mut salt_buf = [0u8; 64];
+    let Ok(salt) = salt.decode_b64(&mut salt_buf) else {
+        return false;
+    };
+    let blocks = params.block_count();
+    if memory.len() < blocks {
+        memory.resize(blocks, Block::default());
+    }
+    let mut out = vec![0u8; expected.len()];
+    Argon2::new(algorithm, version.unwrap_or_default(), params)
+        .hash_password_into_with_memory(password.as_bytes(), salt, &mut out, &mut memory[..])
+        .is_ok()
+        && constant_time_eq(&out, expected.as_bytes())
 }
 
 fn write_owner_only(path: &Path, bytes: &[u8]) -> Result<(), AccountError> {
@@ -219,6 +280,7 @@ impl Accounts {
             locks: BTreeMap::new(),
             verified: BTreeMap::new(),
             cache_key,
+            dummy_hash: hash_password(&random_text(16))?,
             sessions: BTreeMap::new(),
             next_session: 1,
         };
@@ -250,46 +312,87 @@ impl Accounts {
             .is_some_and(|u| Instant::now() < u)
     }
 
-    /// Checks a user name and password, counting failures toward lock-out.
-    pub fn check(&mut self, name: &str, password: &str) -> Result<Role, LoginError> {
+    /// Starts checking a user name and password: refuses a locked-out name, accepts a
+    /// password verified recently, and otherwise takes out what the argon2 verification
+    /// needs (the dummy hash for a name that is no enabled account).
+    pub fn begin_check(&mut self, name: &str, password: &str) -> CheckStep {
         if self.is_locked(name) {
-            return Err(LoginError::Locked);
+            return CheckStep::Done(Err(LoginError::Locked));
         }
         let digest = self.digest(password);
         let account = self.stored.accounts.get(name).filter(|a| a.enabled);
-        let remembered =
-            account
-                .zip(self.verified.get(name))
-                .is_some_and(|(a, (version, d, at))| {
-                    *version == a.version
-                        && constant_time_eq(d, &digest)
-                        && at.elapsed() < VERIFIED_FOR
-                });
-        let ok = account
-            .filter(|a| remembered || verify(password, &a.hash))
-            .map(|a| (a.role, a.version));
-        let ok = ok.map(|(role, version)| {
-            self.verified
-                .insert(name.to_string(), (version, digest, Instant::now()));
-            role
-        });
-        match ok {
-            Some(role) => {
+        if let Some(a) = account {
+            let remembered = self.verified.get(name).is_some_and(|(version, d, at)| {
+                *version == a.version && constant_time_eq(d, &digest) && at.elapsed() < VERIFIED_FOR
+            });
+            if remembered {
+                let (role, version) = (a.role, a.version);
+                self.verified
+                    .insert(name.to_string(), (version, digest, Instant::now()));
+                self.locks.remove(name);
+                return CheckStep::Done(Ok(role));
+            }
+        }
+        CheckStep::Verify(PendingCheck {
+            name: name.to_string(),
+            digest,
+            hash: account.map_or_else(|| self.dummy_hash.clone(), |a| a.hash.clone()),
+            account: account.map(|a| (a.version, a.role)),
+        })
+    }
+
+    /// Ends a check with the outcome of its verification, counting a failure toward
+    /// lock-out. A name locked out meanwhile (by checks that ran alongside) is refused
+    /// even with the right password, and so is an account changed meanwhile.
+    pub fn finish_check(
+        &mut self,
+        pending: PendingCheck,
+        verified: bool,
+    ) -> Result<Role, LoginError> {
+        let name = pending.name.as_str();
+        if self.is_locked(name) {
+            return Err(LoginError::Locked);
+        }
+        let current = self
+            .stored
+            .accounts
+            .get(name)
+            .filter(|a| a.enabled)
+            .map(|a| (a.version, a.role));
+        match pending.account {
+            Some((version, role)) if verified && current == pending.account => {
+                self.verified
+                    .insert(name.to_string(), (version, pending.digest, Instant::now()));
                 self.locks.remove(name);
                 Ok(role)
             }
-            None => {
-                let lock = self.locks.entry(name.to_string()).or_insert(Lock {
-                    failures: 0,
-                    until: None,
-                });
-                lock.failures += 1;
-                if lock.failures >= LOCKOUT_THRESHOLD {
-                    lock.until = Some(Instant::now() + LOCKOUT_DURATION);
-                    lock.failures = 0;
-                }
+            _ => {
+                self.record_failure(name);
                 Err(LoginError::BadCredentials)
             }
+        }
+    }
+
+    fn record_failure(&mut self, name: &str) {
+        let untracked = !self.stored.accounts.contains_key(name) && !self.locks.contains_key(name);
+        if untracked && self.locks.len() >= MAX_TRACKED_NAMES {
+            // Forget counts of unknown names that are not locked out right now.
+            let now = Instant::now();
+            let accounts = &self.stored.accounts;
+            self.locks
+                .retain(|n, l| accounts.contains_key(n) || l.until.is_some_and(|u| now < u));
+            if self.locks.len() >= MAX_TRACKED_NAMES {
+                return;
+            }
+        }
+        let lock = self.locks.entry(name.to_string()).or_insert(Lock {
+            failures: 0,
+            until: None,
+        });
+        lock.failures += 1;
+        if lock.failures >= LOCKOUT_THRESHOLD {
+            lock.until = Some(Instant::now() + LOCKOUT_DURATION);
+            lock.failures = 0;
         }
     }
 
@@ -392,4 +495,92 @@ impl Accounts {
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Runs password checks' argon2 verifications on the blocking pool, at most a few at once
+/// (half the cores, at least one), so that a flood of bad credentials neither blocks the
+/// async workers nor takes every core. Waiting checks queue in arrival order. Each running
+/// verification borrows its working memory (19 MiB with the default parameters) from a
+/// pool of at most one per permit: allocating it afresh each time lets the allocator keep
+/// such a region for every thread that ever ran one.
+pub struct Verifier {
+    gate: Arc<Semaphore>,
+    memory: Arc<Mutex<Vec<Vec<Block>>>>,
+}
+
+impl Default for Verifier {
+    fn default() -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        Verifier::new((cores / 2).max(1))
+    }
+}
+
+impl Verifier {
+    /// A verifier running at most `permits` verifications at once.
+    pub fn new(permits: usize) -> Self {
+        Verifier {
+            gate: Arc::new(Semaphore::new(permits.max(1))),
+            memory: Arc::new(Mutex::new(Vec::new())),
+        }
+    }
+
+    /// Checks a user name and password against `accounts`, locking the store only to take
+    /// out what the verification needs and to record its outcome.
+    pub async fn check(
+        &self,
+        accounts: &Mutex<Accounts>,
+        name: &str,
+        password: &str,
+    ) -> Result<Role, LoginError> {
+        let lock = || accounts.lock().unwrap_or_else(|p| p.into_inner());
+        let step = lock().begin_check(name, password);
+        let pending = match step {
+            CheckStep::Done(outcome) => return outcome,
+            CheckStep::Verify(pending) => pending,
+        };
+        // The semaphore is never closed.
+        let Ok(permit) = self.gate.clone().acquire_owned().await else {
+            return Err(LoginError::BadCredentials);
+        };
+        let password = password.to_string();
+        let pool = self.memory.clone();
+        // The permit goes with the work: a verification whose caller gave up still holds
+        // it (and its memory) until it ends.
+        let (pending, verified) = tokio::task::spawn_blocking(move || {
+            let take = || pool.lock().unwrap_or_else(|p| p.into_inner()).pop();
+            let mut memory = take().unwrap_or_default();
+            let verified = verify(&password, &pending.hash, &mut memory);
+            pool.lock().unwrap_or_else(|p| p.into_inner()).push(memory);
+            drop(permit);
+            (pending, verified)
+        })
+        .await
+        .map_err(|_| LoginError::BadCredentials)?;
+        lock().finish_check(pending, verified)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use argon2::PasswordVerifier;
+
+    #[test]
+    fn verification_in_reused_memory_agrees_with_argon2s_own() {
+        let hash = hash_password("correct horse").expect("hash");
+        let parsed = PasswordHash::new(&hash).expect("parse");
+        let mut memory = Vec::new();
+        for (password, right) in [
+            ("correct horse", true),
+            ("wrong horse", false),
+            ("correct horse", true),
+        ] {
+            assert_eq!(verify(password, &hash, &mut memory), right, "{password}");
+            let theirs = Argon2::default()
+                .verify_password(password.as_bytes(), &parsed)
+                .is_ok();
+            assert_eq!(theirs, right);
+        }
+        assert!(!verify("x", "not a hash", &mut memory));
+    }
 }

@@ -9,7 +9,8 @@ use std::time::Duration;
 use axum::extract::ws::{Message as WsMessage, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
-use axum::Extension;
+use axum::routing::get;
+use axum::{Extension, Router};
 use racklet_rmd_api::ChassisManager;
 
 use crate::accounts::Role;
@@ -19,7 +20,11 @@ use crate::{AppState, Caller};
 /// How often the console is polled for new output.
 const POLL: Duration = Duration::from_millis(100);
 
-pub(crate) async fn console<M: ChassisManager + Clone + 'static>(
+pub(crate) fn routes<M: ChassisManager + Clone + 'static>() -> Router<Arc<AppState<M>>> {
+    Router::new().route("/racklet/v1/Systems/{id}/Console", get(console::<M>))
+}
+
+async fn console<M: ChassisManager + Clone + 'static>(
     State(s): State<Arc<AppState<M>>>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,

@@ -250,3 +250,52 @@ impl IntoResponse for RedfishError {
         resp
     }
 }
+
+/// An error and its causes, one after the other ("a: b: c"), for where only one line of
+/// text goes (a Redfish message, a log line). Error messages in this crate never repeat
+/// their cause, so nothing is said twice.
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::chain;
+
+    #[test]
+    fn no_error_of_this_crate_repeats_its_cause() {
+        let io = || std::io::Error::other("disk on fire");
+        let path = std::path::PathBuf::from("/d/x.json");
+        let errors: Vec<Box<dyn std::error::Error>> = vec![
+            Box::new(crate::accounts::AccountError::Io {
+                path: path.clone(),
+                source: io(),
+            }),
+            Box::new(crate::tls::TlsError::Io {
+                path: path.clone(),
+                source: io(),
+            }),
+            Box::new(crate::tasks::TaskStoreError::Io {
+                path: path.clone(),
+                source: io(),
+            }),
+            Box::new(crate::events::EventStoreError::Io { path, source: io() }),
+            Box::new(crate::StartError::Bind {
+                addr: ([127, 0, 0, 1], 1).into(),
+                source: io(),
+            }),
+            Box::new(crate::StartError::Certificate(io())),
+        ];
+        for e in errors {
+            let text = chain(e.as_ref());
+            assert_eq!(text.matches("disk on fire").count(), 1, "{text}");
+        }
+    }
+}

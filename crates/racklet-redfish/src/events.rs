@@ -95,14 +95,12 @@ impl Subscription {
 /// Why the subscription file cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum EventStoreError {
-    #[error(
-        "cannot read or write {path}: {source}; check the data dir's permissions and free space"
-    )]
+    #[error("cannot read or write {path}; check the data dir's permissions and free space")]
     Io {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{path} is corrupt ({source}); move it away and subscribe again")]
+    #[error("{path} is corrupt; move it away and subscribe again")]
     Corrupt {
         path: PathBuf,
         source: serde_json::Error,
@@ -265,7 +263,7 @@ impl Hub {
                 }
                 return Err(RedfishError::new(
                     StatusCode::INTERNAL_SERVER_ERROR,
-                    Message::GeneralError(e.to_string()),
+                    Message::GeneralError(crate::error::chain(&e)),
                 ));
             }
         }
@@ -278,7 +276,7 @@ impl Hub {
         let _ = live.closed.send(true);
         if live.sub.kind == "RedfishEvent" {
             if let Err(e) = self.save(&subs) {
-                tracing::warn!("{e}");
+                tracing::warn!("{}", crate::error::chain(&e));
             }
         }
         Some(live.sub)

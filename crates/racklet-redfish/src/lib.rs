@@ -13,6 +13,7 @@ pub mod accounts;
 mod console;
 pub mod error;
 pub mod events;
+mod odata;
 mod resources;
 pub mod tasks;
 pub mod tls;
@@ -35,7 +36,7 @@ use base64::Engine;
 use racklet_rmd_api::ChassisManager;
 use sha2_std::{Digest, Sha256};
 
-use crate::accounts::{Accounts, Role};
+use crate::accounts::{Accounts, LoginError, Role, Verifier};
 use crate::error::{Message, RedfishError};
 
 /// Largest request body accepted.
@@ -52,13 +53,13 @@ pub enum StartError {
     Tasks(#[from] tasks::TaskStoreError),
     #[error(transparent)]
     Events(#[from] events::EventStoreError),
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}")]
     Bind {
         addr: SocketAddr,
         source: std::io::Error,
     },
-    #[error("cannot load the TLS certificate: {0}")]
-    Certificate(std::io::Error),
+    #[error("cannot load the TLS certificate")]
+    Certificate(#[source] std::io::Error),
 }
 
 /// The running service.
@@ -79,6 +80,7 @@ pub struct Caller {
 pub(crate) struct AppState<M> {
     pub manager: M,
     accounts: Mutex<Accounts>,
+    verifier: Verifier,
     pub uuid: String,
     /// Per tray: (BootSourceOverrideTarget, BootSourceOverrideEnabled).
     pub boot: Mutex<HashMap<u32, (String, String)>>,
@@ -91,6 +93,12 @@ pub(crate) struct AppState<M> {
 impl<M> AppState<M> {
     pub fn accounts(&self) -> MutexGuard<'_, Accounts> {
         self.accounts.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Checks a user name and password (one argon2 verification, off the async workers;
+    /// see [`Verifier`]).
+    pub async fn check_credentials(&self, name: &str, password: &str) -> Result<Role, LoginError> {
+        self.verifier.check(&self.accounts, name, password).await
     }
 
     pub fn tasks(&self) -> MutexGuard<'_, tasks::Tasks> {
@@ -144,7 +152,7 @@ where
     tokio::spawn(async move {
         let service = app.into_make_service_with_connect_info::<SocketAddr>();
         if let Err(e) = server.serve(service).await {
-            tracing::error!("Redfish service stopped: {e}");
+            tracing::error!("Redfish service stopped: {}", error::chain(&e));
         }
     });
     Ok(Running {
@@ -166,6 +174,7 @@ pub fn app<M: ChassisManager + Clone + 'static>(
         events: hub,
         manager,
         accounts: Mutex::new(accounts),
+        verifier: Verifier::default(),
         uuid: stable_uuid(dir),
         boot: Mutex::new(HashMap::new()),
         indicators: Mutex::new(HashMap::new()),
@@ -222,7 +231,7 @@ async fn authenticate<M: ChassisManager + Clone + 'static>(
             session: Some(s.id),
         })
     } else if let Some((user, pass)) = basic(headers) {
-        let checked = state.accounts().check(&user, &pass);
+        let checked = state.check_credentials(&user, &pass).await;
         checked.ok().map(|role| Caller {
             user,
             role,

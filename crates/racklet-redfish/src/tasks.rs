@@ -11,13 +11,14 @@ use std::sync::Arc;
 use axum::extract::{Path as UriPath, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::routing::get;
+use axum::{Json, Router};
 use racklet_rmd_api::ChassisManager;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::error::RedfishError;
-use crate::resources::{listing, ok, rfc3339, with_allow};
+use crate::odata::{listing, ok, rfc3339, with_allow};
 use crate::AppState;
 
 /// Finished tasks kept (the oldest finished ones are dropped first).
@@ -174,14 +175,12 @@ impl Task {
 /// Why the task list cannot be loaded or saved.
 #[derive(Debug, thiserror::Error)]
 pub enum TaskStoreError {
-    #[error(
-        "cannot read or write {path}: {source}; check the data dir's permissions and free space"
-    )]
+    #[error("cannot read or write {path}; check the data dir's permissions and free space")]
     Io {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{path} is corrupt ({source}); move it away to start with an empty task list")]
+    #[error("{path} is corrupt; move it away to start with an empty task list")]
     Corrupt {
         path: PathBuf,
         source: serde_json::Error,
@@ -261,7 +260,7 @@ impl Tasks {
 
     fn persist(&self) {
         if let Err(e) = self.save() {
-            tracing::warn!("{e}");
+            tracing::warn!("{}", crate::error::chain(&e));
         }
     }
 
@@ -317,7 +316,19 @@ impl Tasks {
 
 type St<M> = State<Arc<AppState<M>>>;
 
-pub(crate) async fn task_service() -> Response {
+/// The TaskService's routes.
+pub(crate) fn routes<M: ChassisManager + Clone + 'static>() -> Router<Arc<AppState<M>>> {
+    Router::new()
+        .route("/redfish/v1/TaskService", get(task_service))
+        .route("/redfish/v1/TaskService/Tasks", get(tasks::<M>))
+        .route("/redfish/v1/TaskService/Tasks/{id}", get(task::<M>))
+        .route(
+            "/redfish/v1/TaskService/TaskMonitors/{id}",
+            get(task_monitor::<M>),
+        )
+}
+
+async fn task_service() -> Response {
     let body = json!({
         "@odata.id": "/redfish/v1/TaskService",
         "@odata.type": "#TaskService.v1_3_0.TaskService",
@@ -333,7 +344,7 @@ pub(crate) async fn task_service() -> Response {
     with_allow(ok(body), "GET, HEAD")
 }
 
-pub(crate) async fn tasks<M: ChassisManager + Clone + 'static>(State(s): St<M>) -> Response {
+async fn tasks<M: ChassisManager + Clone + 'static>(State(s): St<M>) -> Response {
     let members = s.tasks().all().iter().map(|t| t.uri()).collect();
     listing(
         "/redfish/v1/TaskService/Tasks",
@@ -344,7 +355,7 @@ pub(crate) async fn tasks<M: ChassisManager + Clone + 'static>(State(s): St<M>) 
     )
 }
 
-pub(crate) async fn task<M: ChassisManager + Clone + 'static>(
+async fn task<M: ChassisManager + Clone + 'static>(
     State(s): St<M>,
     UriPath(id): UriPath<String>,
 ) -> Result<Response, RedfishError> {
@@ -357,7 +368,7 @@ pub(crate) async fn task<M: ChassisManager + Clone + 'static>(
 }
 
 /// `202 Accepted` with the task while it runs; once it ended, the task with `200 OK`.
-pub(crate) async fn task_monitor<M: ChassisManager + Clone + 'static>(
+async fn task_monitor<M: ChassisManager + Clone + 'static>(
     State(s): St<M>,
     UriPath(id): UriPath<String>,
 ) -> Result<Response, RedfishError> {

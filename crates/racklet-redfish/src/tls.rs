@@ -8,12 +8,12 @@ use std::path::{Path, PathBuf};
 /// Errors creating or reading the certificate.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
-    #[error("cannot read or write {path}: {source}")]
+    #[error("cannot read or write {path}")]
     Io {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("cannot generate a certificate: {0}")]
+    #[error("cannot generate a certificate")]
     Generate(#[from] rcgen::Error),
 }
 

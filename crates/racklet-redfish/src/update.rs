@@ -11,17 +11,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::multipart::{Multipart, MultipartRejection};
+use axum::extract::DefaultBodyLimit;
 use axum::extract::{Path as UriPath, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::Extension;
+use axum::routing::{get, post};
+use axum::{Extension, Router};
 use racklet_mgmt_proto::bundle;
 use racklet_rmd_api::{ChassisManager, RmdError, UpdateStep};
 use serde_json::{json, Value};
 
 use crate::accounts::Role;
 use crate::error::{Message, RedfishError};
-use crate::resources::{listing, ok, only_known, require, rmd_error, with_allow};
+use crate::odata::{listing, ok, only_known, require, rmd_error, with_allow};
 use crate::tasks::{monitor_response, TaskMessage, TaskState};
 use crate::{json_object, AppState, Caller};
 
@@ -34,7 +36,25 @@ const INVENTORY: &str = "/redfish/v1/UpdateService/FirmwareInventory";
 type St<M> = State<Arc<AppState<M>>>;
 type Res = Result<Response, RedfishError>;
 
-pub(crate) async fn update_service() -> Response {
+/// The UpdateService's routes (uploads may be larger than other requests).
+pub(crate) fn routes<M: ChassisManager + Clone + 'static>() -> Router<Arc<AppState<M>>> {
+    Router::new()
+        .route("/redfish/v1/UpdateService", get(update_service))
+        .route(
+            "/redfish/v1/UpdateService/upload",
+            post(upload::<M>).layer(DefaultBodyLimit::max(MAX_UPLOAD)),
+        )
+        .route(
+            "/redfish/v1/UpdateService/FirmwareInventory",
+            get(firmware_inventory::<M>),
+        )
+        .route(
+            "/redfish/v1/UpdateService/FirmwareInventory/{id}",
+            get(firmware_item::<M>),
+        )
+}
+
+async fn update_service() -> Response {
     let body = json!({
         "@odata.id": "/redfish/v1/UpdateService",
         "@odata.type": "#UpdateService.v1_17_0.UpdateService",
@@ -49,9 +69,7 @@ pub(crate) async fn update_service() -> Response {
     with_allow(ok(body), "GET, HEAD")
 }
 
-pub(crate) async fn firmware_inventory<M: ChassisManager + Clone + 'static>(
-    State(s): St<M>,
-) -> Response {
+async fn firmware_inventory<M: ChassisManager + Clone + 'static>(State(s): St<M>) -> Response {
     let mut members = vec![format!("{INVENTORY}/rmc")];
     members.extend(
         s.manager
@@ -70,7 +88,7 @@ pub(crate) async fn firmware_inventory<M: ChassisManager + Clone + 'static>(
     )
 }
 
-pub(crate) async fn firmware_item<M: ChassisManager + Clone + 'static>(
+async fn firmware_item<M: ChassisManager + Clone + 'static>(
     State(s): St<M>,
     UriPath(id): UriPath<String>,
 ) -> Res {
@@ -201,7 +219,7 @@ fn parse_parameters(bytes: &[u8]) -> Result<u32, RedfishError> {
 
 /// `POST MultipartHttpPushUri`: parts `UpdateParameters` (JSON with one target) and
 /// `UpdateFile` (the signed bundle). Answers `202 Accepted` with the task monitor.
-pub(crate) async fn upload<M: ChassisManager + Clone + 'static>(
+async fn upload<M: ChassisManager + Clone + 'static>(
     State(s): St<M>,
     Extension(caller): Extension<Caller>,
     multipart: Result<Multipart, MultipartRejection>,

@@ -11,7 +11,7 @@ use serde_json::Value;
 use tower::ServiceExt;
 
 mod common;
-use common::{basic, SimService as Fixture};
+use common::{basic, wait_until, SimService as Fixture};
 
 fn fixture(name: &str) -> Fixture {
     common::start(name, |_, _| {})
@@ -208,12 +208,30 @@ async fn read_only_user_cannot_reset_and_nothing_changes() {
         (s, message_id(&v).as_str()),
         (StatusCode::FORBIDDEN, "Base.1.22.InsufficientPrivilege")
     );
-    std::thread::sleep(Duration::from_millis(300));
-    let os = f.rack.lock().twin.lock().chassis[0]
-        .tray(6)
-        .expect("tray")
-        .os;
-    assert_eq!(os, OsState::Off);
+    // Nothing to wait for on tray 6 itself: wait until an allowed reset of tray 5, sent
+    // after the refused one, has reached the rack, then check tray 6 stayed off.
+    let os = |tray: u32| {
+        f.rack.lock().twin.lock().chassis[0]
+            .tray(tray)
+            .expect("tray")
+            .os
+    };
+    assert_eq!(os(5), OsState::Off);
+    let (s, _, v) = call(
+        &f,
+        Method::POST,
+        "/redfish/v1/Systems/5/Actions/ComputerSystem.Reset",
+        admin(&f),
+        r#"{"ResetType": "On"}"#,
+        &[],
+    )
+    .await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{v}");
+    assert!(
+        wait_until(Duration::from_secs(10), || async { os(5) != OsState::Off }).await,
+        "tray 5 was switched on"
+    );
+    assert_eq!(os(6), OsState::Off);
 }
 
 #[tokio::test]
@@ -399,12 +417,16 @@ async fn location_indicator_lights_the_trays_identify_led() {
     .await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["LocationIndicatorActive"], true);
-    std::thread::sleep(Duration::from_millis(300)); // the daemon's loop drives the LED
-    let led = f.rack.lock().twin.lock().chassis[0]
-        .tray(2)
-        .expect("tray")
-        .indicator;
-    assert_eq!(led, racklet_hal::Indicator::Identify);
+    // The daemon's loop drives the LED.
+    let lit = wait_until(Duration::from_secs(10), || async {
+        f.rack.lock().twin.lock().chassis[0]
+            .tray(2)
+            .expect("tray")
+            .indicator
+            == racklet_hal::Indicator::Identify
+    })
+    .await;
+    assert!(lit, "tray 2's identify LED lit");
     let (s, _, v) = call(
         &f,
         Method::PATCH,

@@ -3,6 +3,7 @@
 //! `scripts/redfish-conformance` exercise it over HTTPS.
 #![allow(dead_code)]
 
+use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -82,4 +83,23 @@ pub fn basic(user: &str, password: &str) -> String {
         "Basic {}",
         base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
     )
+}
+
+/// Polls `condition` (every 20 ms) until it holds or `within` has passed; returns whether
+/// it held. For waiting on the rack instead of sleeping a guessed time.
+pub async fn wait_until<F, Fut>(within: Duration, mut condition: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if condition().await {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
