@@ -13,12 +13,16 @@ mod common;
 async fn console_streams_history_and_takes_input() {
     let sim = common::start("console", |rack, _| {
         let daemon = rack.daemons[0].clone();
-        let id = daemon
-            .core()
-            .request_power(1, racklet_mgmt_proto::message::PowerAction::On)
+        let mut reply = daemon
+            .submit(
+                1,
+                racklet_mgmt_proto::message::Request::Power(
+                    racklet_mgmt_proto::message::PowerAction::On,
+                ),
+            )
             .expect("trusted");
         rack.advance(Duration::from_secs(25)); // node-1 boots to its login prompt
-        assert!(daemon.core().take_reply(id).is_some());
+        assert!(reply.try_take().is_some());
     });
     let addr = common::serve(sim.app.clone()).await;
     let url = format!("ws://{addr}/racklet/v1/Systems/1/Console");

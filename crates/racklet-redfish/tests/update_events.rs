@@ -315,10 +315,7 @@ async fn bad_uploads_get_the_right_status_and_message_and_start_nothing() {
     }
     let tasks = svc.get("/redfish/v1/TaskService/Tasks").await;
     assert_eq!(tasks["Members@odata.count"], 0, "no task started");
-    assert!(svc.sim.rack.lock().daemons[0]
-        .core()
-        .firmware_job()
-        .is_none());
+    assert!(svc.sim.rack.lock().daemons[0].snapshot().update.is_none());
 }
 
 /// A loopback HTTPS event receiver; its certificate goes where the service looks for
