@@ -580,13 +580,3 @@ where
         Response::Ack
     }
 }
-
-/// Signs a firmware image for [`Bmc`]: Ed25519ph over SHA-512 of image ‖ version.
-pub fn sign_firmware(key: &SigningKey, image: &[u8], version: u32) -> Signature {
-    let mut digest = Sha512::new();
-    digest.update(image);
-    digest.update(version.to_le_bytes());
-    // The context is a short constant, always accepted.
-    key.sign_prehashed(digest, Some(FIRMWARE_CONTEXT))
-        .unwrap_or_else(|_| Signature::from_bytes(&[0; 64]))
-}

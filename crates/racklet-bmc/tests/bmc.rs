@@ -4,7 +4,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use ed25519_dalek::SigningKey;
-use racklet_bmc::{sign_firmware, Action, Bmc, BmcConfig, PowerConfig};
+use racklet_bmc::{Action, Bmc, BmcConfig, PowerConfig};
+use racklet_firmware_bundle::sign as sign_firmware;
 use racklet_mgmt_proto::message::{
     fault, ErrorCode, PowerAction, PowerState, Request, RequestEnvelope, Response, Slot,
     FIRMWARE_CHUNK,

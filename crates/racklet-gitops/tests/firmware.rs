@@ -21,7 +21,7 @@ const VENDOR: [u8; 32] = [42; 32];
 fn bundle(version: u32) -> Vec<u8> {
     let key = ed25519_dalek::SigningKey::from_bytes(&VENDOR);
     let image: Vec<u8> = (0..4096usize).map(|i| (i * 7 + 3) as u8).collect();
-    let sig = racklet_bmc::sign_firmware(&key, &image, version).to_bytes();
+    let sig = racklet_firmware_bundle::sign(&key, &image, version).to_bytes();
     let mut file = racklet_mgmt_proto::bundle::header(version, image.len() as u32, &sig).to_vec();
     file.extend_from_slice(&image);
     file

@@ -82,8 +82,6 @@ pub(crate) struct AppState<M> {
     accounts: Mutex<Accounts>,
     verifier: Verifier,
     pub uuid: String,
-    /// Per tray: (BootSourceOverrideTarget, BootSourceOverrideEnabled).
-    pub boot: Mutex<HashMap<u32, (String, String)>>,
     /// Per chassis resource id: location indicator on.
     pub indicators: Mutex<HashMap<String, bool>>,
     tasks: Mutex<tasks::Tasks>,
@@ -176,7 +174,6 @@ pub fn app<M: ChassisManager + Clone + 'static>(
         accounts: Mutex::new(accounts),
         verifier: Verifier::default(),
         uuid: stable_uuid(dir),
-        boot: Mutex::new(HashMap::new()),
         indicators: Mutex::new(HashMap::new()),
     });
     Ok((router(state), initial_password_file))

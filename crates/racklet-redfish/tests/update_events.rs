@@ -68,7 +68,7 @@ impl Service {
 fn bundle(image_len: usize, version: u32, signer: [u8; 32]) -> Vec<u8> {
     let key = ed25519_dalek::SigningKey::from_bytes(&signer);
     let image: Vec<u8> = (0..image_len).map(|i| (i * 13 + 5) as u8).collect();
-    let sig = racklet_bmc::sign_firmware(&key, &image, version).to_bytes();
+    let sig = racklet_firmware_bundle::sign(&key, &image, version).to_bytes();
     let mut file = racklet_mgmt_proto::bundle::header(version, image_len as u32, &sig).to_vec();
     file.extend_from_slice(&image);
     file

@@ -344,7 +344,7 @@ fn signed_image(
 ) -> (std::sync::Arc<Vec<u8>>, Vec<u8>, ed25519_dalek::SigningKey) {
     let vendor = ed25519_dalek::SigningKey::from_bytes(&[42; 32]);
     let image: Vec<u8> = (0..len).map(|i| (i * 31 + 7) as u8).collect();
-    let sig = racklet_bmc::sign_firmware(&vendor, &image, version)
+    let sig = racklet_firmware_bundle::sign(&vendor, &image, version)
         .to_bytes()
         .to_vec();
     (std::sync::Arc::new(image), sig, vendor)
@@ -415,7 +415,7 @@ fn bad_image_signature_is_refused_over_the_link() {
     let (image, _, vendor) = signed_image(4_000, 2);
     trust_vendor(&mut rack, &vendor);
     let forged =
-        racklet_bmc::sign_firmware(&ed25519_dalek::SigningKey::from_bytes(&[1; 32]), &image, 2);
+        racklet_firmware_bundle::sign(&ed25519_dalek::SigningKey::from_bytes(&[1; 32]), &image, 2);
     let stage = run_update(&mut rack, 4, image, &forged.to_bytes());
     assert!(
         matches!(stage, UpdateStep::Failed(ref r) if r.contains("signature")),

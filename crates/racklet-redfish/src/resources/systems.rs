@@ -1,7 +1,7 @@
 //! ComputerSystems, one per named tray: power state and status, the
 //! `ComputerSystem.Reset` action (its `ResetType`s a closed enum, [`ResetType`]) with its
-//! ActionInfo, and the boot source override (kept in the service's memory for now), which
-//! sets the tray's boot mode in the daemon. Also the tray lookup and tray `Status` the
+//! ActionInfo, and the boot source override, which the daemon owns and persists (it sets
+//! the tray's boot mode on the BMC). Also the tray lookup and tray `Status` the
 //! chassis and manager modules share.
 
 use std::sync::Arc;
@@ -12,8 +12,8 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Router};
-use racklet_mgmt_proto::message::{BootMode, PowerAction, PowerState};
-use racklet_rmd_api::{BmcTrust, ChassisManager, TrayInfo};
+use racklet_mgmt_proto::message::{PowerAction, PowerState};
+use racklet_rmd_api::{BmcTrust, BootSourceEnabled, BootSourceTarget, ChassisManager, TrayInfo};
 use serde_json::{json, Value};
 
 use super::{Res, St};
@@ -48,8 +48,6 @@ impl ResetType {
         }
     }
 }
-
-const BOOT_TARGETS: [&str; 5] = ["None", "Pxe", "UefiHttp", "SDCard", "Usb"];
 
 pub(super) fn routes<M: ChassisManager + Clone + 'static>() -> Router<Arc<AppState<M>>> {
     Router::new()
@@ -134,13 +132,12 @@ async fn system<M: ChassisManager + Clone + 'static>(
     if t.name.is_none() {
         return Err(RedfishError::not_found("ComputerSystem", &id));
     }
-    let (target, enabled) = s
-        .boot
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .get(&t.slot)
-        .cloned()
-        .unwrap_or(("None".into(), "Disabled".into()));
+    // Owned and persisted by the daemon; a tray it cannot answer for has none.
+    let boot = s.manager.boot_override(t.slot).await.unwrap_or_default();
+    let targets: Vec<&str> = BootSourceTarget::ALL
+        .iter()
+        .map(|t| t.as_redfish())
+        .collect();
     let mut body = json!({
         "@odata.id": format!("/redfish/v1/Systems/{id}"),
         "@odata.type": "#ComputerSystem.v1_27_0.ComputerSystem",
@@ -151,9 +148,9 @@ async fn system<M: ChassisManager + Clone + 'static>(
         "Model": t.board.clone().unwrap_or_default(),
         "Status": status(&t),
         "Boot": {
-            "BootSourceOverrideTarget": target,
-            "BootSourceOverrideEnabled": enabled,
-            "BootSourceOverrideTarget@Redfish.AllowableValues": BOOT_TARGETS,
+            "BootSourceOverrideTarget": boot.target.as_redfish(),
+            "BootSourceOverrideEnabled": boot.enabled.as_redfish(),
+            "BootSourceOverrideTarget@Redfish.AllowableValues": targets,
         },
         "Actions": {
             "#ComputerSystem.Reset": {
@@ -252,46 +249,28 @@ async fn patch_system<M: ChassisManager + Clone + 'static>(
         }
     }
     let target = match string_prop(boot, "BootSourceOverrideTarget")? {
-        Some(v) if BOOT_TARGETS.contains(&v) => Some(v.to_string()),
-        Some(v) => {
-            return Err(RedfishError::bad_request(Message::PropertyValueNotInList {
+        Some(v) => Some(BootSourceTarget::from_redfish(v).ok_or_else(|| {
+            RedfishError::bad_request(Message::PropertyValueNotInList {
                 value: v.into(),
                 property: "BootSourceOverrideTarget".into(),
-            }))
-        }
+            })
+        })?),
         None => None,
     };
     let enabled = match string_prop(boot, "BootSourceOverrideEnabled")? {
-        Some(v) if ["Disabled", "Once", "Continuous"].contains(&v) => Some(v.to_string()),
-        Some(v) => {
-            return Err(RedfishError::bad_request(Message::PropertyValueNotInList {
+        Some(v) => Some(BootSourceEnabled::from_redfish(v).ok_or_else(|| {
+            RedfishError::bad_request(Message::PropertyValueNotInList {
                 value: v.into(),
                 property: "BootSourceOverrideEnabled".into(),
-            }))
-        }
+            })
+        })?),
         None => None,
     };
-    let (new_target, new_enabled) = {
-        let mut map = s.boot.lock().unwrap_or_else(|p| p.into_inner());
-        let entry = map
-            .entry(t.slot)
-            .or_insert(("None".into(), "Disabled".into()));
-        if let Some(v) = target {
-            entry.0 = v;
-        }
-        if let Some(v) = enabled {
-            entry.1 = v;
-        }
-        entry.clone()
-    };
-    let network = new_enabled != "Disabled" && matches!(new_target.as_str(), "Pxe" | "UefiHttp");
-    let mode = if network {
-        BootMode::Network
-    } else {
-        BootMode::Local
-    };
+    let mut new = s.manager.boot_override(t.slot).await.map_err(rmd_error)?;
+    new.target = target.unwrap_or(new.target);
+    new.enabled = enabled.unwrap_or(new.enabled);
     s.manager
-        .set_boot_mode(t.slot, mode)
+        .set_boot_override(t.slot, new)
         .await
         .map_err(rmd_error)?;
     system::<M>(State(s), Path(id)).await
