@@ -98,7 +98,7 @@ async fn cgi(State(root): State<Arc<PathBuf>>, headers: HeaderMap, req: Request)
 /// Serves the repositories under `root` over HTTPS; returns the port and the CA.
 async fn git_server(root: &Path, tls: &Path) -> (u16, Vec<u8>) {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let (cert, key) = racklet_redfish::tls::load_or_create(tls).expect("cert");
+    let racklet_tls::Identity { cert, key } = racklet_tls::load_or_create(tls).expect("cert");
     let config = axum_server::tls_rustls::RustlsConfig::from_pem_file(&cert, &key)
         .await
         .expect("tls");

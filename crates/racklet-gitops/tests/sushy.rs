@@ -51,7 +51,8 @@ fn examples_with_node1(power: &str) -> Vec<(String, Vec<u8>)> {
 async fn a_manifest_powers_a_sushy_emulator_system_on_and_off() {
     let dir = std::env::temp_dir().join(format!("racklet-sushy-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let (cert, key) = racklet_redfish::tls::load_or_create(&dir.join("tls")).expect("cert");
+    let racklet_tls::Identity { cert, key } =
+        racklet_tls::load_or_create(&dir.join("tls")).expect("cert");
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("free port")

@@ -10,8 +10,6 @@
 //! only behind itself: requests with a session token do not wait for it.
 
 use std::collections::BTreeMap;
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -106,6 +104,8 @@ pub enum AccountError {
     },
     #[error("cannot hash the password: {0}")]
     Hash(String),
+    #[error(transparent)]
+    Write(#[from] racklet_files::WriteError),
 }
 
 /// Why a login failed.
@@ -218,21 +218,7 @@ fn verify(password: &str, hash: &str, memory: &mut Vec<Block>) -> bool {
 }
 
 fn write_owner_only(path: &Path, bytes: &[u8]) -> Result<(), AccountError> {
-    let io = |source| AccountError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    let tmp = path.with_extension("tmp");
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(io)?;
-    f.write_all(bytes).map_err(io)?;
-    f.sync_all().map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(io)
+    Ok(racklet_files::write_secret(path, bytes)?)
 }
 
 impl Accounts {

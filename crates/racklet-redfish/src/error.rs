@@ -278,10 +278,6 @@ mod tests {
                 path: path.clone(),
                 source: io(),
             }),
-            Box::new(crate::tls::TlsError::Io {
-                path: path.clone(),
-                source: io(),
-            }),
             Box::new(crate::tasks::TaskStoreError::Io {
                 path: path.clone(),
                 source: io(),

@@ -16,8 +16,6 @@
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -27,7 +25,8 @@ use axum::extract::{ConnectInfo, Path as UriPath, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use axum::{Extension, Json};
+use axum::routing::{get, post};
+use axum::{Extension, Json, Router};
 use racklet_rmd_api::{ChassisManager, Severity};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
@@ -35,7 +34,7 @@ use tokio::sync::{broadcast, mpsc, watch};
 
 use crate::accounts::Role;
 use crate::error::{Message, RedfishError};
-use crate::resources::{
+use crate::odata::{
     listing, ok, only_known, require, rfc3339, string_prop, visible_to, with_allow,
 };
 use crate::tasks::now_ms;
@@ -109,6 +108,8 @@ pub enum EventStoreError {
         "cannot use {path} as the event receivers' CA: {reason}; fix the PEM file or remove it"
     )]
     Ca { path: PathBuf, reason: String },
+    #[error(transparent)]
+    Write(#[from] racklet_files::WriteError),
     #[error("cannot set up the HTTPS client that delivers events: {0}")]
     Client(String),
 }
@@ -210,26 +211,12 @@ impl Hub {
             .filter(|l| l.sub.kind == "RedfishEvent")
             .map(|l| &l.sub)
             .collect();
-        let io = |source| EventStoreError::Io {
-            path: self.path.clone(),
-            source,
-        };
         let bytes =
             serde_json::to_vec_pretty(&pushed).map_err(|source| EventStoreError::Corrupt {
                 path: self.path.clone(),
                 source,
             })?;
-        let tmp = self.path.with_extension("json.tmp");
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)
-            .map_err(io)?;
-        f.write_all(&bytes).map_err(io)?;
-        f.sync_all().map_err(io)?;
-        std::fs::rename(&tmp, &self.path).map_err(io)
+        Ok(racklet_files::write_secret(&self.path, &bytes)?)
     }
 
     fn add(&self, mut sub: Subscription) -> Result<(Subscription, u64), RedfishError> {
@@ -428,6 +415,25 @@ async fn deliver(
 
 type St<M> = State<Arc<AppState<M>>>;
 type Res = Result<Response, RedfishError>;
+
+/// The EventService's routes.
+pub(crate) fn routes<M: ChassisManager + Clone + 'static>() -> Router<Arc<AppState<M>>> {
+    Router::new()
+        .route("/redfish/v1/EventService", get(event_service))
+        .route(
+            "/redfish/v1/EventService/Subscriptions",
+            get(subscriptions::<M>).post(subscribe::<M>),
+        )
+        .route(
+            "/redfish/v1/EventService/Subscriptions/{id}",
+            get(subscription::<M>).delete(unsubscribe::<M>),
+        )
+        .route("/redfish/v1/EventService/SSE", get(sse::<M>))
+        .route(
+            "/redfish/v1/EventService/Actions/EventService.SubmitTestEvent",
+            post(submit_test_event::<M>),
+        )
+}
 
 pub(crate) async fn event_service() -> Response {
     let body = json!({

@@ -16,7 +16,6 @@ pub mod events;
 mod odata;
 mod resources;
 pub mod tasks;
-pub mod tls;
 mod update;
 
 pub use update::MAX_UPLOAD;
@@ -46,7 +45,7 @@ pub const MAX_BODY: usize = 64 * 1024;
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error(transparent)]
-    Tls(#[from] tls::TlsError),
+    Tls(#[from] racklet_tls::TlsError),
     #[error(transparent)]
     Accounts(#[from] accounts::AccountError),
     #[error(transparent)]
@@ -133,7 +132,7 @@ where
     M: ChassisManager + Clone + 'static,
 {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let (cert, key) = tls::load_or_create(&dir.join("tls"))?;
+    let racklet_tls::Identity { cert, key } = racklet_tls::load_or_create(&dir.join("tls"))?;
     let (app, initial_password_file) = app(manager, dir)?;
     let config = axum_server::tls_rustls::RustlsConfig::from_pem_file(&cert, &key)
         .await

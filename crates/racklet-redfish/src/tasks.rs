@@ -185,6 +185,8 @@ pub enum TaskStoreError {
         path: PathBuf,
         source: serde_json::Error,
     },
+    #[error(transparent)]
+    Write(#[from] racklet_files::WriteError),
 }
 
 /// The task list and its file.
@@ -241,21 +243,16 @@ impl Tasks {
     }
 
     fn save(&self) -> Result<(), TaskStoreError> {
-        let io = |source| TaskStoreError::Io {
-            path: self.path.clone(),
-            source,
-        };
         let bytes =
             serde_json::to_vec_pretty(&self.list).map_err(|source| TaskStoreError::Corrupt {
                 path: self.path.clone(),
                 source,
             })?;
-        let tmp = self.path.with_extension("json.tmp");
-        std::fs::write(&tmp, bytes).map_err(io)?;
-        std::fs::File::open(&tmp)
-            .and_then(|f| f.sync_all())
-            .map_err(io)?;
-        std::fs::rename(&tmp, &self.path).map_err(io)
+        Ok(racklet_files::write_atomic(
+            &self.path,
+            &bytes,
+            racklet_files::Access::Public,
+        )?)
     }
 
     fn persist(&self) {

@@ -323,7 +323,7 @@ async fn bad_uploads_get_the_right_status_and_message_and_start_nothing() {
 async fn receiver(ca_dir: &Path) -> (String, Arc<Mutex<Vec<Value>>>) {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let tls_dir = ca_dir.join("receiver-tls");
-    let (cert, key) = racklet_redfish::tls::load_or_create(&tls_dir).expect("cert");
+    let racklet_tls::Identity { cert, key } = racklet_tls::load_or_create(&tls_dir).expect("cert");
     std::fs::copy(&cert, ca_dir.join("event-receivers-ca.pem")).expect("ca");
     let got = Arc::new(Mutex::new(Vec::new()));
     let g = got.clone();

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 use racklet_rmd_api::BootOverride;
@@ -27,6 +27,8 @@ pub enum StoreError {
         #[source]
         source: serde_json::Error,
     },
+    #[error(transparent)]
+    Write(#[from] racklet_files::WriteError),
 }
 
 /// One enrolled BMC.
@@ -45,12 +47,6 @@ pub struct TrustState {
     pub enrolled: BTreeMap<String, Enrolled>,
     /// Identities an operator approved (hex).
     pub approved: Vec<String>,
-}
-
-fn owner_only() -> std::fs::OpenOptions {
-    let mut o = std::fs::OpenOptions::new();
-    o.write(true).create(true).truncate(true).mode(0o600);
-    o
 }
 
 /// The daemon's directory.
@@ -122,20 +118,11 @@ impl Store {
     /// Writes `value` as JSON to `path` atomically: an owner-only temporary file (link
     /// keys are secrets from the moment the file exists), synced, then renamed over.
     fn write_json(&self, path: &Path, value: &impl Serialize) -> Result<(), StoreError> {
-        let tmp = path.with_extension("json.tmp");
-        let io = |source| StoreError::Io {
-            path: path.to_path_buf(),
-            source,
-        };
         let bytes = serde_json::to_vec_pretty(value).map_err(|source| StoreError::Corrupt {
             path: path.to_path_buf(),
             source,
         })?;
-        let mut f = owner_only().open(&tmp).map_err(io)?;
-        f.write_all(&bytes).map_err(io)?;
-        f.sync_all().map_err(io)?;
-        std::fs::rename(&tmp, path).map_err(io)?;
-        Ok(())
+        Ok(racklet_files::write_secret(path, &bytes)?)
     }
 
     /// The last `keep` events of the log not cleared, oldest first, and the highest
@@ -168,15 +155,10 @@ impl Store {
     /// those from now on, while `events.jsonl` keeps its history for audits.
     pub fn mark_cleared(&self, sequence: u64) -> Result<(), StoreError> {
         let path = self.dir.join("events.cleared");
-        let tmp = path.with_extension("tmp");
-        let io = |source| StoreError::Io {
-            path: path.clone(),
-            source,
-        };
-        let mut f = owner_only().open(&tmp).map_err(io)?;
-        f.write_all(sequence.to_string().as_bytes()).map_err(io)?;
-        f.sync_all().map_err(io)?;
-        std::fs::rename(&tmp, &path).map_err(io)
+        Ok(racklet_files::write_secret(
+            &path,
+            sequence.to_string().as_bytes(),
+        )?)
     }
 
     fn cleared_through(&self) -> u64 {

@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use axum::extract::State;
 use axum::response::Response;
-use axum::routing::{get, post};
 use axum::Router;
 use racklet_rmd_api::ChassisManager;
 
@@ -23,12 +22,6 @@ mod sensors;
 mod sessions;
 mod systems;
 mod thermal;
-
-// `events.rs` imports these from here (it is being edited elsewhere; import them from
-// `crate::odata` there once that lands).
-pub(crate) use crate::odata::{
-    listing, ok, only_known, require, rfc3339, string_prop, visible_to, with_allow,
-};
 
 /// The shared state as a handler argument.
 pub(crate) type St<M> = State<Arc<AppState<M>>>;
@@ -51,27 +44,5 @@ pub(crate) fn routes<M: ChassisManager + Clone + 'static>() -> Router<Arc<AppSta
         .merge(crate::console::routes::<M>())
         .merge(crate::tasks::routes::<M>())
         .merge(crate::update::routes::<M>())
-        .merge(event_service_routes::<M>())
-}
-
-/// The EventService's routes (its handlers are in [`crate::events`]).
-fn event_service_routes<M: ChassisManager + Clone + 'static>() -> Router<Arc<AppState<M>>> {
-    Router::new()
-        .route(
-            "/redfish/v1/EventService",
-            get(crate::events::event_service),
-        )
-        .route(
-            "/redfish/v1/EventService/Subscriptions",
-            get(crate::events::subscriptions::<M>).post(crate::events::subscribe::<M>),
-        )
-        .route(
-            "/redfish/v1/EventService/Subscriptions/{id}",
-            get(crate::events::subscription::<M>).delete(crate::events::unsubscribe::<M>),
-        )
-        .route("/redfish/v1/EventService/SSE", get(crate::events::sse::<M>))
-        .route(
-            "/redfish/v1/EventService/Actions/EventService.SubmitTestEvent",
-            post(crate::events::submit_test_event::<M>),
-        )
+        .merge(crate::events::routes::<M>())
 }
