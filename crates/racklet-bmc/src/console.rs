@@ -38,7 +38,7 @@ impl ConsoleHistory {
     /// sequence of the first byte copied and how many were copied.
     pub fn read(&self, from: u64, out: &mut [u8]) -> (u64, usize) {
         let start = from.clamp(self.oldest(), self.next);
-        let skip = (start - self.oldest()) as usize;
+        let skip = usize::try_from(start - self.oldest()).unwrap_or(usize::MAX);
         let mut n = 0;
         for (o, b) in out.iter_mut().zip(self.ring.iter().skip(skip)) {
             *o = *b;

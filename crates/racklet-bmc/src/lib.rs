@@ -315,7 +315,10 @@ where
         match self.pac.finish_window() {
             Ok(r) => {
                 self.energy.add(r.watts, window);
-                self.watts = Reading::Milli((r.watts * 1000.0) as i64);
+                // reason: a tray draws tens of watts, far inside i64 mW; `as` saturates anyway.
+                #[allow(clippy::cast_possible_truncation)]
+                let milliwatts = (r.watts * 1000.0) as i64;
+                self.watts = Reading::Milli(milliwatts);
                 self.watts_at_us = now;
             }
             Err(_) => {
@@ -378,11 +381,14 @@ where
     }
 
     fn status(&self) -> BmcStatus {
+        // reason: u64 mJ outlasts any uptime at tray power; `as` saturates (and maps NaN to 0).
+        #[allow(clippy::cast_possible_truncation)]
+        let energy_millijoules = (self.energy.joules * 1000.0) as u64;
         BmcStatus {
             power: self.power.state(),
             faults: self.power.faults,
             power_milliwatts: self.watts,
-            energy_millijoules: (self.energy.joules * 1000.0) as u64,
+            energy_millijoules,
             soc_millicelsius: self.celsius,
             boot_mode: self.boot_mode,
             eeprom_write_protected: !self.wp_released,
@@ -529,14 +535,19 @@ where
         let Some(t) = self.transfer.as_mut() else {
             return Response::Error(ErrorCode::InvalidState);
         };
-        let end = offset.checked_add(data.len() as u32);
-        if offset != t.written || end.is_none_or(|e| e > t.size) {
+        let Some(end) = u32::try_from(data.len())
+            .ok()
+            .and_then(|n| offset.checked_add(n))
+        else {
+            return Response::Error(ErrorCode::BadImage);
+        };
+        if offset != t.written || end > t.size {
             return Response::Error(ErrorCode::BadImage);
         }
         if self.slots.write(inactive, offset, data).is_err() {
             return Response::Error(ErrorCode::InvalidState);
         }
-        t.written += data.len() as u32;
+        t.written = end;
         Response::Ack
     }
 
@@ -554,15 +565,17 @@ where
         // image and its version.
         let inactive = self.keys.firmware.active ^ 1;
         let mut digest = Sha512::new();
-        let mut chunk = [0u8; 256];
+        const CHUNK: u32 = 256;
+        let mut chunk = [0u8; CHUNK as usize];
         let mut offset = 0u32;
         while offset < t.size {
-            let n = (t.size - offset).min(chunk.len() as u32) as usize;
+            let step = (t.size - offset).min(CHUNK);
+            let n = step as usize;
             if self.slots.read(inactive, offset, &mut chunk[..n]).is_err() {
                 return Response::Error(ErrorCode::InvalidState);
             }
             digest.update(&chunk[..n]);
-            offset += n as u32;
+            offset += step;
         }
         digest.update(t.version.to_le_bytes());
         let ok = self.keys.trust_anchors.iter().any(|anchor| {

@@ -1,5 +1,9 @@
 //! The BMC core on the digital twin: power sequencing, faults, firmware A/B, key store.
 
+// reason: tests may expect, helpers included: a panic is their failure report; their
+// sizes and readings are small and known.
+#![allow(clippy::expect_used, clippy::cast_possible_truncation)]
+
 use std::path::Path;
 use std::time::Duration;
 

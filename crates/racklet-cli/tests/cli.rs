@@ -1,5 +1,8 @@
 //! The `racklet` binary as users run it: exit codes, output formats, `up`'s life cycle.
 
+// reason: tests may expect, helpers included: a panic is their failure report.
+#![allow(clippy::expect_used)]
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

@@ -1,6 +1,9 @@
 //! The control plane's HTTPS API: the bearer token opens everything, and a Git server's
 //! webhook call is signed with a secret of its own, so the Git server never holds the token.
 
+// reason: tests may expect, helpers included: a panic is their failure report.
+#![allow(clippy::expect_used)]
+
 use hmac::{Hmac, Mac};
 use racklet_gitops::git::commit_files;
 

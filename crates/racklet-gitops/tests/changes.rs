@@ -2,6 +2,9 @@
 //! control plane follows, by the caller as author, and a change that does not validate is
 //! refused whole with its positions, committing nothing.
 
+// reason: tests may expect, helpers included: a panic is their failure report.
+#![allow(clippy::expect_used)]
+
 use racklet_client::changes::{ApplyRequest, Author, ManifestFile, PowerRequest};
 use racklet_client::{Client, DesiredPower};
 use racklet_gitops::git::commit_files;

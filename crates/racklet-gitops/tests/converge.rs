@@ -2,6 +2,9 @@
 //! through its real HTTPS Redfish service: commits power trays on and off, invalid
 //! commits are refused whole, drift is corrected.
 
+// reason: tests may expect, helpers included: a panic is their failure report.
+#![allow(clippy::expect_used)]
+
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

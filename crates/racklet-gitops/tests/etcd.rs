@@ -2,6 +2,9 @@
 //! command installs): only the leader acts; killing it hands over to the other within
 //! the lease time, with nothing lost and nothing done twice.
 
+// reason: tests may expect, helpers included: a panic is their failure report.
+#![allow(clippy::expect_used)]
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};

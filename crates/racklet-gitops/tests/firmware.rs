@@ -2,6 +2,10 @@
 //! as persisted steps: the control plane is killed in the middle, or dies with an upload's
 //! answer lost, and a new one resumes, with no tray updated twice.
 
+// reason: tests may expect, helpers included: a panic is their failure report; their
+// sizes and readings are small and known.
+#![allow(clippy::expect_used, clippy::cast_possible_truncation)]
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

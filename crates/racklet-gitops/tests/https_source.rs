@@ -2,6 +2,9 @@
 //! gix (rustls), from a real Git HTTP server — `git http-backend` behind an HTTPS
 //! listener, the server side Git ships; only this test runs the git binary, as a server.
 
+// reason: tests may expect, helpers included: a panic is their failure report.
+#![allow(clippy::expect_used)]
+
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;

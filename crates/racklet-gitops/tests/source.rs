@@ -2,6 +2,9 @@
 //! signature policy. The control plane runs without chassis here: only what it adopts
 //! (and refuses) is under test.
 
+// reason: tests may expect, helpers included: a panic is their failure report.
+#![allow(clippy::expect_used)]
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 

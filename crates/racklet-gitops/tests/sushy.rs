@@ -2,6 +2,9 @@
 //! onto the one system of `sushy-emulator --fake` (OpenStack's Redfish emulator, from
 //! PyPI's sushy-tools, which `scripts/test` installs), and commits power it on and off.
 
+// reason: tests may expect, helpers included: a panic is their failure report.
+#![allow(clippy::expect_used)]
+
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;

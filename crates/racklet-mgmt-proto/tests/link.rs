@@ -1,5 +1,8 @@
 //! Enrollment, sessions and every way a frame must be refused.
 
+// reason: tests may expect, helpers included: a panic is their failure report.
+#![allow(clippy::expect_used)]
+
 use ed25519_dalek::SigningKey;
 use racklet_mgmt_proto::link::{BmcEvent, BmcLink, RmcEvent, RmcLink};
 use racklet_mgmt_proto::message::{

@@ -247,6 +247,8 @@ impl Scale {
         // no_std has no f64::round; values are non-negative, so +0.5 and truncate.
         let scaled = fraction * f64::from(RESULT_MAX) + 0.5;
         let overflow = scaled >= f64::from(RESULT_MAX) + 1.0;
+        // reason: the last branch runs only for 0 <= scaled < RESULT_MAX + 1, which fits u16.
+        #[allow(clippy::cast_possible_truncation)]
         let code = if scaled.is_nan() || scaled < 0.0 {
             0
         } else if overflow {

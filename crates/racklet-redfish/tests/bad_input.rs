@@ -2,6 +2,9 @@
 //! message, changes nothing, and never panics. The service runs on the rack simulation
 //! (twin + BMC firmware + daemon), without TLS (TLS is exercised by the validators).
 
+// reason: tests may expect, helpers included: a panic is their failure report.
+#![allow(clippy::expect_used)]
+
 use std::time::Duration;
 
 use axum::body::Body;

@@ -2,6 +2,9 @@
 //! whether or not the user name exists (no enumeration by timing), and a flood of them
 //! neither starves clients that hold a session token nor grows the process without bound.
 
+// reason: tests may expect, helpers included: a panic is their failure report.
+#![allow(clippy::expect_used)]
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -1,5 +1,8 @@
 //! The service's messages are the DMTF Base registry's, word for word.
 
+// reason: tests may expect, helpers included: a panic is their failure report.
+#![allow(clippy::expect_used)]
+
 use std::path::Path;
 
 use racklet_redfish::error::Message;

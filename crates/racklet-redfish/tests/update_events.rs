@@ -1,6 +1,10 @@
 //! Firmware updates through the UpdateService as Tasks, events to SSE streams and HTTPS
 //! subscribers, and Manager.Reset — over a real socket, on the rack simulation.
 
+// reason: tests may expect, helpers included: a panic is their failure report; their
+// sizes and readings are small and known.
+#![allow(clippy::expect_used, clippy::cast_possible_truncation)]
+
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -75,7 +75,10 @@ impl Backplane for TwinBackplane {
     fn set_fan_duty(&mut self, fan: usize, duty: f64) {
         if let Some((pwm, _)) = self.fans.get_mut(fan) {
             let max = pwm.max_duty_cycle();
-            let _ = pwm.set_duty_cycle((duty.clamp(0.0, 1.0) * f64::from(max)).round() as u16);
+            // reason: the duty is clamped to 0..=1, so the product is in 0..=max, a u16.
+            #[allow(clippy::cast_possible_truncation)]
+            let duty = (duty.clamp(0.0, 1.0) * f64::from(max)).round() as u16;
+            let _ = pwm.set_duty_cycle(duty);
         }
     }
 

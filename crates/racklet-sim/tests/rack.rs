@@ -1,6 +1,10 @@
 //! The rack end to end on the twin: BMC firmware cores, the management link, the rack
 //! management daemon. Each fault of the firmware issue is a test here.
 
+// reason: tests may expect, helpers included: a panic is their failure report; their
+// sizes and readings are small and known.
+#![allow(clippy::expect_used, clippy::cast_possible_truncation)]
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 

@@ -40,7 +40,10 @@ fn thread_cpu() -> Duration {
     if rc != 0 {
         return Duration::ZERO;
     }
-    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+    let Ok(nanos) = u32::try_from(ts.tv_nsec) else {
+        return Duration::ZERO;
+    };
+    Duration::new(ts.tv_sec as u64, nanos)
 }
 
 fn resident_bytes() -> u64 {
@@ -151,7 +154,8 @@ fn run_one(chassis: usize, dir: &Path, idle: Duration) -> anyhow::Result<Run> {
             let _ = plane_tx.send(plane.clone());
             tokio::spawn(plane.run());
             while !s.load(Ordering::SeqCst) {
-                c.store(thread_cpu().as_nanos() as u64, Ordering::SeqCst);
+                let nanos = u64::try_from(thread_cpu().as_nanos()).unwrap_or(u64::MAX);
+                c.store(nanos, Ordering::SeqCst);
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
             anyhow::Ok(())

@@ -221,7 +221,15 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
         let port = if args.redfish_port == 0 {
             0
         } else {
-            args.redfish_port + i as u16
+            u16::try_from(i)
+                .ok()
+                .and_then(|i| args.redfish_port.checked_add(i))
+                .with_context(|| {
+                    format!(
+                        "Redfish port {} + chassis {i} is past 65535",
+                        args.redfish_port
+                    )
+                })?
         };
         let running = runtime.block_on(racklet_redfish::serve(
             d.clone(),

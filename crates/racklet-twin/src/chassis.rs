@@ -276,10 +276,13 @@ impl ChassisTwin {
                 if self.hub_events.len() >= HUB_EVENTS {
                     self.hub_events.pop_front();
                 }
+                // reason: twin time in µs fits u64 for 584 000 years; `as` saturates anyway.
+                #[allow(clippy::cast_possible_truncation)]
+                let at_micros = (now * 1e6) as u64;
                 self.hub_events.push_back(PortEvent {
                     port: u8::try_from(i + 1).unwrap_or(u8::MAX),
                     state,
-                    at_micros: (now * 1e6) as u64,
+                    at_micros,
                 });
             }
         }

@@ -195,7 +195,10 @@ impl TemperatureSensor for TwinTemperature {
             SensorFault::Healthy => t.soc_celsius + noise,
         };
         // The sensor resolves 0.1 °C.
-        Ok(((celsius * 10.0).round() as i32) * 100)
+        // reason: a modelled SoC temperature in 0.1 °C is far inside i32; `as` saturates.
+        #[allow(clippy::cast_possible_truncation)]
+        let decicelsius = (celsius * 10.0).round() as i32;
+        Ok(decicelsius.saturating_mul(100))
     }
 }
 
@@ -237,7 +240,10 @@ impl Tachometer for TwinTach {
         let mut s = self.twin.lock();
         let jitter = s.noise(0.005);
         let rpm = s.chassis[self.chassis].fans[self.fan].rpm * (1.0 + jitter);
-        Ok(((rpm / 30.0).round().max(0.0) as u32) * 30)
+        // reason: a modelled fan turns a few thousand RPM, far inside u32; `as` saturates.
+        #[allow(clippy::cast_possible_truncation)]
+        let pulses = (rpm / 30.0).round().max(0.0) as u32;
+        Ok(pulses.saturating_mul(30))
     }
 }
 

@@ -1,6 +1,10 @@
 //! Physics of the digital twin: energy, heat, rails, fans, hot-swap, faults — each checked
 //! against the analytic answer or the hardware's documented behaviour.
 
+// reason: tests may expect, helpers included: a panic is their failure report; their
+// sizes and readings are small and known.
+#![allow(clippy::expect_used, clippy::cast_possible_truncation)]
+
 use std::path::Path;
 use std::time::Duration;
 

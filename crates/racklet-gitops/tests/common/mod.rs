@@ -1,6 +1,9 @@
 //! Helpers the control-plane tests share: the example manifests as repository files, a
 //! source on a local repository, a control plane without chassis, and the rack simulation
 //! with its chassis' Redfish service over HTTPS.
+
+// reason: tests may expect, helpers included: a panic is their failure report.
+#![allow(clippy::expect_used)]
 #![allow(dead_code)]
 
 use std::path::Path;

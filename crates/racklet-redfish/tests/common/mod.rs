@@ -1,6 +1,9 @@
 //! The example rack on the simulation with the Redfish service of its first chassis, shared
 //! by the integration tests. The service runs without TLS here; the DMTF validators in
 //! `scripts/redfish-conformance` exercise it over HTTPS.
+
+// reason: tests may expect, helpers included: a panic is their failure report.
+#![allow(clippy::expect_used)]
 #![allow(dead_code)]
 
 use std::future::Future;

@@ -16,6 +16,12 @@ use racklet_rmd_api::{RmdError, Severity, UpdateProgress, UpdateStep};
 
 use super::requests::refusal;
 
+/// [`FIRMWARE_CHUNK`] as the protocol's `u32` offsets count it.
+// reason: the chunk is 512 bytes; the assertion below stops the build if it ever outgrows u32.
+#[allow(clippy::cast_possible_truncation)]
+const CHUNK: u32 = FIRMWARE_CHUNK as u32;
+const _: () = assert!(FIRMWARE_CHUNK <= u32::MAX as usize);
+
 /// Where a BMC firmware update stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FirmwareStage {
@@ -70,6 +76,8 @@ pub enum Action {
 pub struct FirmwareJob {
     pub slot: u32,
     image: Arc<Vec<u8>>,
+    /// `image.len()`, which [`FirmwareJob::new`] checked fits the protocol's `u32`.
+    size: u32,
     version: u32,
     signature: heapless::Vec<u8, 64>,
     pub stage: FirmwareStage,
@@ -102,6 +110,7 @@ impl FirmwareJob {
         Ok(FirmwareJob {
             slot,
             image,
+            size,
             version,
             signature,
             stage: FirmwareStage::Transferring { sent: 0, size },
@@ -153,7 +162,7 @@ impl FirmwareJob {
     }
 
     fn size(&self) -> u32 {
-        self.image.len() as u32
+        self.size
     }
 
     fn fail(&mut self, reason: String) -> Vec<Action> {
@@ -196,7 +205,7 @@ impl FirmwareJob {
                         self.stage = FirmwareStage::Verifying;
                     }
                 } else {
-                    let sent = (sent + FIRMWARE_CHUNK as u32).min(size);
+                    let sent = sent.saturating_add(CHUNK).min(size);
                     self.stage = if sent < size {
                         FirmwareStage::Transferring { sent, size }
                     } else {
@@ -247,7 +256,8 @@ impl FirmwareJob {
             // The transfer is most of the time: 0–80 %, then 80, 85, 90, 100.
             FirmwareStage::Transferring { sent, size } => (
                 UpdateStep::Transferring,
-                (u64::from(*sent) * 80 / u64::from((*size).max(1))) as u8,
+                // sent <= size, so at most 80.
+                u8::try_from(u64::from(*sent) * 80 / u64::from((*size).max(1))).unwrap_or(80),
             ),
             FirmwareStage::Verifying => (UpdateStep::Verifying, 80),
             FirmwareStage::Activating => (UpdateStep::Activating, 85),
@@ -265,6 +275,8 @@ impl FirmwareJob {
 }
 
 #[cfg(test)]
+// reason: the test image is a few chunks long; its sizes and offsets fit u8 and u32.
+#[allow(clippy::cast_possible_truncation)]
 mod tests {
     use super::*;
     use racklet_mgmt_proto::message::{ErrorCode, Inventory, Slot};

@@ -3,6 +3,7 @@
 //! identities, answers (status, inventory, reboots), keep-alive status polling, and the
 //! sealing of queued requests onto the link.
 
+use std::io;
 use std::time::Duration;
 
 use racklet_mgmt_proto::link::{LinkKey, RmcEvent, RmcLink};
@@ -19,6 +20,13 @@ use crate::store::Enrolled;
 pub const STATUS_EVERY: Duration = Duration::from_millis(250);
 /// A hello without an answer is sent again after this long.
 pub const HELLO_RETRY: Duration = Duration::from_secs(2);
+
+/// The hub port of `slot`. Connections are attached from `u8` ports, so this fails only
+/// for a slot no BMC can be on.
+fn port(slot: u32) -> io::Result<u8> {
+    u8::try_from(slot)
+        .map_err(|_| io::Error::new(io::ErrorKind::NotFound, format!("no hub port {slot}")))
+}
 
 /// What the daemon knows of the BMC on one port.
 pub(super) struct Conn {
@@ -67,12 +75,12 @@ impl DaemonCore {
         };
         if let Some(frame) = conn.link.hello(&mut self.rng) {
             conn.hello_at = Some(now);
-            let _ = bp.write(slot as u8, &frame);
+            let _ = port(slot).and_then(|p| bp.write(p, &frame));
         }
     }
 
     pub(super) fn pump(&mut self, slot: u32, bp: &mut impl Backplane) {
-        let bytes = match bp.read(slot as u8) {
+        let bytes = match port(slot).and_then(|p| bp.read(p)) {
             Ok(b) => b,
             Err(_) => return,
         };
@@ -164,7 +172,7 @@ impl DaemonCore {
         };
         if approved && ack.enrollment_open {
             if let Some(frame) = conn.link.enroll(ack.identity, &mut self.rng) {
-                let _ = bp.write(slot as u8, &frame);
+                let _ = port(slot).and_then(|p| bp.write(p, &frame));
             }
             self.event(
                 Severity::Info,
@@ -320,7 +328,7 @@ impl DaemonCore {
             }
             conn.link
                 .request(envelope)
-                .is_some_and(|frame| bp.write(slot as u8, &frame).is_ok())
+                .is_some_and(|frame| port(slot).and_then(|p| bp.write(p, &frame)).is_ok())
         });
     }
 
