@@ -213,12 +213,7 @@ async fn read_only_user_cannot_reset_and_nothing_changes() {
     );
     // Nothing to wait for on tray 6 itself: wait until an allowed reset of tray 5, sent
     // after the refused one, has reached the rack, then check tray 6 stayed off.
-    let os = |tray: u32| {
-        f.rack.lock().twin.lock().chassis[0]
-            .tray(tray)
-            .expect("tray")
-            .os
-    };
+    let os = |tray: u32| common::tray(&f.rack.lock().twin, tray).os;
     assert_eq!(os(5), OsState::Off);
     let (s, _, v) = call(
         &f,
@@ -422,11 +417,7 @@ async fn location_indicator_lights_the_trays_identify_led() {
     assert_eq!(v["LocationIndicatorActive"], true);
     // The daemon's loop drives the LED.
     let lit = wait_until(Duration::from_secs(10), || async {
-        f.rack.lock().twin.lock().chassis[0]
-            .tray(2)
-            .expect("tray")
-            .indicator
-            == racklet_hal::Indicator::Identify
+        common::tray(&f.rack.lock().twin, 2).indicator == racklet_hal::Indicator::Identify
     })
     .await;
     assert!(lit, "tray 2's identify LED lit");

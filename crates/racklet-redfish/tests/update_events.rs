@@ -540,12 +540,7 @@ async fn events_reach_sse_streams_and_https_subscribers() {
 async fn manager_reset_restarts_a_bmc_or_the_daemon_without_touching_power() {
     let svc = service("mgr", |_| {}).await;
     svc.add_user("op", "Operator").await;
-    let power = |svc: &Service| {
-        svc.sim.rack.lock().twin.lock().chassis[0]
-            .tray(3)
-            .expect("tray")
-            .dcdc_en
-    };
+    let power = |svc: &Service| common::tray(&svc.sim.rack.lock().twin, 3).dcdc_en;
     // Tray 3 runs, so a restart that cut power would show.
     let r = svc
         .req(

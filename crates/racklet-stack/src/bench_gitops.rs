@@ -14,7 +14,6 @@ use racklet_gitops::git::{commit_files, current_branch, Reference, SourceSpec};
 use racklet_gitops::power::{node_statuses, ChassisEndpoint, DriftPolicy, Sync};
 use racklet_gitops::store::RedbStore;
 use racklet_gitops::{Config, ControlPlane};
-use racklet_redfish_client::Endpoint;
 use racklet_sim::Rack;
 use racklet_twin::TwinConfig;
 
@@ -106,20 +105,10 @@ fn run_one(chassis: usize, dir: &Path, idle: Duration) -> anyhow::Result<Run> {
     for d in daemons {
         let name = racklet_rmd_api::ChassisManager::chassis_name(&d).to_string();
         let rf = dir.join("redfish").join(&name);
-        let running = services.block_on(racklet_redfish::serve(d, &rf, "127.0.0.1:0".parse()?))?;
-        let password = std::fs::read_to_string(
-            running
-                .initial_password_file
-                .ok_or_else(|| anyhow::anyhow!("no first-start password"))?,
-        )?;
+        let endpoint = services.block_on(crate::chassis::redfish_with_admin(d, &rf))?;
         endpoints.push(ChassisEndpoint {
             chassis: name,
-            endpoint: Endpoint {
-                base: format!("https://{}", running.addr),
-                user: "admin".into(),
-                password: password.trim().to_string(),
-                ca_pem: Some(std::fs::read(rf.join("tls/cert.pem"))?),
-            },
+            endpoint,
             systems: Default::default(),
         });
     }

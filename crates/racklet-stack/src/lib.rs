@@ -9,6 +9,7 @@
 
 pub mod bench;
 mod bench_gitops;
+pub mod chassis;
 mod controlplane;
 pub mod up;
 

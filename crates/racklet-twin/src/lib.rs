@@ -381,6 +381,7 @@ impl Twin {
                     energy_joules: t.energy_joules,
                     soc_celsius: t.installed.as_ref().map(|_| t.soc_celsius),
                     throttled: t.throttled,
+                    indicator: t.indicator,
                     airflow,
                     fan_rpm: if zone_rpm.is_empty() {
                         None
@@ -408,6 +409,8 @@ pub struct TraySnapshot {
     /// None for an empty slot.
     pub soc_celsius: Option<f64>,
     pub throttled: bool,
+    /// What the tray's front LED shows.
+    pub indicator: racklet_hal::Indicator,
     pub airflow: f64,
     /// Mean speed of the tray's zone fans; None when the tray is in no zone.
     pub fan_rpm: Option<f64>,

@@ -107,19 +107,8 @@ pub async fn rack_with_redfish(dir: &Path) -> (Endpoint, RunningRack) {
     rack.advance(Duration::from_secs(3));
     let daemon = rack.daemons[0].clone();
     let rack = rack.run_in_background(Duration::from_millis(20));
-    let rf_dir = dir.join("redfish");
-    let running = racklet_redfish::serve(daemon, &rf_dir, "127.0.0.1:0".parse().expect("addr"))
+    let endpoint = racklet_stack::chassis::redfish_with_admin(daemon, &dir.join("redfish"))
         .await
         .expect("redfish");
-    let password = std::fs::read_to_string(running.initial_password_file.expect("first start"))
-        .expect("password")
-        .trim()
-        .to_string();
-    let endpoint = Endpoint {
-        base: format!("https://{}", running.addr),
-        user: "admin".into(),
-        password,
-        ca_pem: Some(std::fs::read(rf_dir.join("tls/cert.pem")).expect("cert")),
-    };
     (endpoint, rack)
 }

@@ -106,3 +106,12 @@ where
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// Tray `slot` of the first chassis as the twin shows it now (a snapshot: no twin lock is
+/// held by the test).
+pub fn tray(twin: &racklet_twin::Twin, slot: u32) -> racklet_twin::TraySnapshot {
+    twin.snapshot()
+        .into_iter()
+        .find(|t| t.slot == slot)
+        .expect("the tray is in the twin")
+}
