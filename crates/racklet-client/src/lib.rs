@@ -12,7 +12,8 @@ pub mod client;
 pub mod data_dir;
 pub mod meta;
 pub mod objects;
-pub mod time;
+
+pub use racklet_time as time;
 
 pub use client::{Client, ClientError};
 pub use data_dir::DataDir;

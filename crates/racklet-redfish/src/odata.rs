@@ -100,12 +100,7 @@ pub(crate) fn only_known(o: &Map<String, Value>, known: &[&str]) -> Result<(), R
     }
 }
 
-/// RFC 3339 UTC time (whole seconds) of a Unix timestamp in milliseconds.
-pub(crate) fn rfc3339(unix_ms: u64) -> String {
-    let secs = i64::try_from(unix_ms / 1000).unwrap_or(i64::MAX);
-    jiff::Timestamp::from_second(secs)
-        .map_or_else(|_| "9999-12-31T23:59:59Z".to_string(), |t| t.to_string())
-}
+pub(crate) use racklet_time::rfc3339;
 
 /// An `ActionInfo` resource at `odata_id` (its `Id` is the URI's last segment) describing
 /// an action's one string parameter and the values it allows.

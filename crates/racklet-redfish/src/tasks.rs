@@ -197,11 +197,7 @@ pub struct Tasks {
     next: u64,
 }
 
-pub(crate) fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
+pub(crate) use racklet_time::unix_ms as now_ms;
 
 impl Tasks {
     /// Loads `DIR/tasks.json`; tasks that were running end as interrupted.

@@ -1,5 +1,6 @@
-//! Time on the wire: RFC 3339 in UTC, as Kubernetes writes `lastTransitionTime`. One place
-//! for it, so that every crate prints and parses time the same way.
+//! Time on the wire: RFC 3339 in UTC (as Redfish and Kubernetes write it) and Unix
+//! milliseconds (as the state stores keep it). One place for it, so that every crate
+//! prints and parses time the same way.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
