@@ -71,8 +71,8 @@ def main():
                                      capture_output=True, text=True)
                 if got.returncode != 0:
                     return False
-                nodes = json.loads(got.stdout)
-                return len(nodes) == 7 and all(n["sync"] == "Synced" for n in nodes)
+                nodes = json.loads(got.stdout)["items"]  # a List, as kubectl prints
+                return len(nodes) == 7 and all(n["status"]["sync"] == "Synced" for n in nodes)
             check("the control plane converges the rack first", wait_for(converged))
 
             # sushy (OpenStack Ironic's client), session authentication.
