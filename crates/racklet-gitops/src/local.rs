@@ -7,6 +7,19 @@ use std::path::{Path, PathBuf};
 
 use crate::git::{options, SourceError};
 
+/// Why a change was not committed; the repository and its working tree are unchanged.
+#[derive(Debug, thiserror::Error)]
+pub enum CommitError {
+    #[error(transparent)]
+    Repository(#[from] SourceError),
+    #[error("the branch of {repo} moved on (now at {now}) while the change was made; try again")]
+    BranchMoved { repo: String, now: String },
+    #[error("{path} in {repo} has changes that are not committed; commit or discard them first")]
+    Uncommitted { repo: String, path: String },
+    #[error("{path} is not a plain file path in {repo} (a symbolic link or `.git` on the way)")]
+    UnsafePath { repo: String, path: String },
+}
+
 /// Who a commit is by.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Author {
@@ -76,20 +89,46 @@ pub fn commit_files(
     files: &[(String, Vec<u8>)],
     message: &str,
 ) -> Result<String, SourceError> {
-    commit(dir, files, message, None, None)
+    commit(dir, files, message, None, None).map_err(|e| match e {
+        CommitError::Repository(e) => e,
+        other => SourceError::Unreachable {
+            url: dir.display().to_string(),
+            reason: other.to_string(),
+        },
+    })
 }
 
 /// Commits `files` by `author` (the control plane is the committer), only if the branch
 /// still points at `expected_head`: a commit that raced in between refuses this one
-/// instead of being overwritten.
+/// instead of being overwritten. A file the person working in the checkout has changed
+/// (in the working tree or the index) is never overwritten: the change is refused.
 pub fn commit_as(
     dir: &Path,
     files: &[(String, Vec<u8>)],
     message: &str,
     author: &Author,
     expected_head: Option<&str>,
-) -> Result<String, SourceError> {
+) -> Result<String, CommitError> {
     commit(dir, files, message, Some(author), expected_head)
+}
+
+/// True when every component of `path` below `dir` is a plain name (no `.git`, `..` or
+/// root) and nothing on the way is a symbolic link.
+fn plain_path(dir: &Path, path: &str) -> bool {
+    let mut at = dir.to_path_buf();
+    for part in Path::new(path).components() {
+        let std::path::Component::Normal(name) = part else {
+            return false;
+        };
+        if name.to_string_lossy().eq_ignore_ascii_case(".git") {
+            return false;
+        }
+        at.push(name);
+        if std::fs::symlink_metadata(&at).is_ok_and(|m| m.file_type().is_symlink()) {
+            return false;
+        }
+    }
+    true
 }
 
 fn commit(
@@ -98,8 +137,9 @@ fn commit(
     message: &str,
     author: Option<&Author>,
     expected_head: Option<&str>,
-) -> Result<String, SourceError> {
+) -> Result<String, CommitError> {
     let err = unreachable(dir);
+    let repo_name = || dir.display().to_string();
     let repo = if dir.join(".git").exists() {
         gix::open_opts(dir, options()).map_err(&err)?
     } else {
@@ -119,29 +159,59 @@ fn commit(
     let parent = repo.head().map_err(&err)?.id().map(|id| id.detach());
     if let Some(expected) = expected_head {
         if parent.map(|p| p.to_string()).as_deref() != Some(expected) {
-            return Err(SourceError::Unreachable {
-                url: dir.display().to_string(),
-                reason: format!(
-                    "the branch moved on while the change was made (now at {}); try again",
-                    parent.map_or_else(|| "nothing".into(), |p| p.to_string())
-                ),
+            return Err(CommitError::BranchMoved {
+                repo: repo_name(),
+                now: parent.map_or_else(|| "nothing".into(), |p| p.to_string()),
             });
         }
     }
     let base = repo.head_tree_id_or_empty().map_err(&err)?;
+    let base_tree = repo.find_tree(base).map_err(&err)?;
+    let index = repo.open_index().ok();
+    for (path, bytes) in files {
+        if !plain_path(dir, path) {
+            return Err(CommitError::UnsafePath {
+                repo: repo_name(),
+                path: path.clone(),
+            });
+        }
+        // What the branch has now; the working tree and the index must agree with it
+        // (or already hold the new content), so that writing them loses nothing.
+        let committed = base_tree
+            .lookup_entry_by_path(path.as_str())
+            .map_err(&err)?
+            .map(|e| e.object_id());
+        let committed_bytes = match committed {
+            Some(id) => Some(repo.find_blob(id).map_err(&err)?.take_data()),
+            None => None,
+        };
+        let on_disk = std::fs::read(dir.join(path)).ok();
+        let disk_clean = on_disk.is_none()
+            || on_disk == committed_bytes
+            || on_disk.as_deref() == Some(bytes.as_slice());
+        let staged = index
+            .as_ref()
+            .and_then(|i| i.entry_by_path(path.as_str().into()))
+            .map(|e| e.id);
+        let index_clean = staged.is_none() || staged == committed;
+        if !disk_clean || !index_clean {
+            return Err(CommitError::Uncommitted {
+                repo: repo_name(),
+                path: path.clone(),
+            });
+        }
+    }
     let mut editor = repo.edit_tree(base).map_err(&err)?;
+    let mut blobs = Vec::new();
     for (path, bytes) in files {
         let blob = repo.write_blob(bytes).map_err(&err)?.detach();
         editor
             .upsert(path.as_str(), gix::object::tree::EntryKind::Blob, blob)
             .map_err(&err)?;
-        let on_disk = dir.join(path);
-        if let Some(parent) = on_disk.parent() {
-            let _ = std::fs::create_dir_all(parent);
-        }
-        let _ = std::fs::write(&on_disk, bytes);
+        blobs.push((path, blob));
     }
     let tree = editor.write().map_err(&err)?.detach();
+    // HEAD moves only if it still is `parent` (gix compares and swaps).
     let id = match author {
         None => repo.commit("HEAD", message, tree, parent).map_err(&err)?,
         Some(author) => {
@@ -172,7 +242,37 @@ fn commit(
         }
     }
     .detach();
-    let mut index = repo.index_from_tree(&tree).map_err(&err)?;
-    index.write(Default::default()).map_err(err)?;
+    // The checkout follows the commit: the changed files, and their index entries only.
+    for (path, bytes) in files {
+        let on_disk = dir.join(path);
+        if let Some(parent) = on_disk.parent() {
+            let _ = std::fs::create_dir_all(parent);
+        }
+        let _ = std::fs::write(&on_disk, bytes);
+    }
+    match index {
+        Some(mut index) => {
+            use gix::index::entry::{Flags, Mode, Stage, Stat};
+            for (path, blob) in blobs {
+                let path: &gix::bstr::BStr = path.as_str().into();
+                match index.entry_mut_by_path_and_stage(path, Stage::Unconflicted) {
+                    // A zero stat makes git look at the file again instead of trusting it.
+                    Some(entry) => {
+                        entry.id = blob;
+                        entry.stat = Stat::default();
+                    }
+                    None => {
+                        index.dangerously_push_entry(Stat::default(), blob, Flags::empty(), Mode::FILE, path);
+                        index.sort_entries();
+                    }
+                }
+            }
+            index.write(Default::default()).map_err(err)?;
+        }
+        None => {
+            let mut index = repo.index_from_tree(&tree).map_err(&err)?;
+            index.write(Default::default()).map_err(err)?;
+        }
+    }
     Ok(id.to_string())
 }

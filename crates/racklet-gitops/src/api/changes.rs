@@ -11,7 +11,8 @@ use racklet_client::changes::{ApplyRequest, ChangeResult, PowerRequest};
 use racklet_client::DesiredPower;
 
 use crate::desired::{changes, desired_from, Desired};
-use crate::local::{commit_as, head_files, Author};
+use crate::git::{Reference, SourceSpec};
+use crate::local::{commit_as, head_files, Author, CommitError};
 
 /// Why a change was not made; each maps to one HTTP status.
 #[derive(Debug, thiserror::Error)]
@@ -28,16 +29,42 @@ pub enum ChangeError {
     Repository(String),
 }
 
-/// The local repository behind a `file://` source; other sources take commits and pushes
-/// at their Git server.
-pub fn local_repository(url: &str) -> Result<PathBuf, ChangeError> {
-    match url.strip_prefix("file://") {
-        Some(p) => Ok(PathBuf::from(p)),
-        None if !url.contains("://") => Ok(PathBuf::from(url)),
-        None => Err(ChangeError::Conflict(format!(
-            "the source {url} is not a local repository; commit and push there instead"
-        ))),
+/// The local repository behind the source, if the control plane can commit there: a
+/// `file://` source following the branch that is checked out, with no signature policy
+/// (the control plane cannot sign for anyone). Other sources take commits and pushes at
+/// their Git server.
+pub fn local_repository(spec: &SourceSpec, rack_signers: &[String]) -> Result<PathBuf, ChangeError> {
+    let url = &spec.url;
+    let repo = match url.strip_prefix("file://") {
+        Some(p) => PathBuf::from(p),
+        None if !url.contains("://") => PathBuf::from(url),
+        None => {
+            return Err(ChangeError::Conflict(format!(
+                "the source {url} is not a local repository; commit and push there instead"
+            )))
+        }
+    };
+    if spec.signers.is_some() || !rack_signers.is_empty() {
+        return Err(ChangeError::Conflict(format!(
+            "the rack accepts only signed commits; commit to {} with `git commit -S` instead",
+            repo.display()
+        )));
     }
+    let Reference::Branch(branch) = &spec.reference else {
+        return Err(ChangeError::Conflict(format!(
+            "the control plane follows {}, not a branch; commit to {} and move it yourself",
+            spec.reference.describe(),
+            repo.display()
+        )));
+    };
+    let checked_out = crate::git::current_branch(&repo).map_err(repository_failed)?;
+    if checked_out != *branch {
+        return Err(ChangeError::Conflict(format!(
+            "{} has {checked_out} checked out, but the control plane follows {branch}",
+            repo.display()
+        )));
+    }
+    Ok(repo)
 }
 
 fn author(a: &racklet_client::changes::Author) -> Result<Author, ChangeError> {
@@ -56,7 +83,10 @@ fn author(a: &racklet_client::changes::Author) -> Result<Author, ChangeError> {
 /// A manifest path relative to the source's path: plain components, a manifest extension.
 fn manifest_path(path: &str) -> Result<PathBuf, ChangeError> {
     let p = Path::new(path);
-    let plain = !path.is_empty() && p.components().all(|c| matches!(c, Component::Normal(_)));
+    let plain = !path.is_empty()
+        && p.components().all(|c| {
+            matches!(c, Component::Normal(n) if !n.to_string_lossy().eq_ignore_ascii_case(".git"))
+        });
     let manifest = matches!(
         p.extension().and_then(|e| e.to_str()),
         Some("yaml" | "yml" | "json")
@@ -77,6 +107,16 @@ fn repository_failed(e: crate::git::SourceError) -> ChangeError {
     ChangeError::Repository(e.to_string())
 }
 
+fn commit_failed(e: CommitError) -> ChangeError {
+    match e {
+        CommitError::Repository(e) => repository_failed(e),
+        e @ (CommitError::BranchMoved { .. } | CommitError::Uncommitted { .. }) => {
+            ChangeError::Conflict(e.to_string())
+        }
+        e @ CommitError::UnsafePath { .. } => ChangeError::BadRequest(e.to_string()),
+    }
+}
+
 fn in_source(sub: &str, path: &Path) -> String {
     let sub = sub.trim_matches('/');
     if sub.is_empty() || sub == "." {
@@ -92,9 +132,16 @@ pub fn apply(repo: &Path, sub: &str, request: &ApplyRequest) -> Result<ChangeRes
         return Err(ChangeError::BadRequest("no files to apply".into()));
     }
     let author = author(&request.author)?;
-    let mut incoming = Vec::new();
+    let mut incoming: Vec<(PathBuf, Vec<u8>)> = Vec::new();
     for f in &request.files {
-        incoming.push((manifest_path(&f.path)?, f.content.as_bytes().to_vec()));
+        let path = manifest_path(&f.path)?;
+        if incoming.iter().any(|(p, _)| *p == path) {
+            return Err(ChangeError::BadRequest(format!(
+                "{} is given twice; give each file once",
+                f.path
+            )));
+        }
+        incoming.push((path, f.content.as_bytes().to_vec()));
     }
     let (head, before) = head_files(repo, sub).map_err(repository_failed)?;
     let mut after: Vec<(PathBuf, Vec<u8>)> = before
@@ -131,8 +178,8 @@ pub fn apply(repo: &Path, sub: &str, request: &ApplyRequest) -> Result<ChangeRes
         .into_iter()
         .map(|(p, b)| (in_source(sub, &p), b))
         .collect();
-    let commit = commit_as(repo, &files, &result.message, &author, head.as_deref())
-        .map_err(|e| ChangeError::Conflict(e.to_string()))?;
+    let commit =
+        commit_as(repo, &files, &result.message, &author, head.as_deref()).map_err(commit_failed)?;
     result.commit = Some(commit);
     Ok(result)
 }
@@ -149,7 +196,13 @@ pub fn set_power(
     let (head, before) = head_files(repo, sub).map_err(repository_failed)?;
     for (file, bytes) in &before {
         let text = String::from_utf8_lossy(bytes);
-        let Some(edited) = edit_power(&text, name, power) else {
+        let is_json = file.extension().is_some_and(|e| e == "json");
+        let edited = if is_json {
+            edit_power_json(&text, name, power)
+        } else {
+            edit_power(&text, name, power)
+        };
+        let Some(edited) = edited else {
             continue;
         };
         let after: Vec<(PathBuf, Vec<u8>)> = before
@@ -163,6 +216,15 @@ pub fn set_power(
             })
             .collect();
         let lines = changes(&validated(&before)?, &validated(&after)?);
+        // The edit is text: make sure it changed this node's power and nothing else.
+        let expected = format!("~ {name}: power ");
+        if lines.len() > 1 || lines.iter().any(|l| !l.starts_with(&expected)) {
+            return Err(ChangeError::Invalid(vec![format!(
+                "{}: editing powerState of {name} would change more than its power ({}); edit the file instead",
+                file.display(),
+                lines.join("; ")
+            )]));
+        }
         let verb = if power == DesiredPower::On {
             "on"
         } else {
@@ -182,11 +244,27 @@ pub fn set_power(
         }
         let files = [(in_source(sub, file), edited.into_bytes())];
         let commit = commit_as(repo, &files, &result.message, &author, head.as_deref())
-            .map_err(|e| ChangeError::Conflict(e.to_string()))?;
+            .map_err(commit_failed)?;
         result.commit = Some(commit);
         return Ok(result);
     }
     Err(ChangeError::NoSuchNode(name.into()))
+}
+
+/// Sets `spec.powerState` of compute unit `name` in a JSON manifest (one object or an
+/// array of them).
+fn edit_power_json(text: &str, name: &str, power: DesiredPower) -> Option<String> {
+    let mut doc: serde_json::Value = serde_json::from_str(text).ok()?;
+    let declares = |v: &serde_json::Value| {
+        v["kind"] == "ComputeUnit" && v["metadata"]["name"] == name && v["spec"].is_object()
+    };
+    let unit = match &mut doc {
+        serde_json::Value::Array(items) => items.iter_mut().find(|v| declares(v))?,
+        v if declares(v) => v,
+        _ => return None,
+    };
+    unit["spec"]["powerState"] = serde_json::Value::from(power.as_str());
+    serde_json::to_string_pretty(&doc).ok().map(|s| s + "\n")
 }
 
 /// Sets `powerState` of compute unit `name` in the YAML document that declares it,
@@ -246,6 +324,18 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn power_edits_json_manifests_too() {
+        let one = r#"{"apiVersion": "racklet.io/v1alpha1", "kind": "ComputeUnit",
+            "metadata": {"name": "node-8"}, "spec": {"tray": 1, "powerState": "Off"}}"#;
+        let out = edit_power_json(one, "node-8", DesiredPower::On).expect("found");
+        let v: serde_json::Value = serde_json::from_str(&out).expect("JSON");
+        assert_eq!(v["spec"]["powerState"], "On");
+        let many = format!("[{one}]");
+        assert!(edit_power_json(&many, "node-8", DesiredPower::On).is_some());
+        assert_eq!(edit_power_json(&many, "node-9", DesiredPower::On), None);
     }
 
     #[test]

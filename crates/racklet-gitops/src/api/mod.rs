@@ -89,7 +89,7 @@ struct Api<S> {
     token: String,
     webhook_secret: String,
     /// One commit at a time: each reads the branch, then commits on top of it.
-    commits: tokio::sync::Mutex<()>,
+    commits: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// Routes without TLS (for tests and embedding): requests need `token` as their bearer
@@ -103,7 +103,7 @@ pub fn routes<S: StateStore>(
         plane,
         token,
         webhook_secret,
-        commits: tokio::sync::Mutex::new(()),
+        commits: Arc::new(tokio::sync::Mutex::new(())),
     });
     Router::new()
         .route("/v1/nodes", get(nodes::<S>))
@@ -393,12 +393,22 @@ async fn change<S: StateStore>(
         + 'static,
 ) -> Response {
     let spec = api.plane.config().source.clone();
-    let repo = match changes::local_repository(&spec.url) {
+    let rack_signers = match applied(api).await {
+        Ok(d) => d.signers,
+        Err(e) => return failed(e),
+    };
+    let repo = match changes::local_repository(&spec, &rack_signers) {
         Ok(r) => r,
         Err(e) => return change_refused(e),
     };
-    let _one_at_a_time = api.commits.lock().await;
-    let made = tokio::task::spawn_blocking(move || make(&repo, &spec.path)).await;
+    // Held by the blocking work itself, so a caller that hangs up cannot let a second
+    // change in while the first still writes.
+    let one_at_a_time = api.commits.clone().lock_owned().await;
+    let made = tokio::task::spawn_blocking(move || {
+        let _held = one_at_a_time;
+        make(&repo, &spec.path)
+    })
+    .await;
     match made {
         Ok(Ok(result)) => {
             if result.commit.is_some() {
