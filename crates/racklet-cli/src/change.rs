@@ -76,7 +76,7 @@ pub fn apply(data_dir: &Path, file: &Path, message: Option<String>) -> anyhow::R
             return Ok(());
         }
         committed(&result);
-        sync_with(&cp).await
+        sync_with(&cp, result.commit.as_deref()).await
     })
 }
 
@@ -128,6 +128,6 @@ pub fn power(data_dir: &Path, action: &str, name: &str) -> anyhow::Result<()> {
         }
         print_changes(&result);
         committed(&result);
-        sync_with(&cp).await
+        sync_with(&cp, result.commit.as_deref()).await
     })
 }

@@ -83,16 +83,21 @@ pub fn describe_node(data_dir: &Path, name: &str) -> anyhow::Result<()> {
     })
 }
 
-/// Asks for a fetch now and waits until the source was looked at; fails when the newest
-/// revision was refused.
-pub async fn sync_with(cp: &Client) -> anyhow::Result<()> {
+/// Asks for a fetch now and waits until the source was looked at (with `commit`: until
+/// the control plane has fetched that commit); fails when the newest revision was refused.
+pub async fn sync_with(cp: &Client, commit: Option<&str>) -> anyhow::Result<()> {
     let before = cp.source().await?.status.last_fetch_time;
     cp.sync().await?;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
         let s = cp.source().await?;
-        // RFC 3339 with a fixed number of fractional digits sorts as time.
-        if s.status.last_fetch_time > before {
+        // RFC 3339 with a fixed number of fractional digits sorts as time. A fetch that
+        // started before the commit may end after it: only the commit itself counts then.
+        let looked = match commit {
+            Some(c) => s.status.fetched_revision.as_deref() == Some(c),
+            None => s.status.last_fetch_time > before,
+        };
+        if looked {
             print!("{}", view::source(&s, Output::Table));
             if let Some(ready) = s.ready().filter(|c| c.status != ConditionStatus::True) {
                 bail!("the newest revision was refused ({})", ready.reason);
@@ -107,7 +112,7 @@ pub async fn sync_with(cp: &Client) -> anyhow::Result<()> {
 }
 
 pub fn sync(data_dir: &Path) -> anyhow::Result<()> {
-    runtime()?.block_on(async { sync_with(&client(data_dir)?).await })
+    runtime()?.block_on(async { sync_with(&client(data_dir)?, None).await })
 }
 
 pub fn events(data_dir: &Path, watch: bool) -> anyhow::Result<()> {

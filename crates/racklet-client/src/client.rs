@@ -87,7 +87,9 @@ impl Client {
     /// A control plane at `base` (`https://HOST:PORT`) with this token and certificate.
     pub fn new(base: String, token: String, ca_pem: Vec<u8>) -> Result<Client, ClientError> {
         let cert = reqwest::Certificate::from_pem(&ca_pem).map_err(ClientError::Certificate)?;
+        // Only the control plane's own certificate: the token goes nowhere else.
         let http = reqwest::Client::builder()
+            .tls_built_in_root_certs(false)
             .add_root_certificate(cert)
             .timeout(Duration::from_secs(60))
             .connect_timeout(Duration::from_secs(5))
@@ -236,11 +238,21 @@ impl Client {
         request.headers_mut().insert("Authorization", bearer);
         let tls = tls_config(&self.ca_pem).map_err(failed)?;
         let connector = tokio_tungstenite::Connector::Rustls(Arc::new(tls));
-        let (ws, _) =
-            tokio_tungstenite::connect_async_tls_with_config(request, None, true, Some(connector))
-                .await
-                .map_err(failed)?;
-        Ok(ws)
+        match tokio_tungstenite::connect_async_tls_with_config(request, None, true, Some(connector))
+            .await
+        {
+            Ok((ws, _)) => Ok(ws),
+            // Refused before the upgrade: the control plane's answer says why.
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+                let status = response.status().as_u16();
+                let body = response.body().as_deref().unwrap_or_default();
+                let message = serde_json::from_slice::<ErrorBody>(body)
+                    .map(|b| b.error)
+                    .unwrap_or_else(|_| format!("the console of {node} answered {status}"));
+                Err(ClientError::Refused { status, message })
+            }
+            Err(e) => Err(failed(e)),
+        }
     }
 }
 

@@ -23,7 +23,7 @@ pub enum Reference {
 }
 
 impl Reference {
-    fn full_name(&self) -> String {
+    pub fn full_name(&self) -> String {
         match self {
             Reference::Branch(b) => format!("refs/heads/{b}"),
             Reference::Tag(t) => format!("refs/tags/{t}"),

@@ -262,7 +262,13 @@ fn commit(
                         entry.stat = Stat::default();
                     }
                     None => {
-                        index.dangerously_push_entry(Stat::default(), blob, Flags::empty(), Mode::FILE, path);
+                        index.dangerously_push_entry(
+                            Stat::default(),
+                            blob,
+                            Flags::empty(),
+                            Mode::FILE,
+                            path,
+                        );
                         index.sort_entries();
                     }
                 }

@@ -131,5 +131,32 @@ async fn changes_are_commits_by_the_caller_and_invalid_ones_commit_nothing() {
     assert!(e.is_not_found(), "{e:?}");
     let e = cp.node("node-99").await.expect_err("no such node");
     assert!(e.is_not_found(), "{e:?}");
+
+    // The checkout follows each commit, and a file someone is editing there is never
+    // overwritten: the change is refused and their edit stays.
+    let on_disk = repo.join("rack/compute-units.yaml");
+    let committed = std::fs::read_to_string(&on_disk).expect("read");
+    assert!(
+        committed.contains("tray: 6, board: rpi5, powerState: Off"),
+        "{committed}"
+    );
+    let edited = format!("{committed}# someone's edit in progress\n");
+    std::fs::write(&on_disk, &edited).expect("edit");
+    let before = head(&repo);
+    let on = PowerRequest {
+        power_state: DesiredPower::On,
+        message: None,
+        author: ada(),
+    };
+    let e = cp
+        .set_power("node-6", &on)
+        .await
+        .expect_err("uncommitted edit");
+    assert!(
+        matches!(&e, racklet_client::ClientError::Refused { status: 409, message } if message.contains("not committed")),
+        "{e:?}"
+    );
+    assert_eq!(std::fs::read_to_string(&on_disk).expect("read"), edited);
+    assert_eq!(head(&repo), before);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -15,6 +15,10 @@ mod common;
 use common::basic;
 
 /// The `q`th percentile (0..=100) of `samples`.
+/// The two tests measure time and memory: under `cargo test` they share a process, so they
+/// take turns (nextest runs them alone, `.config/nextest.toml`).
+static ALONE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 fn percentile(samples: &[Duration], q: usize) -> Duration {
     let mut s = samples.to_vec();
     s.sort();
@@ -58,6 +62,7 @@ async fn timed_basic(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refusals_for_unknown_and_known_user_names_take_the_same_time() {
+    let _alone = ALONE.lock().await;
     let sim = common::start("timing", |_, _| {});
     let addr = common::serve(sim.app.clone()).await;
     let http = reqwest::Client::new();
@@ -96,6 +101,7 @@ async fn refusals_for_unknown_and_known_user_names_take_the_same_time() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flood_of_bad_credentials_does_not_starve_a_session_client() {
+    let _alone = ALONE.lock().await;
     const FLOODERS: usize = 6;
     const FLOOD: Duration = Duration::from_secs(5);
     let sim = common::start("flood", |_, _| {});

@@ -33,7 +33,10 @@ pub enum ChangeError {
 /// `file://` source following the branch that is checked out, with no signature policy
 /// (the control plane cannot sign for anyone). Other sources take commits and pushes at
 /// their Git server.
-pub fn local_repository(spec: &SourceSpec, rack_signers: &[String]) -> Result<PathBuf, ChangeError> {
+pub fn local_repository(
+    spec: &SourceSpec,
+    rack_signers: &[String],
+) -> Result<PathBuf, ChangeError> {
     let url = &spec.url;
     let repo = match url.strip_prefix("file://") {
         Some(p) => PathBuf::from(p),
@@ -53,7 +56,7 @@ pub fn local_repository(spec: &SourceSpec, rack_signers: &[String]) -> Result<Pa
     let Reference::Branch(branch) = &spec.reference else {
         return Err(ChangeError::Conflict(format!(
             "the control plane follows {}, not a branch; commit to {} and move it yourself",
-            spec.reference.describe(),
+            spec.reference.full_name(),
             repo.display()
         )));
     };
@@ -178,8 +181,8 @@ pub fn apply(repo: &Path, sub: &str, request: &ApplyRequest) -> Result<ChangeRes
         .into_iter()
         .map(|(p, b)| (in_source(sub, &p), b))
         .collect();
-    let commit =
-        commit_as(repo, &files, &result.message, &author, head.as_deref()).map_err(commit_failed)?;
+    let commit = commit_as(repo, &files, &result.message, &author, head.as_deref())
+        .map_err(commit_failed)?;
     result.commit = Some(commit);
     Ok(result)
 }
