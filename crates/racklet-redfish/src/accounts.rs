@@ -390,13 +390,14 @@ impl Accounts {
         h.finalize().into()
     }
 
-    pub fn create(&mut self, name: &str, password: &str, role: Role) -> Result<(), AccountError> {
+    /// Adds an account; `hash` comes from [`Verifier::hash`] (made before taking the lock).
+    pub fn create(&mut self, name: &str, hash: String, role: Role) -> Result<(), AccountError> {
         self.stored.accounts.insert(
             name.into(),
             Account {
                 name: name.into(),
                 role,
-                hash: hash_password(password)?,
+                hash,
                 enabled: true,
                 version: 1,
             },
@@ -404,14 +405,14 @@ impl Accounts {
         self.save()
     }
 
+    /// Changes an account; a new password comes as its `hash` from [`Verifier::hash`].
     pub fn update(
         &mut self,
         name: &str,
-        password: Option<&str>,
+        hash: Option<String>,
         role: Option<Role>,
         enabled: Option<bool>,
     ) -> Result<bool, AccountError> {
-        let hash = password.map(hash_password).transpose()?;
         self.verified.remove(name);
         let Some(a) = self.stored.accounts.get_mut(name) else {
             return Ok(false);
@@ -508,6 +509,27 @@ impl Verifier {
             gate: Arc::new(Semaphore::new(permits.max(1))),
             memory: Arc::new(Mutex::new(Vec::new())),
         }
+    }
+
+    /// Hashes a new password, off the async workers and behind the same gate as
+    /// verifications, so that changing passwords cannot starve the service either.
+    pub async fn hash(&self, password: &str) -> Result<String, AccountError> {
+        let failed = |e: String| AccountError::Hash(e);
+        // The semaphore is never closed.
+        let permit = self
+            .gate
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|e| failed(e.to_string()))?;
+        let password = password.to_string();
+        tokio::task::spawn_blocking(move || {
+            let hash = hash_password(&password);
+            drop(permit);
+            hash
+        })
+        .await
+        .map_err(|e| failed(e.to_string()))?
     }
 
     /// Checks a user name and password against `accounts`, locking the store only to take

@@ -83,6 +83,9 @@ pub(crate) struct AppState<M> {
     pub uuid: String,
     /// Per chassis resource id: location indicator on.
     pub indicators: Mutex<HashMap<String, bool>>,
+    /// Boot override changes one at a time: each reads the daemon's override, changes
+    /// the properties given and writes it back, so two PATCHes cannot lose one another.
+    pub boot_changes: tokio::sync::Mutex<()>,
     tasks: Mutex<tasks::Tasks>,
     pub events: Arc<events::Hub>,
 }
@@ -96,6 +99,12 @@ impl<M> AppState<M> {
     /// see [`Verifier`]).
     pub async fn check_credentials(&self, name: &str, password: &str) -> Result<Role, LoginError> {
         self.verifier.check(&self.accounts, name, password).await
+    }
+
+    /// Hashes a new password the way [`AppState::check_credentials`] verifies: off the
+    /// async workers, with bounded concurrency, never under the accounts lock.
+    pub async fn hash_password(&self, password: &str) -> Result<String, accounts::AccountError> {
+        self.verifier.hash(password).await
     }
 
     pub fn tasks(&self) -> MutexGuard<'_, tasks::Tasks> {
@@ -174,6 +183,7 @@ pub fn app<M: ChassisManager + Clone + 'static>(
         verifier: Verifier::default(),
         uuid: stable_uuid(dir),
         indicators: Mutex::new(HashMap::new()),
+        boot_changes: tokio::sync::Mutex::new(()),
     });
     Ok((router(state), initial_password_file))
 }

@@ -172,6 +172,13 @@ async fn create_account<M: ChassisManager + Clone + 'static>(
             property: "UserName".into(),
         }));
     }
+    // Hashed before the accounts are locked: argon2 takes tens of milliseconds.
+    let hash = s.hash_password(password).await.map_err(|e| {
+        RedfishError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Message::GeneralError(crate::error::chain(&e)),
+        )
+    })?;
     let mut accounts = s.accounts();
     if accounts.get(name).is_some() {
         return Err(RedfishError::new(
@@ -183,7 +190,7 @@ async fn create_account<M: ChassisManager + Clone + 'static>(
             },
         ));
     }
-    accounts.create(name, password, role).map_err(|e| {
+    accounts.create(name, hash, role).map_err(|e| {
         RedfishError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             Message::GeneralError(crate::error::chain(&e)),
@@ -234,6 +241,16 @@ async fn patch_account<M: ChassisManager + Clone + 'static>(
             }))
         }
     };
+    // Hashed before the accounts are locked: argon2 takes tens of milliseconds.
+    let hash = match password {
+        Some(p) => Some(s.hash_password(p).await.map_err(|e| {
+            RedfishError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                Message::GeneralError(crate::error::chain(&e)),
+            )
+        })?),
+        None => None,
+    };
     let mut accounts = s.accounts();
     let a = accounts
         .get(&id)
@@ -246,7 +263,7 @@ async fn patch_account<M: ChassisManager + Clone + 'static>(
             ));
         }
     }
-    accounts.update(&id, password, role, enabled).map_err(|e| {
+    accounts.update(&id, hash, role, enabled).map_err(|e| {
         RedfishError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             Message::GeneralError(crate::error::chain(&e)),

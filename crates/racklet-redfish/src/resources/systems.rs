@@ -266,6 +266,7 @@ async fn patch_system<M: ChassisManager + Clone + 'static>(
         })?),
         None => None,
     };
+    let one_at_a_time = s.boot_changes.lock().await;
     let mut new = s.manager.boot_override(t.slot).await.map_err(rmd_error)?;
     new.target = target.unwrap_or(new.target);
     new.enabled = enabled.unwrap_or(new.enabled);
@@ -273,6 +274,7 @@ async fn patch_system<M: ChassisManager + Clone + 'static>(
         .set_boot_override(t.slot, new)
         .await
         .map_err(rmd_error)?;
+    drop(one_at_a_time);
     system::<M>(State(s), Path(id)).await
 }
 

@@ -77,7 +77,7 @@ impl EventLog {
         match serde_json::to_string(&e) {
             Ok(line) => {
                 if let Err(err) = self.store.append_event(&line) {
-                    tracing::warn!("{err}");
+                    tracing::warn!("{}", super::error_chain(&err));
                 }
             }
             Err(err) => tracing::warn!("cannot encode event {}: {err}", e.sequence),
@@ -101,7 +101,7 @@ impl EventLog {
     pub fn clear(&mut self) {
         self.kept.clear();
         if let Err(e) = self.store.mark_cleared(self.next - 1) {
-            tracing::warn!("{e}");
+            tracing::warn!("{}", super::error_chain(&e));
         }
     }
 }

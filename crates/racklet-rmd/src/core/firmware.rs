@@ -181,7 +181,9 @@ impl FirmwareJob {
         let (slot, version) = (self.slot, self.version);
         let response = match input {
             Input::Detached if self.stage == FirmwareStage::Rebooting => {
-                // Rebooting into new firmware re-enumerates on USB: expected.
+                // Rebooting into new firmware re-enumerates on USB: expected. A confirm
+                // already sent went down with the link: ask again once it is back.
+                self.awaiting = None;
                 return Vec::new();
             }
             Input::Detached => {
@@ -398,6 +400,17 @@ mod tests {
             j.on(Input::NoAnswer).is_empty(),
             "a finished job ignores inputs"
         );
+    }
+
+    #[test]
+    fn a_detach_after_the_confirm_was_sent_asks_again_instead_of_waiting_forever() {
+        let mut j = after_acks(6);
+        assert_eq!(j.next_request(), Some(Request::FirmwareConfirm));
+        j.sent(7);
+        // The new firmware crashes and the BMC reverts: the link drops with the confirm.
+        assert!(j.on(Input::Detached).is_empty());
+        assert_eq!(j.stage, FirmwareStage::Rebooting);
+        assert_eq!(j.next_request(), Some(Request::FirmwareConfirm));
     }
 
     #[test]

@@ -229,7 +229,7 @@ impl DaemonCore {
                 self.event(
                     Severity::Critical,
                     Some(slot),
-                    format!("cannot persist approval: {e}"),
+                    format!("cannot persist approval: {}", error_chain(&e)),
                 );
             }
         }
@@ -489,7 +489,7 @@ impl DaemonCore {
 
 /// An error and its causes on one line, for an API error that carries text across the
 /// crate boundary (`RmdError` is plain data, sent over the wire).
-fn error_chain(e: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
     let mut cause = e.source();
     while let Some(c) = cause {

@@ -4,7 +4,7 @@
 //! callers await a channel instead of polling. The daemon's own requests (status,
 //! inventory, firmware steps, thermal shutdown) carry none.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use racklet_mgmt_proto::message::{ErrorCode, Request, RequestEnvelope, Response};
@@ -58,17 +58,18 @@ pub struct Expired {
     pub slot: u32,
 }
 
-/// Requests by id. Ids are never 0 and keep counting across a daemon restart.
+/// Requests by id. Ids are never 0 and keep counting across a daemon restart. Ordered by
+/// id, so requests to one tray go out in the order they were made.
 pub struct RequestQueue {
     next_id: u32,
-    pending: HashMap<u32, Pending>,
+    pending: BTreeMap<u32, Pending>,
 }
 
 impl RequestQueue {
     pub fn new(first_id: u32) -> RequestQueue {
         RequestQueue {
             next_id: first_id.max(1),
-            pending: HashMap::new(),
+            pending: BTreeMap::new(),
         }
     }
 
@@ -178,7 +179,7 @@ impl RequestQueue {
 
     /// Fails everything with [`RmdError::Stopped`] (the daemon restarts).
     pub fn stop(&mut self) {
-        for (_, p) in self.pending.drain() {
+        for (_, p) in std::mem::take(&mut self.pending) {
             if let Some(reply) = p.reply {
                 let _ = reply.send(Err(RmdError::Stopped));
             }

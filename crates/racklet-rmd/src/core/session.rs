@@ -211,7 +211,7 @@ impl DaemonCore {
             self.event(
                 Severity::Critical,
                 Some(slot),
-                format!("cannot persist enrollment: {e}"),
+                format!("cannot persist enrollment: {}", super::error_chain(&e)),
             );
             return;
         }
