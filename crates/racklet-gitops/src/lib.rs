@@ -65,6 +65,46 @@ pub enum StartError {
     Redfish(#[from] racklet_redfish_client::ClientError),
 }
 
+/// Why the source's newest revision is or is not in force.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SourceReason {
+    Applied,
+    Unreachable,
+    InvalidManifests,
+    SignatureRefused,
+    NoSuchPath,
+    /// Nothing fetched yet (also what an unknown stored value, such as the empty reason
+    /// of state written before reasons were typed, reads as).
+    #[default]
+    #[serde(other)]
+    NotFetched,
+}
+
+impl SourceReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SourceReason::NotFetched => "NotFetched",
+            SourceReason::Applied => "Applied",
+            SourceReason::Unreachable => "Unreachable",
+            SourceReason::InvalidManifests => "InvalidManifests",
+            SourceReason::SignatureRefused => "SignatureRefused",
+            SourceReason::NoSuchPath => "NoSuchPath",
+        }
+    }
+}
+
+impl std::fmt::Display for SourceReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl PartialEq<&str> for SourceReason {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
 /// Where the source stands, as published.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SourceStatus {
@@ -78,8 +118,7 @@ pub struct SourceStatus {
     pub fetched: Option<String>,
     /// True when the newest revision is the applied one.
     pub ready: bool,
-    /// `Applied`, `Unreachable`, `InvalidManifests`, `SignatureRefused`, `NoSuchPath`.
-    pub reason: String,
+    pub reason: SourceReason,
     /// Details: every problem, one per line.
     pub message: String,
     pub last_fetch_unix_ms: u64,
@@ -337,10 +376,10 @@ impl<S: StateStore> ControlPlane<S> {
             Err(e) => {
                 let reason = match &e {
                     SourceError::Unsigned { .. } | SourceError::BadSignature { .. } => {
-                        "SignatureRefused"
+                        SourceReason::SignatureRefused
                     }
-                    SourceError::NoSuchPath { .. } => "NoSuchPath",
-                    _ => "Unreachable",
+                    SourceError::NoSuchPath { .. } => SourceReason::NoSuchPath,
+                    _ => SourceReason::Unreachable,
                 };
                 return self.refuse(status, reason, e.to_string(), None).await;
             }
@@ -348,7 +387,7 @@ impl<S: StateStore> ControlPlane<S> {
         status.fetched = Some(tip.clone());
         let Some(revision) = revision else {
             status.ready = true;
-            status.reason = "Applied".into();
+            status.reason = SourceReason::Applied;
             status.message.clear();
             return self.store.put_json("status/source", &status).await;
         };
@@ -356,7 +395,12 @@ impl<S: StateStore> ControlPlane<S> {
             Ok(d) => d,
             Err(problems) => {
                 return self
-                    .refuse(status, "InvalidManifests", problems.join("\n"), Some(&tip))
+                    .refuse(
+                        status,
+                        SourceReason::InvalidManifests,
+                        problems.join("\n"),
+                        Some(&tip),
+                    )
                     .await;
             }
         };
@@ -381,7 +425,7 @@ impl<S: StateStore> ControlPlane<S> {
         status.applied = Some(tip.clone());
         status.applied_subject = revision.subject.clone();
         status.ready = true;
-        status.reason = "Applied".into();
+        status.reason = SourceReason::Applied;
         status.message.clear();
         status.last_applied_unix_ms = unix_ms();
         // The revision, its desired state and the node records change together or not at all.
@@ -404,13 +448,13 @@ impl<S: StateStore> ControlPlane<S> {
     async fn refuse(
         &self,
         mut status: SourceStatus,
-        reason: &str,
+        reason: SourceReason,
         message: String,
         commit: Option<&str>,
     ) -> Result<(), StoreError> {
         let news = status.reason != reason || status.message != message;
         status.ready = false;
-        status.reason = reason.into();
+        status.reason = reason;
         status.message = message.clone();
         self.store.put_json("status/source", &status).await?;
         if news {

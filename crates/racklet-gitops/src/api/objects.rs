@@ -97,12 +97,12 @@ pub fn git_source(s: &SourceStatus) -> GitSource {
                 type_: "Ready".into(),
                 status: if s.ready {
                     ConditionStatus::True
-                } else if s.reason.is_empty() {
+                } else if s.reason == crate::SourceReason::NotFetched {
                     ConditionStatus::Unknown
                 } else {
                     ConditionStatus::False
                 },
-                reason: s.reason.clone(),
+                reason: s.reason.as_str().into(),
                 message: s.message.clone(),
                 last_transition_time: rfc3339(since),
                 observed_generation: 0,
