@@ -21,7 +21,7 @@ pub enum ClientError {
     DataDir(#[from] DataDirError),
     #[error("the control plane's certificate is not usable")]
     Certificate(#[source] reqwest::Error),
-    #[error("cannot reach the control plane at {base}")]
+    #[error("cannot reach the control plane at {base}; is `racklet up` running?")]
     Unreachable {
         base: String,
         #[source]

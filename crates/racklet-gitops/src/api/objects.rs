@@ -37,13 +37,12 @@ fn boot_mode(desired: &Desired, node: &str) -> BootMode {
 
 /// A node's published status as a `ComputeUnit`.
 pub fn compute_unit(n: &NodeStatus, desired: &Desired) -> ComputeUnit {
-    let since = rfc3339(n.last_transition_unix_ms);
-    let condition = |type_: &str, status: ConditionStatus| Condition {
+    let condition = |type_: &str, status: ConditionStatus, since: u64| Condition {
         type_: type_.into(),
         status,
         reason: n.reason.as_str().into(),
         message: n.message.clone(),
-        last_transition_time: since.clone(),
+        last_transition_time: rfc3339(since),
         observed_generation: n.observed_generation,
     };
     ComputeUnit {
@@ -63,8 +62,12 @@ pub fn compute_unit(n: &NodeStatus, desired: &Desired) -> ComputeUnit {
             sync: n.sync,
             health: n.health,
             conditions: vec![
-                condition("Synced", n.sync.condition_status()),
-                condition("Healthy", n.health.condition_status()),
+                condition("Synced", n.sync.condition_status(), n.sync_since_unix_ms),
+                condition(
+                    "Healthy",
+                    n.health.condition_status(),
+                    n.health_since_unix_ms,
+                ),
             ],
         },
     }

@@ -60,7 +60,12 @@ pub struct NodeStatus {
     pub generation: u64,
     pub observed_generation: u64,
     pub revision: String,
-    pub last_transition_unix_ms: u64,
+    /// When `sync` last changed (the `Synced` condition's `lastTransitionTime`).
+    #[serde(default, alias = "last_transition_unix_ms")]
+    pub sync_since_unix_ms: u64,
+    /// When `health` last changed (the `Healthy` condition's `lastTransitionTime`).
+    #[serde(default)]
+    pub health_since_unix_ms: u64,
 }
 
 /// Per-node bookkeeping that must survive a restart.
@@ -304,9 +309,7 @@ impl PowerReconciler {
     ) -> Result<(), StoreError> {
         let key = format!("status/nodes/{}", spec.name);
         let old: Option<NodeStatus> = store.get_json(&key).await?;
-        let changed = old
-            .as_ref()
-            .is_none_or(|o| o.sync != sync || o.health != health || o.reason != reason);
+        let (sync_since, health_since) = transitions(old.as_ref(), sync, health, unix_ms());
         let seen = observed.is_some();
         let status = NodeStatus {
             name: spec.name.clone(),
@@ -326,12 +329,8 @@ impl PowerReconciler {
                 old.as_ref().map_or(0, |o| o.observed_generation)
             },
             revision: revision.into(),
-            last_transition_unix_ms: if changed {
-                unix_ms()
-            } else {
-                old.as_ref()
-                    .map_or_else(unix_ms, |o| o.last_transition_unix_ms)
-            },
+            sync_since_unix_ms: sync_since,
+            health_since_unix_ms: health_since,
         };
         if old.as_ref() != Some(&status) {
             store.put_json(&key, &status).await?;
@@ -518,6 +517,19 @@ impl PowerReconciler {
     }
 }
 
+/// When `sync` and `health` last changed, given the published status before: each
+/// condition's time moves only when its own status does, as in Kubernetes.
+fn transitions(old: Option<&NodeStatus>, sync: Sync, health: Health, now: u64) -> (u64, u64) {
+    let keep = |same: bool, at: u64| if same && at > 0 { at } else { now };
+    match old {
+        None => (now, now),
+        Some(o) => (
+            keep(o.sync == sync, o.sync_since_unix_ms),
+            keep(o.health == health, o.health_since_unix_ms),
+        ),
+    }
+}
+
 enum NodeError {
     Store(StoreError),
     Redfish(ClientError),
@@ -545,4 +557,51 @@ pub async fn node_statuses<S: StateStore>(store: &S) -> Result<Vec<NodeStatus>, 
         );
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_condition_keeps_its_own_transition_time() {
+        let old = NodeStatus {
+            name: "node-1".into(),
+            chassis: "chassis-1".into(),
+            tray: 1,
+            desired_power: Power::On,
+            observed_power: Some(ObservedPower::Off),
+            sync: Sync::OutOfSync,
+            health: Health::Progressing,
+            reason: NodeReason::Converging,
+            message: String::new(),
+            generation: 1,
+            observed_generation: 1,
+            revision: String::new(),
+            sync_since_unix_ms: 100,
+            health_since_unix_ms: 200,
+        };
+        assert_eq!(
+            transitions(None, Sync::Synced, Health::Healthy, 900),
+            (900, 900)
+        );
+        // Health changes, sync does not: only health's time moves.
+        assert_eq!(
+            transitions(Some(&old), Sync::OutOfSync, Health::Degraded, 900),
+            (100, 900)
+        );
+        assert_eq!(
+            transitions(Some(&old), Sync::Synced, Health::Progressing, 900),
+            (900, 200)
+        );
+        // A status written before the times were kept (0) gets one now.
+        let older = NodeStatus {
+            sync_since_unix_ms: 0,
+            ..old
+        };
+        assert_eq!(
+            transitions(Some(&older), Sync::OutOfSync, Health::Progressing, 900),
+            (900, 200)
+        );
+    }
 }
