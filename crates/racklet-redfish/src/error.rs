@@ -251,19 +251,7 @@ impl IntoResponse for RedfishError {
     }
 }
 
-/// An error and its causes, one after the other ("a: b: c"), for where only one line of
-/// text goes (a Redfish message, a log line). Error messages in this crate never repeat
-/// their cause, so nothing is said twice.
-pub fn chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        text.push_str(": ");
-        text.push_str(&c.to_string());
-        cause = c.source();
-    }
-    text
-}
+pub use racklet_rmd_api::error_chain as chain;
 
 #[cfg(test)]
 mod tests {

@@ -216,6 +216,20 @@ impl BootOverride {
     }
 }
 
+/// An error and its causes on one line ("a: b: c"), for text that crosses the wire or
+/// goes into one line (`RmdError` carries text; a Redfish message; a log line). Error
+/// messages never repeat their cause, so nothing is said twice.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
+}
+
 /// What can go wrong calling the daemon.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
 pub enum RmdError {

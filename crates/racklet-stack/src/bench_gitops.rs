@@ -14,8 +14,6 @@ use racklet_gitops::git::{commit_files, current_branch, Reference, SourceSpec};
 use racklet_gitops::power::{node_statuses, ChassisEndpoint, DriftPolicy, Sync};
 use racklet_gitops::store::RedbStore;
 use racklet_gitops::{Config, ControlPlane};
-use racklet_sim::Rack;
-use racklet_twin::TwinConfig;
 
 /// The Flux default the issue names: `interval: 1m`; a commit waits half of it on average.
 const FLUX_INTERVAL_SECS: f64 = 60.0;
@@ -70,16 +68,7 @@ fn run_one(chassis: usize, dir: &Path, idle: Duration) -> anyhow::Result<Run> {
     )?;
     let (set, diags) = racklet_model::ManifestSet::load(&[repo.join("rack")]);
     anyhow::ensure!(diags.is_empty(), "bench manifests: {}", diags[0]);
-    let mut rack = Rack::start(
-        &set,
-        &TwinConfig {
-            step: Duration::from_millis(5),
-            ..TwinConfig::default()
-        },
-        &dir.join("rack"),
-        true,
-    )?;
-    rack.advance(Duration::from_secs(3));
+    let rack = crate::chassis::enrolled_rack(&set, &dir.join("rack"))?;
     let daemons = rack.daemons.clone();
     let rack = Arc::new(Mutex::new(rack));
     let stop = Arc::new(AtomicBool::new(false));

@@ -5,9 +5,26 @@
 
 use std::path::Path;
 
+use std::time::Duration;
+
 use anyhow::Context as _;
 use racklet_redfish_client::Endpoint;
 use racklet_rmd_api::ChassisManager;
+use racklet_sim::Rack;
+use racklet_twin::TwinConfig;
+
+/// The rack of `set` on the twin (5 ms steps), its BMCs approved and enrolled, with its
+/// data under `dir`.
+pub fn enrolled_rack(set: &racklet_model::ManifestSet, dir: &Path) -> anyhow::Result<Rack> {
+    let config = TwinConfig {
+        step: Duration::from_millis(5),
+        ..TwinConfig::default()
+    };
+    let mut rack = Rack::start(set, &config, dir, true)?;
+    // Enrollment takes a few hello rounds of the daemons.
+    rack.advance(Duration::from_secs(3));
+    Ok(rack)
+}
 
 /// Serves `daemon`'s chassis over Redfish from `dir` (a new directory) and returns the
 /// endpoint of its first-start `admin` account.

@@ -16,8 +16,7 @@ use racklet_gitops::store::RedbStore;
 use racklet_gitops::{Config, ControlPlane};
 use racklet_model::ManifestSet;
 use racklet_redfish_client::Endpoint;
-use racklet_sim::{Rack, RunningRack};
-use racklet_twin::TwinConfig;
+use racklet_sim::RunningRack;
 
 pub fn examples() -> Vec<(String, Vec<u8>)> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
@@ -94,17 +93,7 @@ pub async fn rack_with_redfish(dir: &Path) -> (Endpoint, RunningRack) {
     let (set, diags) =
         ManifestSet::load(&[Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples")]);
     assert!(diags.is_empty());
-    let mut rack = Rack::start(
-        &set,
-        &TwinConfig {
-            step: Duration::from_millis(5),
-            ..TwinConfig::default()
-        },
-        &dir.join("rack"),
-        true,
-    )
-    .expect("rack");
-    rack.advance(Duration::from_secs(3));
+    let rack = racklet_stack::chassis::enrolled_rack(&set, &dir.join("rack")).expect("rack");
     let daemon = rack.daemons[0].clone();
     let rack = rack.run_in_background(Duration::from_millis(20));
     let endpoint = racklet_stack::chassis::redfish_with_admin(daemon, &dir.join("redfish"))

@@ -487,15 +487,4 @@ impl DaemonCore {
     }
 }
 
-/// An error and its causes on one line, for an API error that carries text across the
-/// crate boundary (`RmdError` is plain data, sent over the wire).
-pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        text.push_str(": ");
-        text.push_str(&c.to_string());
-        cause = c.source();
-    }
-    text
-}
+pub(crate) use racklet_rmd_api::error_chain;
