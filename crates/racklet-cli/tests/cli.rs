@@ -547,3 +547,91 @@ fn completions_are_printed_for_bash() {
         "{script}"
     );
 }
+
+/// Starts `racklet up` on `dir` and waits for "racklet is ready".
+fn up_ready(dir: &Path) -> KillOnDrop {
+    let mut child = KillOnDrop(
+        racklet()
+            .args(["up", "--refresh", "60", "--data-dir"])
+            .arg(dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starts"),
+    );
+    let stdout = child.0.stdout.take().expect("piped");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let line = rx
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .expect("\"racklet is ready\" within 60 s");
+        if line == "racklet is ready" {
+            return child;
+        }
+    }
+}
+
+#[test]
+fn a_second_up_on_a_data_dir_in_use_is_refused_and_changes_nothing() {
+    let dir = scratch("one-owner");
+    let first = up_ready(&dir);
+    // Let the first rack settle so that its own writes do not look like the second's.
+    let out = racklet()
+        .args(["get", "nodes", "--data-dir"])
+        .arg(&dir)
+        .output()
+        .expect("runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // What a second start used to rewrite: enrollment state, accounts, endpoints.
+    let watched = [
+        dir.join("rmd/chassis-1/state.json"),
+        dir.join("redfish/chassis-1/accounts.json"),
+        dir.join("endpoints.json"),
+    ];
+    let read = |files: &[PathBuf]| -> Vec<Vec<u8>> {
+        files
+            .iter()
+            .map(|f| std::fs::read(f).expect("state file"))
+            .collect()
+    };
+    let before = read(&watched);
+    let started = Instant::now();
+    let second = racklet()
+        .args(["up", "--data-dir"])
+        .arg(&dir)
+        .output()
+        .expect("runs");
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert_eq!(second.status.code(), Some(1), "{stderr}");
+    let pid = first.0.id();
+    assert!(
+        stderr.contains(&format!("another racklet up (pid {pid}) is using")),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("move it away"),
+        "never advise moving live state: {stderr}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "refused at once"
+    );
+    assert!(
+        read(&watched) == before,
+        "the running rack's state files changed"
+    );
+    drop(first);
+    let _ = std::fs::remove_dir_all(&dir);
+}

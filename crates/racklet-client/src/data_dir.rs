@@ -3,6 +3,7 @@
 //! on where it is.
 //!
 //! ```text
+//! DIR/racklet.lock                         held by the one `racklet up` using DIR (its pid)
 //! DIR/endpoints.json                       where everything listens (written last at start-up)
 //! DIR/repo/                                the Git repository the control plane follows
 //! DIR/firmware-signing-key                 the key the twin's BMCs trust (owner-only)
@@ -55,6 +56,21 @@ pub enum DataDirError {
     NoEndpoint { path: PathBuf, name: String },
     #[error(transparent)]
     Write(#[from] racklet_files::WriteError),
+    #[error("another racklet up ({holder}) is using {}; stop it first, or use another --data-dir", root.display())]
+    InUse { root: PathBuf, holder: String },
+    #[error("cannot lock {}", path.display())]
+    Lock {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The exclusive hold of one process on a data dir, released when dropped (or when the
+/// process dies: the kernel drops the lock, so a `kill -9` leaves nothing stale).
+#[derive(Debug)]
+pub struct DataDirLock {
+    _file: std::fs::File,
 }
 
 /// A data directory and its layout.
@@ -126,6 +142,53 @@ impl DataDir {
         self.root.join("rmd").join(chassis)
     }
 
+    pub fn lock_file(&self) -> PathBuf {
+        self.root.join("racklet.lock")
+    }
+
+    /// Takes the data dir for this process, before anything in it is touched: a second
+    /// `racklet up` on the same dir is refused and names the process that has it. Creates
+    /// the directory if needed.
+    pub fn lock(&self) -> Result<DataDirLock, DataDirError> {
+        use std::io::{Read as _, Seek as _, Write as _};
+        let path = self.lock_file();
+        let failed = |source| DataDirError::Lock {
+            path: path.clone(),
+            source,
+        };
+        std::fs::create_dir_all(&self.root).map_err(failed)?;
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(failed)?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let mut holder = String::new();
+                let _ = file.read_to_string(&mut holder);
+                let holder = match holder.trim() {
+                    "" => "a process that has not written its pid yet".to_string(),
+                    pid => format!("pid {pid}"),
+                };
+                return Err(DataDirError::InUse {
+                    root: self.root.clone(),
+                    holder,
+                });
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(failed(e)),
+        }
+        // Ours now: say who holds it, for the next one who tries.
+        file.set_len(0).map_err(failed)?;
+        file.rewind().map_err(failed)?;
+        file.write_all(std::process::id().to_string().as_bytes())
+            .map_err(failed)?;
+        file.sync_all().map_err(failed)?;
+        Ok(DataDirLock { _file: file })
+    }
+
     /// What `racklet up` wrote to `endpoints.json`.
     pub fn endpoints(&self) -> Result<Vec<Endpoint>, DataDirError> {
         let path = self.endpoints_file();
@@ -176,6 +239,25 @@ impl DataDir {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_second_holder_of_a_data_dir_is_refused_and_told_who_has_it() {
+        let root =
+            std::env::temp_dir().join(format!("racklet-datadir-lock-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let dir = DataDir::new(&root);
+        let held = dir.lock().expect("first");
+        let e = dir.lock().expect_err("second");
+        let pid = std::process::id().to_string();
+        assert!(
+            matches!(&e, DataDirError::InUse { holder, .. } if holder == &format!("pid {pid}")),
+            "{e:?}"
+        );
+        assert!(e.to_string().contains("another racklet up"), "{e}");
+        drop(held);
+        let _again = dir.lock().expect("free once the first is dropped");
+        let _ = std::fs::remove_dir_all(&root);
+    }
 
     #[test]
     fn endpoints_round_trip_and_a_missing_file_says_racklet_up_is_not_running() {

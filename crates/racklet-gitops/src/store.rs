@@ -15,7 +15,7 @@ const TABLE: TableDefinition<&str, &[u8]> = TableDefinition::new("state");
 /// Why the store failed.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
-    #[error("cannot open the state store {path}: {reason}; check the data dir, or move the file away to start over")]
+    #[error("cannot open the state store {path}: {reason}; check the data dir (only when no racklet process uses it and the file is damaged, move it away to start over)")]
     Open { path: PathBuf, reason: String },
     #[error("the state store failed: {0}")]
     Io(String),

@@ -121,6 +121,8 @@ fn workload(slot: u32, t: f64) -> f64 {
 }
 
 pub fn run(args: UpArgs) -> anyhow::Result<()> {
+    // Before anything in the data dir is touched: one `racklet up` per data dir.
+    let _one_owner = DataDir::new(&args.data_dir).lock()?;
     anyhow::ensure!(
         args.speed > 0.0 && args.speed <= MAX_SPEED,
         "--speed must be above 0 and at most {MAX_SPEED} (virtual seconds per wall second)"
