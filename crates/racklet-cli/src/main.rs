@@ -22,6 +22,15 @@ use racklet_model::{Kind, ManifestSet};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// The data dir of `racklet up` (before or after the subcommand; like KUBECONFIG, the
+    /// environment can set it).
+    #[arg(
+        long,
+        global = true,
+        env = "RACKLET_DATA_DIR",
+        default_value = "./racklet-data"
+    )]
+    data_dir: PathBuf,
 }
 
 #[derive(Subcommand)]
@@ -57,9 +66,6 @@ enum Command {
         /// Output format.
         #[arg(short, long, value_enum, default_value = "table", global = true)]
         output: view::Output,
-        /// The data dir of `racklet up`.
-        #[arg(long, default_value = "./racklet-data", global = true)]
-        data_dir: PathBuf,
     },
     /// Show one node in detail: conditions, recent events.
     #[command(after_help = "Examples:\n  racklet describe node node-6")]
@@ -68,22 +74,15 @@ enum Command {
         #[arg(value_parser = ["node"])]
         kind: String,
         name: String,
-        #[arg(long, default_value = "./racklet-data")]
-        data_dir: PathBuf,
     },
     /// Fetch the repository now instead of at the next poll, and show what was applied.
     #[command(after_help = "Examples:\n  racklet sync")]
-    Sync {
-        #[arg(long, default_value = "./racklet-data")]
-        data_dir: PathBuf,
-    },
+    Sync,
     /// Print the control plane's events; with --watch, keep printing new ones.
     #[command(after_help = "Examples:\n  racklet events\n  racklet events --watch")]
     Events {
         #[arg(long)]
         watch: bool,
-        #[arg(long, default_value = "./racklet-data")]
-        data_dir: PathBuf,
     },
     /// Commit a manifest file to the rack's repository (never around it), then sync.
     #[command(
@@ -95,16 +94,12 @@ enum Command {
         /// Commit message.
         #[arg(short, long)]
         message: Option<String>,
-        #[arg(long, default_value = "./racklet-data")]
-        data_dir: PathBuf,
     },
     /// Show what applying a manifest file would change in desired state.
     #[command(after_help = "Examples:\n  racklet diff -f nodes.yaml")]
     Diff {
         #[arg(short = 'f', long = "filename")]
         file: PathBuf,
-        #[arg(long, default_value = "./racklet-data")]
-        data_dir: PathBuf,
     },
     /// Power a node on or off (a commit to the repository), or cycle it (through its BMC, now).
     #[command(
@@ -114,16 +109,10 @@ enum Command {
         #[arg(value_parser = ["on", "off", "cycle"])]
         action: String,
         node: String,
-        #[arg(long, default_value = "./racklet-data")]
-        data_dir: PathBuf,
     },
     /// Attach to a node's serial console; Ctrl-] detaches.
     #[command(after_help = "Examples:\n  racklet console node-1")]
-    Console {
-        node: String,
-        #[arg(long, default_value = "./racklet-data")]
-        data_dir: PathBuf,
-    },
+    Console { node: String },
     /// BMC firmware bundles.
     #[command(subcommand)]
     Firmware(FirmwareCommand),
@@ -144,33 +133,31 @@ enum FirmwareCommand {
 }
 
 fn main() -> ExitCode {
+    // Like other Unix filters, end quietly when the reader goes away (`racklet … | head`)
+    // instead of panicking in `print!` on a broken pipe.
+    // SAFETY: called first thing, before any thread exists; SIG_DFL is a valid disposition.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
+    let data_dir = cli.data_dir;
     let result = match cli.command {
         Command::Validate { paths } => return validate(&paths),
         Command::Schema { kind } => schema(kind.as_deref()),
-        Command::Up(args) => racklet_stack::up::run(args),
+        Command::Up(mut args) => {
+            args.data_dir = data_dir;
+            racklet_stack::up::run(args)
+        }
         Command::Bench(args) => racklet_stack::bench::run(args),
-        Command::Get {
-            what,
-            output,
-            data_dir,
-        } => get::get(&data_dir, what, output),
-        Command::Describe { name, data_dir, .. } => get::describe_node(&data_dir, &name),
-        Command::Sync { data_dir } => get::sync(&data_dir),
-        Command::Events { watch, data_dir } => get::events(&data_dir, watch),
-        Command::Apply {
-            file,
-            message,
-            data_dir,
-        } => change::apply(&data_dir, &file, message),
-        Command::Diff { file, data_dir } => change::diff(&data_dir, &file),
-        Command::Power {
-            action,
-            node,
-            data_dir,
-        } => change::power(&data_dir, &action, &node),
+        Command::Get { what, output } => get::get(&data_dir, what, output),
+        Command::Describe { name, .. } => get::describe_node(&data_dir, &name),
+        Command::Sync => get::sync(&data_dir),
+        Command::Events { watch } => get::events(&data_dir, watch),
+        Command::Apply { file, message } => change::apply(&data_dir, &file, message),
+        Command::Diff { file } => change::diff(&data_dir, &file),
+        Command::Power { action, node } => change::power(&data_dir, &action, &node),
         Command::Firmware(FirmwareCommand::Bundle(args)) => firmware::bundle(args),
-        Command::Console { node, data_dir } => console::attach(&data_dir, &node),
+        Command::Console { node } => console::attach(&data_dir, &node),
         Command::Completions { shell } => {
             use clap::CommandFactory;
             clap_complete::generate(

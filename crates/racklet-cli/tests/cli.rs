@@ -635,3 +635,65 @@ fn a_second_up_on_a_data_dir_in_use_is_refused_and_changes_nothing() {
     drop(first);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn the_data_dir_is_global_set_by_the_environment_and_a_stale_one_says_so() {
+    let dir = scratch("stale");
+    let out = racklet()
+        .args(["up", "--duration", "0.5", "--data-dir"])
+        .arg(&dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("runs");
+    assert!(out.success());
+    // racklet up has stopped: its endpoints.json is stale. Each way of naming the data dir
+    // reaches the same dir and says what to do.
+    let expect = format!("is `racklet up --data-dir {}` running?", dir.display());
+    let runs = [
+        racklet()
+            .args(["get", "nodes", "--data-dir"])
+            .arg(&dir)
+            .output(),
+        racklet()
+            .arg("--data-dir")
+            .arg(&dir)
+            .args(["get", "nodes"])
+            .output(),
+        racklet()
+            .args(["get", "nodes"])
+            .env("RACKLET_DATA_DIR", &dir)
+            .output(),
+    ];
+    for run in runs {
+        let out = run.expect("runs");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(
+            err.contains("cannot reach the control plane at https://127.0.0.1:")
+                && err.contains(&expect),
+            "{err}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn writing_to_a_reader_that_went_away_does_not_panic() {
+    let mut child = KillOnDrop(
+        racklet()
+            .arg("schema")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starts"),
+    );
+    // `racklet schema | head -0`: the reader is gone before the first write.
+    drop(child.0.stdout.take());
+    let status = child.0.wait().expect("ends");
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.0.stderr.take().expect("piped"), &mut err)
+        .expect("stderr");
+    assert!(!err.contains("panicked"), "{err}");
+    assert_ne!(status.code(), Some(101), "a panic exits 101: {err}");
+}

@@ -21,9 +21,11 @@ pub enum ClientError {
     DataDir(#[from] DataDirError),
     #[error("the control plane's certificate is not usable")]
     Certificate(#[source] reqwest::Error),
-    #[error("cannot reach the control plane at {base}; is `racklet up` running?")]
+    #[error("cannot reach the control plane at {base}: is `{started_by}` running?")]
     Unreachable {
         base: String,
+        /// The command that runs it (`racklet up --data-dir DIR`).
+        started_by: String,
         #[source]
         source: reqwest::Error,
     },
@@ -59,6 +61,8 @@ pub type ConsoleStream =
 #[derive(Clone)]
 pub struct Client {
     base: String,
+    /// How the control plane is started, for the error when it does not answer.
+    started_by: String,
     token: String,
     ca_pem: Vec<u8>,
     http: reqwest::Client,
@@ -81,7 +85,9 @@ impl Client {
             .trim()
             .to_string();
         let ca_pem = dir.read(&dir.api_certificate())?;
-        Client::new(base, token, ca_pem)
+        let mut client = Client::new(base, token, ca_pem)?;
+        client.started_by = format!("racklet up --data-dir {}", dir.root().display());
+        Ok(client)
     }
 
     /// A control plane at `base` (`https://HOST:PORT`) with this token and certificate.
@@ -97,6 +103,7 @@ impl Client {
             .map_err(ClientError::Certificate)?;
         Ok(Client {
             base: base.trim_end_matches('/').to_string(),
+            started_by: "racklet up".into(),
             token,
             ca_pem,
             http,
@@ -118,6 +125,7 @@ impl Client {
             .await
             .map_err(|source| ClientError::Unreachable {
                 base: self.base.clone(),
+                started_by: self.started_by.clone(),
                 source,
             })?;
         let status = resp.status();

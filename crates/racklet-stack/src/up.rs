@@ -32,9 +32,9 @@ const MAX_SPEED: f64 = 1000.0;
 
 #[derive(Args)]
 pub struct UpArgs {
-    /// Directory for everything `up` writes.
-    #[arg(long, default_value = "./racklet-data")]
-    data_dir: PathBuf,
+    /// Directory for everything `up` writes: the binary's global `--data-dir`.
+    #[arg(skip = PathBuf::from("./racklet-data"))]
+    pub data_dir: PathBuf,
     /// Manifests to seed a new DATA_DIR/repo with (default: the examples).
     #[arg(long)]
     manifests: Option<PathBuf>,
