@@ -136,6 +136,27 @@ pub fn parse_file(file: &Arc<Path>, bytes: &[u8]) -> Result<Vec<Document>, Vec<D
             )]);
         }
     };
+    // YAML and JSON text carry no control characters but tab and line ends; a parser
+    // would stop at a NUL without a word, dropping the rest of the document.
+    let mut controls = text
+        .char_indices()
+        .filter(|(_, c)| c.is_control() && !matches!(c, '\t' | '\n' | '\r' | '\u{85}'));
+    if let Some((at, c)) = controls.next() {
+        let more = controls.count();
+        let others = match more {
+            0 => String::new(),
+            1 => " (and 1 more in the file)".to_string(),
+            n => format!(" (and {n} more in the file)"),
+        };
+        return Err(vec![Diagnostic::new(
+            file,
+            position_of_byte(bytes, at),
+            format!(
+                "control character U+{:04X} is not allowed in a manifest{others}; manifests are text: remove it",
+                u32::from(c)
+            ),
+        )]);
+    }
     let is_json = file
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("json"));
