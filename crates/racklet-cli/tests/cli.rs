@@ -697,3 +697,77 @@ fn writing_to_a_reader_that_went_away_does_not_panic() {
     assert!(!err.contains("panicked"), "{err}");
     assert_ne!(status.code(), Some(101), "a panic exits 101: {err}");
 }
+
+/// Commits `power` for node-6 and waits until its BMC reports it: only a rack under
+/// control in this run gets there (a status kept from an earlier run does not count).
+fn node6_follows(dir: &Path, power: &str, within: Duration) {
+    let out = racklet()
+        .args(["power", &power.to_lowercase(), "node-6", "--data-dir"])
+        .arg(dir)
+        .output()
+        .expect("runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let deadline = Instant::now() + within;
+    loop {
+        let out = racklet()
+            .args(["get", "node", "node-6", "-o", "json", "--data-dir"])
+            .arg(dir)
+            .output()
+            .expect("runs");
+        let n: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        if n["status"]["powerState"] == power && n["status"]["sync"] == "Synced" {
+            return;
+        }
+        assert!(Instant::now() < deadline, "node-6 not {power}: {n}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn the_rack_comes_back_after_a_kill_and_after_a_failed_start() {
+    let dir = scratch("comeback");
+    // A first run that stops cleanly after a while (as Ctrl-C would).
+    let first = racklet()
+        .args(["up", "--duration", "6", "--data-dir"])
+        .arg(&dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("runs");
+    assert!(first.success());
+    let enrollment = std::fs::read(dir.join("rmd/chassis-1/state.json")).expect("state");
+    let second = up_ready(&dir);
+    node6_follows(&dir, "On", Duration::from_secs(60));
+    drop(second); // SIGKILL: no clean shutdown at all
+    let second = up_ready(&dir);
+    node6_follows(&dir, "Off", Duration::from_secs(90));
+    drop(second);
+    // A start that fails (its control plane port is taken) leaves the rack as it was.
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+    let port = busy.local_addr().expect("addr").port().to_string();
+    let failed = racklet()
+        .args(["up", "--controlplane-port", &port, "--data-dir"])
+        .arg(&dir)
+        .output()
+        .expect("runs");
+    assert_eq!(
+        failed.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&failed.stderr)
+    );
+    drop(busy);
+    let third = up_ready(&dir);
+    node6_follows(&dir, "On", Duration::from_secs(60));
+    // Nobody was enrolled again: the daemon's trust state is the one of the first run.
+    assert_eq!(
+        std::fs::read(dir.join("rmd/chassis-1/state.json")).expect("state"),
+        enrollment
+    );
+    drop(third);
+    let _ = std::fs::remove_dir_all(&dir);
+}

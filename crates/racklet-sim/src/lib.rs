@@ -8,6 +8,7 @@
 //! [`Rack::snapshot`] (owned values) rather than the twin's or a daemon's lock.
 
 pub mod backplane;
+pub mod flash;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -54,6 +55,8 @@ pub enum SimError {
     Twin(#[from] TwinError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Flash(#[from] flash::FlashError),
 }
 
 /// PAC1921 gains for a board: bus full scale ≥ 1.25 × input, current full scale ≥ 2 × load.
@@ -217,6 +220,8 @@ pub struct Rack {
     /// Wall time (since the Unix epoch) when the rack started: the daemons' clocks read
     /// it plus the twin's virtual time, so their events carry plausible dates.
     epoch: Duration,
+    /// Where each BMC's flash is kept, and its write count when it was last kept.
+    kept_flash: Vec<(std::path::PathBuf, u64)>,
 }
 
 impl Rack {
@@ -241,6 +246,11 @@ impl Rack {
                 .chassis_named(&chassis)
                 .map_or(0, |c| c.spec.trays.count);
             for slot in 1..=count {
+                // The BMC boots from the flash it had when the rack last ran.
+                let kept = flash::path(data_dir, &chassis, slot);
+                if let Some(f) = flash::load(&kept)? {
+                    twin.restore_bmc_flash(&chassis, slot, f)?;
+                }
                 let mut r = BmcRunner::new(&twin, &chassis, slot, twin_config.seed)?;
                 r.tick();
                 bmcs.push(r);
@@ -264,12 +274,31 @@ impl Rack {
             let backplane = TwinBackplane::new(&twin, &chassis, &fans)?;
             daemons.push(Rmd::new(core, backplane, daemon_clock(&twin, epoch)));
         }
-        Ok(Rack {
+        let kept_flash = bmcs
+            .iter()
+            .map(|r| (flash::path(data_dir, &r.chassis, r.slot), 0))
+            .collect();
+        let mut rack = Rack {
             twin,
             bmcs,
             daemons,
             epoch,
-        })
+            kept_flash,
+        };
+        rack.keep_flash()?;
+        Ok(rack)
+    }
+
+    /// Writes every BMC flash that changed since it was last kept.
+    pub fn keep_flash(&mut self) -> Result<(), SimError> {
+        for (r, (path, kept)) in self.bmcs.iter().zip(self.kept_flash.iter_mut()) {
+            let writes = self.twin.bmc_flash_writes(&r.chassis, r.slot)?;
+            if writes != *kept || !path.exists() {
+                flash::save(path, &self.twin.bmc_flash(&r.chassis, r.slot)?)?;
+                *kept = writes;
+            }
+        }
+        Ok(())
     }
 
     /// Advances everything by `by`, in [`TICK`] steps.
@@ -285,6 +314,13 @@ impl Rack {
             for d in &self.daemons {
                 d.step();
             }
+        }
+        // As a BMC's own flash is: kept before the call returns (one write per change).
+        if let Err(e) = self.keep_flash() {
+            tracing::warn!(
+                "cannot keep the BMCs' flash: {}",
+                racklet_rmd_api::error_chain(&e)
+            );
         }
     }
 

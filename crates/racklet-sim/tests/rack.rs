@@ -644,3 +644,44 @@ fn boot_override_is_not_recorded_when_the_bmc_cannot_apply_it() {
     );
     assert!(!dir.join("rmd/chassis-1/boot.json").exists());
 }
+
+/// `racklet up`, stop, `racklet up` again on the same data dir: the BMCs boot from the
+/// flash they kept, so the daemon finds the BMCs it enrolled and nobody approves again.
+#[test]
+fn a_restarted_rack_finds_its_enrolled_bmcs_without_re_enrollment() {
+    let (rack, set, dir) = start("restart", true);
+    for slot in 1..=7 {
+        assert_eq!(trust(&rack, slot), BmcTrust::Trusted, "tray {slot}");
+    }
+    let identities: Vec<_> = rack.twin.snapshot().iter().map(|t| t.slot).collect();
+    let first_run = now(racklet_rmd_api::ChassisManager::events(daemon(&rack), 0));
+    let last = first_run.last().map_or(0, |e| e.sequence);
+    drop(rack);
+    // The second run approves nothing itself: only what was kept can make it trusted.
+    let mut again = Rack::start(&set, &config(), &dir, false).expect("rack starts again");
+    again.advance(Duration::from_secs(3));
+    for slot in identities {
+        assert_eq!(
+            trust(&again, slot),
+            BmcTrust::Trusted,
+            "tray {slot} after the restart"
+        );
+    }
+    // The second run's log (the daemon keeps its log across runs): trust, no enrollment.
+    let events = now(racklet_rmd_api::ChassisManager::events(
+        daemon(&again),
+        last,
+    ));
+    assert!(
+        events.iter().any(|e| e.message.contains("is trusted")),
+        "{events:?}"
+    );
+    assert!(
+        !events
+            .iter()
+            .any(|e| e.message.contains("no longer proves") || e.message.contains("enroll")),
+        "{events:?}"
+    );
+    drop(again);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -17,7 +17,7 @@ use racklet_hal::{
 
 use crate::pac1921::SensorFault;
 use crate::tray::{TrayTwin, SHUNT_OHMS, USB_BUFFER};
-use crate::{Twin, TwinError, TwinState, VirtualClock};
+use crate::{BmcFlash, Twin, TwinError, TwinState, VirtualClock};
 
 /// Which tray a handle belongs to.
 #[derive(Debug, Clone)]
@@ -482,6 +482,7 @@ impl KeyStorage for TwinFlash {
     fn store(&mut self, bytes: &[u8]) -> Result<(), Detached> {
         self.tray.with(|t, _| {
             t.flash.key_store = Some(bytes.to_vec());
+            t.flash.writes += 1;
             Ok(())
         })
     }
@@ -497,6 +498,7 @@ impl FirmwareSlots for TwinFlash {
     fn erase(&mut self, slot: u8) -> Result<(), Detached> {
         self.tray.with(|t, _| {
             t.flash.slots[usize::from(slot & 1)].clear();
+            t.flash.writes += 1;
             Ok(())
         })
     }
@@ -512,6 +514,7 @@ impl FirmwareSlots for TwinFlash {
                 s.resize(end, 0xFF);
             }
             s[offset as usize..end].copy_from_slice(data);
+            t.flash.writes += 1;
             Ok(())
         })
     }
@@ -541,6 +544,35 @@ impl Twin {
             index: i,
         };
         Ok((TwinUsbDevice { tray: tray.clone() }, TwinFlash { tray }))
+    }
+
+    /// How many times the BMC in `slot` has written its flash (cheap: no copy).
+    pub fn bmc_flash_writes(&self, chassis: &str, slot: u32) -> Result<u64, TwinError> {
+        let s = self.lock();
+        let (c, i) = locate(&s, chassis, slot)?;
+        Ok(s.chassis[c].trays[i].flash.writes)
+    }
+
+    /// A copy of the flash of the BMC in `slot`, to keep it across runs as a real BMC's
+    /// flash keeps it.
+    pub fn bmc_flash(&self, chassis: &str, slot: u32) -> Result<BmcFlash, TwinError> {
+        let s = self.lock();
+        let (c, i) = locate(&s, chassis, slot)?;
+        Ok(s.chassis[c].trays[i].flash.clone())
+    }
+
+    /// Puts back the flash of the BMC in `slot` (before it boots), as kept from a run
+    /// before.
+    pub fn restore_bmc_flash(
+        &self,
+        chassis: &str,
+        slot: u32,
+        flash: BmcFlash,
+    ) -> Result<(), TwinError> {
+        let mut s = self.lock();
+        let (c, i) = locate(&s, chassis, slot)?;
+        s.chassis[c].trays[i].flash = flash;
+        Ok(())
     }
 
     /// The host's end of the USB link on hub port `port` (1-based, = tray slot).

@@ -97,6 +97,8 @@ pub struct TrayTwin {
 pub struct BmcFlash {
     pub key_store: Option<Vec<u8>>,
     pub slots: [Vec<u8>; 2],
+    /// Counts writes, so that whoever keeps the flash on disk knows when to save it.
+    pub writes: u64,
 }
 
 /// Bytes a USB link buffers in each direction before the oldest are dropped.
