@@ -97,13 +97,13 @@ pub fn diff(data_dir: &Path, file: &Path) -> anyhow::Result<()> {
     })
 }
 
-pub fn power(data_dir: &Path, action: &str, name: &str) -> anyhow::Result<()> {
+pub fn power(data_dir: &Path, action: &str, name: &str, force: bool) -> anyhow::Result<()> {
     runtime()?.block_on(async {
         let cp = client(data_dir)?;
         let power_state = match action {
             "cycle" => {
                 let node = cp.node(name).await?;
-                cp.act(name, NodeAction::PowerCycle).await?;
+                cp.act(name, NodeAction::PowerCycle, force).await?;
                 println!(
                     "{name}: power cycled (tray {} of {})",
                     node.spec.tray, node.spec.chassis
@@ -115,6 +115,7 @@ pub fn power(data_dir: &Path, action: &str, name: &str) -> anyhow::Result<()> {
         };
         let request = PowerRequest {
             power_state,
+            force,
             message: None,
             author: author(),
         };

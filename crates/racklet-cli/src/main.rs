@@ -109,6 +109,9 @@ enum Command {
         #[arg(value_parser = ["on", "off", "cycle"])]
         action: String,
         node: String,
+        /// Also switch off or cycle a chassis' RMC (it runs the rack management daemon).
+        #[arg(long)]
+        force: bool,
     },
     /// Attach to a node's serial console; Ctrl-] detaches.
     #[command(after_help = "Examples:\n  racklet console node-1")]
@@ -155,7 +158,11 @@ fn main() -> ExitCode {
         Command::Events { watch } => get::events(&data_dir, watch),
         Command::Apply { file, message } => change::apply(&data_dir, &file, message),
         Command::Diff { file } => change::diff(&data_dir, &file),
-        Command::Power { action, node } => change::power(&data_dir, &action, &node),
+        Command::Power {
+            action,
+            node,
+            force,
+        } => change::power(&data_dir, &action, &node, force),
         Command::Firmware(FirmwareCommand::Bundle(args)) => firmware::bundle(args),
         Command::Console { node } => console::attach(&data_dir, &node),
         Command::Completions { shell } => {

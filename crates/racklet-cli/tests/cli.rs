@@ -476,6 +476,16 @@ fn a_commit_to_the_up_repository_powers_a_tray_on() {
     let log = racklet_gitops::git::current_branch(&repo).expect("branch");
     assert_eq!(log, "main");
 
+    // A power cycle of the RMC (it runs the rack daemon) takes --force.
+    let out = racklet()
+        .args(["power", "cycle", "rmc-1", "--data-dir"])
+        .arg(&dir)
+        .output()
+        .expect("runs");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("RMC") && err.contains("--force"), "{err}");
+
     // Racks and chassis as the control plane sees them.
     for (what, expect) in [("racks", "rack-1"), ("chassis", "chassis-1")] {
         let out = racklet()

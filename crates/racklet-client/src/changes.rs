@@ -42,6 +42,9 @@ pub struct ApplyRequest {
 #[serde(rename_all = "camelCase")]
 pub struct PowerRequest {
     pub power_state: DesiredPower,
+    /// Needed to switch off a chassis' RMC (it runs the rack management daemon).
+    #[serde(default)]
+    pub force: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
     pub author: Author,
@@ -73,4 +76,7 @@ pub enum NodeAction {
 #[serde(rename_all = "camelCase")]
 pub struct ActionRequest {
     pub action: NodeAction,
+    /// Needed to power cycle a chassis' RMC (it runs the rack management daemon).
+    #[serde(default)]
+    pub force: bool,
 }

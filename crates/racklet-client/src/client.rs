@@ -215,12 +215,17 @@ impl Client {
             .await
     }
 
-    /// An imperative action on a node, done by its BMC now.
-    pub async fn act(&self, node: &str, action: NodeAction) -> Result<(), ClientError> {
+    /// An imperative action on a node, done by its BMC now (`force` for a chassis' RMC).
+    pub async fn act(
+        &self,
+        node: &str,
+        action: NodeAction,
+        force: bool,
+    ) -> Result<(), ClientError> {
         let _: serde_json::Value = self
             .post(
                 &format!("/v1/nodes/{}/actions", segment(node)),
-                &ActionRequest { action },
+                &ActionRequest { action, force },
             )
             .await?;
         Ok(())

@@ -50,6 +50,10 @@ pub struct Desired {
     /// Who may sign the next revision (the racks' `commitSigners`).
     #[serde(default)]
     pub signers: Vec<String>,
+    /// Compute units that are their chassis' RMC: switching one off stops the rack
+    /// management daemon that runs on it.
+    #[serde(default)]
+    pub rmc_nodes: Vec<String>,
 }
 
 fn is_manifest(path: &Path) -> bool {
@@ -128,6 +132,11 @@ pub fn desired_from(files: &[(PathBuf, Vec<u8>)]) -> Result<Desired, Vec<String>
         })
         .collect();
     let racks = set.racks().map(|(_, r)| r.name().to_string()).collect();
+    let rmc_nodes = set
+        .compute_units()
+        .filter(|(_, cu)| cu.spec.role == racklet_model::compute_unit::Role::Rmc)
+        .map(|(_, cu)| cu.name().to_string())
+        .collect();
     let signers = set
         .racks()
         .flat_map(|(_, r)| r.spec.commit_signers.iter().cloned())
@@ -138,6 +147,7 @@ pub fn desired_from(files: &[(PathBuf, Vec<u8>)]) -> Result<Desired, Vec<String>
         firmware,
         racks,
         signers,
+        rmc_nodes,
     })
 }
 

@@ -115,6 +115,7 @@ async fn changes_are_commits_by_the_caller_and_invalid_ones_commit_nothing() {
     // power edits the unit where it is declared; a second time there is nothing to do.
     let off = PowerRequest {
         power_state: DesiredPower::Off,
+        force: false,
         message: None,
         author: ada(),
     };
@@ -132,6 +133,19 @@ async fn changes_are_commits_by_the_caller_and_invalid_ones_commit_nothing() {
     let e = cp.node("node-99").await.expect_err("no such node");
     assert!(e.is_not_found(), "{e:?}");
 
+    // The RMC runs the rack daemon: switching it off takes --force.
+    let e = cp.set_power("rmc-1", &off).await.expect_err("the RMC");
+    assert!(
+        matches!(&e, racklet_client::ClientError::Refused { status: 409, message } if message.contains("--force")),
+        "{e:?}"
+    );
+    let forced = PowerRequest {
+        force: true,
+        ..off.clone()
+    };
+    let rmc_off = cp.set_power("rmc-1", &forced).await.expect("forced");
+    assert_eq!(rmc_off.changes, vec!["~ rmc-1: power On -> Off"]);
+
     // The checkout follows each commit, and a file someone is editing there is never
     // overwritten: the change is refused and their edit stays.
     let on_disk = repo.join("rack/compute-units.yaml");
@@ -145,6 +159,7 @@ async fn changes_are_commits_by_the_caller_and_invalid_ones_commit_nothing() {
     let before = head(&repo);
     let on = PowerRequest {
         power_state: DesiredPower::On,
+        force: false,
         message: None,
         author: ada(),
     };

@@ -218,7 +218,11 @@ pub fn set_power(
                 }
             })
             .collect();
-        let lines = changes(&validated(&before)?, &validated(&after)?);
+        let old = validated(&before)?;
+        if power == DesiredPower::Off && !request.force && old.rmc_nodes.iter().any(|n| n == name) {
+            return Err(ChangeError::Conflict(rmc_refusal(name, "switching it off")));
+        }
+        let lines = changes(&old, &validated(&after)?);
         // The edit is text: make sure it changed this node's power and nothing else.
         let expected = format!("~ {name}: power ");
         if lines.len() > 1 || lines.iter().any(|l| !l.starts_with(&expected)) {
@@ -252,6 +256,13 @@ pub fn set_power(
         return Ok(result);
     }
     Err(ChangeError::NoSuchNode(name.into()))
+}
+
+/// Why an action on a chassis' RMC needs `--force`.
+pub fn rmc_refusal(name: &str, what: &str) -> String {
+    format!(
+        "{name} is its chassis' RMC: {what} stops the rack management daemon running on it, and with it every BMC of the chassis; pass --force if you mean it"
+    )
 }
 
 /// Sets `spec.powerState` of compute unit `name` in a JSON manifest (one object or an

@@ -339,6 +339,17 @@ async fn act<S: StateStore>(
         Ok(n) => n,
         Err(r) => return r,
     };
+    if !request.force {
+        match applied(&api).await {
+            Ok(d) if d.rmc_nodes.contains(&name) => {
+                let e =
+                    changes::ChangeError::Conflict(changes::rmc_refusal(&name, "a power cycle"));
+                return change_refused(e);
+            }
+            Ok(_) => {}
+            Err(e) => return failed(e),
+        }
+    }
     let done = async {
         let t = proxy::target(&api.plane.config().chassis, &n)?;
         proxy::act(&t, request.action).await
