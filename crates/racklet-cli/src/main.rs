@@ -84,26 +84,49 @@ enum Command {
         #[arg(long)]
         watch: bool,
     },
-    /// Commit a manifest file to the rack's repository (never around it), then sync.
+    /// Create or update the resources of files or directories where they are declared in
+    /// the rack's repository (a commit, never around Git), then sync. Removes nothing
+    /// unless --prune.
     #[command(
-        after_help = "Examples:\n  racklet apply -f nodes.yaml\n  racklet apply -f nodes.yaml -m \"Add node-8\""
+        after_help = "Examples:\n  racklet apply -f nodes.yaml\n  racklet apply -f my-rack/ -m \"Add node-8\"\n  racklet apply --prune -f compute-units.yaml   # also removes the compute units it does not name"
     )]
     Apply {
-        #[arg(short = 'f', long = "filename")]
-        file: PathBuf,
-        /// Commit message.
-        #[arg(short, long)]
-        message: Option<String>,
+        #[arg(short = 'f', long = "filename", required = true)]
+        files: Vec<PathBuf>,
+        /// Also remove the resources of the kinds the files hold that they do not name.
+        #[arg(long)]
+        prune: bool,
+        #[command(flatten)]
+        commit: change::CommitArgs,
     },
-    /// Show what applying a manifest file would change in desired state.
-    #[command(after_help = "Examples:\n  racklet diff -f nodes.yaml")]
+    /// Show every change of desired state that `apply` would make.
+    #[command(
+        after_help = "Examples:\n  racklet diff -f nodes.yaml\n  racklet diff --prune -f my-rack/"
+    )]
     Diff {
+        #[arg(short = 'f', long = "filename", required = true)]
+        files: Vec<PathBuf>,
+        #[arg(long)]
+        prune: bool,
+    },
+    /// Remove resources from the rack's repository (a commit), then sync. A compute unit
+    /// removed is powered off.
+    #[command(
+        after_help = "Examples:\n  racklet delete node node-6\n  racklet delete -f old-nodes.yaml"
+    )]
+    Delete {
+        /// The resources the files declare.
         #[arg(short = 'f', long = "filename")]
-        file: PathBuf,
+        files: Vec<PathBuf>,
+        /// node, chassis, rack, boardmodel or firmwarepolicy.
+        kind: Option<String>,
+        names: Vec<String>,
+        #[command(flatten)]
+        commit: change::CommitArgs,
     },
     /// Power a node on or off (a commit to the repository), or cycle it (through its BMC, now).
     #[command(
-        after_help = "Examples:\n  racklet power on node-6\n  racklet power off node-6\n  racklet power cycle node-2"
+        after_help = "Examples:\n  racklet power on node-6\n  racklet power off node-6 -m \"maintenance\"\n  racklet power cycle node-2"
     )]
     Power {
         #[arg(value_parser = ["on", "off", "cycle"])]
@@ -112,6 +135,8 @@ enum Command {
         /// Also switch off or cycle a chassis' RMC (it runs the rack management daemon).
         #[arg(long)]
         force: bool,
+        #[command(flatten)]
+        commit: change::CommitArgs,
     },
     /// Attach to a node's serial console; Ctrl-] detaches.
     #[command(after_help = "Examples:\n  racklet console node-1")]
@@ -156,13 +181,24 @@ fn main() -> ExitCode {
         Command::Describe { name, .. } => get::describe_node(&data_dir, &name),
         Command::Sync => get::sync(&data_dir),
         Command::Events { watch } => get::events(&data_dir, watch),
-        Command::Apply { file, message } => change::apply(&data_dir, &file, message),
-        Command::Diff { file } => change::diff(&data_dir, &file),
+        Command::Apply {
+            files,
+            prune,
+            commit,
+        } => change::apply(&data_dir, &files, prune, &commit),
+        Command::Diff { files, prune } => change::diff(&data_dir, &files, prune),
+        Command::Delete {
+            files,
+            kind,
+            names,
+            commit,
+        } => change::delete(&data_dir, &files, kind.as_deref(), &names, &commit),
         Command::Power {
             action,
             node,
             force,
-        } => change::power(&data_dir, &action, &node, force),
+            commit,
+        } => change::power(&data_dir, &action, &node, force, &commit),
         Command::Firmware(FirmwareCommand::Bundle(args)) => firmware::bundle(args),
         Command::Console { node } => console::attach(&data_dir, &node),
         Command::Completions { shell } => {

@@ -50,31 +50,9 @@ fn json<T: Serialize>(v: &T) -> String {
 }
 
 fn yaml<T: Serialize>(v: &T) -> String {
-    let value = serde_json::to_value(v).unwrap_or_default();
-    let mut out = String::new();
-    let mut emitter = yaml_rust2::YamlEmitter::new(&mut out);
-    match emitter.dump(&to_yaml(&value)) {
-        Ok(()) => out + "\n",
+    match serde_json::to_value(v) {
+        Ok(value) => racklet_model::emit::yaml(&value),
         Err(e) => format!("{e}\n"),
-    }
-}
-
-fn to_yaml(v: &serde_json::Value) -> yaml_rust2::Yaml {
-    use yaml_rust2::Yaml;
-    match v {
-        serde_json::Value::Null => Yaml::Null,
-        serde_json::Value::Bool(b) => Yaml::Boolean(*b),
-        serde_json::Value::Number(n) => match n.as_i64() {
-            Some(i) => Yaml::Integer(i),
-            None => Yaml::Real(n.to_string()),
-        },
-        serde_json::Value::String(s) => Yaml::String(s.clone()),
-        serde_json::Value::Array(a) => Yaml::Array(a.iter().map(to_yaml).collect()),
-        serde_json::Value::Object(o) => Yaml::Hash(
-            o.iter()
-                .map(|(k, v)| (Yaml::String(k.clone()), to_yaml(v)))
-                .collect(),
-        ),
     }
 }
 
@@ -386,7 +364,7 @@ mod tests {
     use racklet_client::{
         BootMode, ChassisStatus, ComputeUnitSpec, ComputeUnitStatus, Condition, DesiredPower,
         EventType, FirmwareRolloutSpec, FirmwareRolloutStatus, GitSourceSpec, GitSourceStatus,
-        Health, ObjectMeta, ObjectReference, ObservedPower, RackStatus, RolloutSummary, Sync,
+        Health, ObjectMeta, ObjectReference, ObservedPower, RackStatus, Role, RolloutSummary, Sync,
         TrayPhase, TrayRollout, API_VERSION,
     };
 
@@ -396,6 +374,7 @@ mod tests {
         ObjectMeta {
             name: name.into(),
             generation,
+            ..ObjectMeta::default()
         }
     }
 
@@ -425,6 +404,8 @@ mod tests {
             spec: ComputeUnitSpec {
                 chassis: "chassis-1".into(),
                 tray,
+                board: "rpi4b".into(),
+                role: Role::Worker,
                 power_state: desired,
                 boot_mode: BootMode::Local,
             },

@@ -4,23 +4,11 @@
 #![allow(clippy::expect_used)]
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn racklet() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_racklet"))
-}
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("racklet-cli-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
-}
+mod common;
+use common::{racklet, root, scratch, KillOnDrop};
 
 #[test]
 fn validate_accepts_the_examples() {
@@ -165,16 +153,6 @@ fn up_refuses_invalid_manifests_with_their_positions() {
         "{stderr}"
     );
     let _ = std::fs::remove_dir_all(&dir);
-}
-
-/// Kills the child if the test fails before it exits.
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 #[test]
@@ -355,44 +333,7 @@ fn a_commit_to_the_up_repository_powers_a_tray_on() {
     }
     let took = committed.elapsed();
     // Redfish says the same.
-    let endpoints: Vec<serde_json::Value> =
-        serde_json::from_slice(&std::fs::read(dir.join("endpoints.json")).expect("endpoints"))
-            .expect("JSON");
-    let url = |name: &str| {
-        endpoints
-            .iter()
-            .find(|e| e["name"] == name)
-            .and_then(|e| e["url"].as_str())
-            .expect("endpoint")
-            .to_string()
-    };
-    let password =
-        std::fs::read_to_string(url("redfish-admin-password").trim_start_matches("file://"))
-            .expect("password");
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let power = rt.block_on(async {
-        let client = racklet_redfish_client::Client::new(
-            racklet_redfish_client::Endpoint {
-                base: url("redfish").trim_end_matches("/redfish/v1").to_string(),
-                user: "admin".into(),
-                password: password.trim().to_string(),
-                ca_pem: Some(
-                    std::fs::read(dir.join("redfish/chassis-1/tls/cert.pem")).expect("ca"),
-                ),
-            },
-            Duration::from_secs(5),
-        )
-        .expect("client");
-        client
-            .system("/redfish/v1/Systems/6")
-            .await
-            .expect("system")
-            .power_state
-    });
-    assert_eq!(power.as_deref(), Some("On"));
+    assert_eq!(common::redfish_power(&dir, 6).as_deref(), Some("On"));
     eprintln!("commit to On in get nodes and Redfish: {took:?}");
     // The table form lists it too.
     let out = racklet()
@@ -436,7 +377,8 @@ fn a_commit_to_the_up_repository_powers_a_tray_on() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(
-        said.contains("~ node-6: power On -> Off") && said.contains("committed"),
+        said.contains("~ ComputeUnit/node-6: spec.powerState: On -> Off")
+            && said.contains("committed"),
         "{said}"
     );
     // A graceful shutdown: the OS halts, or the BMC forces it off after 30 s.
@@ -558,136 +500,6 @@ fn completions_are_printed_for_bash() {
     );
 }
 
-/// Starts `racklet up` on `dir` and waits for "racklet is ready".
-fn up_ready(dir: &Path) -> KillOnDrop {
-    let mut child = KillOnDrop(
-        racklet()
-            .args(["up", "--refresh", "60", "--data-dir"])
-            .arg(dir)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("starts"),
-    );
-    let stdout = child.0.stdout.take().expect("piped");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let line = rx
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            .expect("\"racklet is ready\" within 60 s");
-        if line == "racklet is ready" {
-            return child;
-        }
-    }
-}
-
-#[test]
-fn a_second_up_on_a_data_dir_in_use_is_refused_and_changes_nothing() {
-    let dir = scratch("one-owner");
-    let first = up_ready(&dir);
-    // Let the first rack settle so that its own writes do not look like the second's.
-    let out = racklet()
-        .args(["get", "nodes", "--data-dir"])
-        .arg(&dir)
-        .output()
-        .expect("runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    // What a second start used to rewrite: enrollment state, accounts, endpoints.
-    let watched = [
-        dir.join("rmd/chassis-1/state.json"),
-        dir.join("redfish/chassis-1/accounts.json"),
-        dir.join("endpoints.json"),
-    ];
-    let read = |files: &[PathBuf]| -> Vec<Vec<u8>> {
-        files
-            .iter()
-            .map(|f| std::fs::read(f).expect("state file"))
-            .collect()
-    };
-    let before = read(&watched);
-    let started = Instant::now();
-    let second = racklet()
-        .args(["up", "--data-dir"])
-        .arg(&dir)
-        .output()
-        .expect("runs");
-    let stderr = String::from_utf8_lossy(&second.stderr);
-    assert_eq!(second.status.code(), Some(1), "{stderr}");
-    let pid = first.0.id();
-    assert!(
-        stderr.contains(&format!("another racklet up (pid {pid}) is using")),
-        "{stderr}"
-    );
-    assert!(
-        !stderr.contains("move it away"),
-        "never advise moving live state: {stderr}"
-    );
-    assert!(
-        started.elapsed() < Duration::from_secs(10),
-        "refused at once"
-    );
-    assert!(
-        read(&watched) == before,
-        "the running rack's state files changed"
-    );
-    drop(first);
-    let _ = std::fs::remove_dir_all(&dir);
-}
-
-#[test]
-fn the_data_dir_is_global_set_by_the_environment_and_a_stale_one_says_so() {
-    let dir = scratch("stale");
-    let out = racklet()
-        .args(["up", "--duration", "0.5", "--data-dir"])
-        .arg(&dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .expect("runs");
-    assert!(out.success());
-    // racklet up has stopped: its endpoints.json is stale. Each way of naming the data dir
-    // reaches the same dir and says what to do.
-    let expect = format!("is `racklet up --data-dir {}` running?", dir.display());
-    let runs = [
-        racklet()
-            .args(["get", "nodes", "--data-dir"])
-            .arg(&dir)
-            .output(),
-        racklet()
-            .arg("--data-dir")
-            .arg(&dir)
-            .args(["get", "nodes"])
-            .output(),
-        racklet()
-            .args(["get", "nodes"])
-            .env("RACKLET_DATA_DIR", &dir)
-            .output(),
-    ];
-    for run in runs {
-        let out = run.expect("runs");
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(1), "{err}");
-        assert!(
-            err.contains("cannot reach the control plane at https://127.0.0.1:")
-                && err.contains(&expect),
-            "{err}"
-        );
-    }
-    let _ = std::fs::remove_dir_all(&dir);
-}
-
 #[test]
 fn writing_to_a_reader_that_went_away_does_not_panic() {
     let mut child = KillOnDrop(
@@ -706,78 +518,4 @@ fn writing_to_a_reader_that_went_away_does_not_panic() {
         .expect("stderr");
     assert!(!err.contains("panicked"), "{err}");
     assert_ne!(status.code(), Some(101), "a panic exits 101: {err}");
-}
-
-/// Commits `power` for node-6 and waits until its BMC reports it: only a rack under
-/// control in this run gets there (a status kept from an earlier run does not count).
-fn node6_follows(dir: &Path, power: &str, within: Duration) {
-    let out = racklet()
-        .args(["power", &power.to_lowercase(), "node-6", "--data-dir"])
-        .arg(dir)
-        .output()
-        .expect("runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let deadline = Instant::now() + within;
-    loop {
-        let out = racklet()
-            .args(["get", "node", "node-6", "-o", "json", "--data-dir"])
-            .arg(dir)
-            .output()
-            .expect("runs");
-        let n: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
-        if n["status"]["powerState"] == power && n["status"]["sync"] == "Synced" {
-            return;
-        }
-        assert!(Instant::now() < deadline, "node-6 not {power}: {n}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-#[test]
-fn the_rack_comes_back_after_a_kill_and_after_a_failed_start() {
-    let dir = scratch("comeback");
-    // A first run that stops cleanly after a while (as Ctrl-C would).
-    let first = racklet()
-        .args(["up", "--duration", "6", "--data-dir"])
-        .arg(&dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .expect("runs");
-    assert!(first.success());
-    let enrollment = std::fs::read(dir.join("rmd/chassis-1/state.json")).expect("state");
-    let second = up_ready(&dir);
-    node6_follows(&dir, "On", Duration::from_secs(60));
-    drop(second); // SIGKILL: no clean shutdown at all
-    let second = up_ready(&dir);
-    node6_follows(&dir, "Off", Duration::from_secs(90));
-    drop(second);
-    // A start that fails (its control plane port is taken) leaves the rack as it was.
-    let busy = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
-    let port = busy.local_addr().expect("addr").port().to_string();
-    let failed = racklet()
-        .args(["up", "--controlplane-port", &port, "--data-dir"])
-        .arg(&dir)
-        .output()
-        .expect("runs");
-    assert_eq!(
-        failed.status.code(),
-        Some(1),
-        "{}",
-        String::from_utf8_lossy(&failed.stderr)
-    );
-    drop(busy);
-    let third = up_ready(&dir);
-    node6_follows(&dir, "On", Duration::from_secs(60));
-    // Nobody was enrolled again: the daemon's trust state is the one of the first run.
-    assert_eq!(
-        std::fs::read(dir.join("rmd/chassis-1/state.json")).expect("state"),
-        enrollment
-    );
-    drop(third);
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -1,7 +1,8 @@
-//! Requests that change the rack. Desired state changes only through Git: `apply` and
-//! `power on|off` ask the control plane to make a commit (author and message from the
-//! caller) and to sync; `power cycle` is the one imperative action, since a cycle is not
-//! a state to declare.
+//! Requests that change the rack. Desired state changes only through Git: `apply`,
+//! `delete` and `power on|off` ask the control plane to make a commit (author and message
+//! from the caller) and to sync; `power cycle` is the one imperative action, since a
+//! cycle is not a state to declare. `apply` and `delete` work on resources, as kubectl's
+//! do: a resource is found by kind and name wherever it lives in the repository.
 
 use serde::{Deserialize, Serialize};
 
@@ -15,20 +16,49 @@ pub struct Author {
     pub email: String,
 }
 
-/// One manifest file to add or replace under the source's path.
+/// One manifest file of a request: its resources are applied (or deleted) one by one.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ManifestFile {
-    /// Relative to the source's path (e.g. `nodes.yaml`); no `..`, not absolute.
+    /// Relative to the source's path (e.g. `nodes.yaml`); no `..`, not absolute. New
+    /// resources go to this file; the others stay where they are declared.
     pub path: String,
     /// UTF-8 YAML or JSON.
     pub content: String,
 }
 
-/// `POST /v1/apply`: commit these files (or, with `dryRun`, only say what would change).
+/// `POST /v1/apply`: create or update the resources of these files, never removing
+/// anything unless `prune` (or, with `dryRun`, only say what would change).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ApplyRequest {
+    pub files: Vec<ManifestFile>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    pub author: Author,
+    #[serde(default)]
+    pub dry_run: bool,
+    /// Also remove the resources of the kinds these files hold that they do not name.
+    #[serde(default)]
+    pub prune: bool,
+}
+
+/// A resource by kind and name, e.g. `ComputeUnit` `node-6`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResourceRef {
+    pub kind: String,
+    pub name: String,
+}
+
+/// `POST /v1/delete`: remove these resources (named, or the ones the files declare) from
+/// the repository. A compute unit removed is powered off: nothing runs unmanaged.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeleteRequest {
+    #[serde(default)]
+    pub resources: Vec<ResourceRef>,
+    #[serde(default)]
     pub files: Vec<ManifestFile>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
@@ -54,7 +84,9 @@ pub struct PowerRequest {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ChangeResult {
-    /// One line per node: `+ node-8: new, …`, `~ node-6: power Off -> On`, `- node-9: removed`.
+    /// One line per resource added or removed, one per field changed:
+    /// `+ ComputeUnit/node-8: …`, `~ ComputeUnit/node-6: spec.powerState: Off -> On`,
+    /// `- ComputeUnit/node-9`.
     pub changes: Vec<String>,
     /// The commit made; absent for a dry run or when nothing changed.
     #[serde(default, skip_serializing_if = "Option::is_none")]

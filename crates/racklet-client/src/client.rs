@@ -9,7 +9,9 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
 
-use crate::changes::{ActionRequest, ApplyRequest, ChangeResult, NodeAction, PowerRequest};
+use crate::changes::{
+    ActionRequest, ApplyRequest, ChangeResult, DeleteRequest, NodeAction, PowerRequest,
+};
 use crate::data_dir::{DataDir, DataDirError, CONTROL_PLANE};
 use crate::meta::{ErrorBody, List};
 use crate::objects::{Chassis, ComputeUnit, Event, FirmwareRollout, GitSource, Rack, Sensor};
@@ -200,9 +202,15 @@ impl Client {
         Ok(())
     }
 
-    /// Commits manifest files (or says what they would change, with `dry_run`).
+    /// Commits the resources of manifest files (or says what they would change, with
+    /// `dry_run`).
     pub async fn apply(&self, request: &ApplyRequest) -> Result<ChangeResult, ClientError> {
         self.post("/v1/apply", request).await
+    }
+
+    /// Commits the removal of resources (or says what it would change, with `dry_run`).
+    pub async fn delete(&self, request: &DeleteRequest) -> Result<ChangeResult, ClientError> {
+        self.post("/v1/delete", request).await
     }
 
     /// Commits a new desired power state for a node.

@@ -1,6 +1,8 @@
 //! The parts every object shares, after the Kubernetes API conventions: `metadata`,
 //! `status.conditions[]` and lists.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 /// The API group and version of Racklet's objects (the manifests' `apiVersion`).
@@ -11,7 +13,14 @@ pub const API_VERSION: &str = "racklet.io/v1alpha1";
 #[serde(rename_all = "camelCase")]
 pub struct ObjectMeta {
     pub name: String,
-    /// Counts changes of the object's `spec` (desired state), starting at 1.
+    /// As in the manifest.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// As in the manifest.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+    /// Counts changes of the object's `spec` (desired state), starting at 1. Served
+    /// only: `apply` ignores it.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub generation: u64,
 }

@@ -66,6 +66,15 @@ pub enum BootMode {
     Network,
 }
 
+/// What a compute unit does in its chassis (`spec.role`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum Role {
+    #[default]
+    Worker,
+    /// The chassis' rack management controller: it runs the rack management daemon.
+    Rmc,
+}
+
 /// Whether observed state matches the applied revision.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Sync {
@@ -107,7 +116,8 @@ impl Health {
 }
 
 /// A compute unit as the control plane serves it: the applied revision's `spec`, and the
-/// `status` its reconcilers published.
+/// `status` its reconcilers published. Served as YAML or JSON it can be applied back
+/// (`apply` drops `status` and `metadata.generation`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ComputeUnit {
@@ -123,6 +133,10 @@ pub struct ComputeUnit {
 pub struct ComputeUnitSpec {
     pub chassis: String,
     pub tray: u32,
+    /// The `BoardModel` in the tray.
+    pub board: String,
+    #[serde(default)]
+    pub role: Role,
     pub power_state: DesiredPower,
     pub boot_mode: BootMode,
 }

@@ -3,11 +3,12 @@
 //! reported as `FILE:LINE:COLUMN` (paths relative to the source's sub-path), and nothing
 //! of it is applied.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub use racklet_model::compute_unit::BootMode;
-use racklet_model::compute_unit::PowerState;
+use racklet_model::compute_unit::{PowerState, Role};
 use racklet_model::ManifestSet;
 use serde::{Deserialize, Serialize};
 
@@ -20,6 +21,14 @@ pub struct DesiredNode {
     pub power: Power,
     #[serde(default)]
     pub boot: BootMode,
+    #[serde(default)]
+    pub board: String,
+    #[serde(default)]
+    pub role: Role,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
 }
 
 /// Desired power, as the control plane stores and shows it.
@@ -35,6 +44,17 @@ pub struct DesiredFirmware {
     pub bundle: String,
     /// Trays of the chassis (from its compute units), in roll-out order.
     pub trays: Vec<u32>,
+}
+
+/// The tray slots of one chassis, for the trays no compute unit declares.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChassisLayout {
+    pub chassis: String,
+    /// Slots 1 to `trays`.
+    pub trays: u32,
+    /// The slot of the RMC, which runs the rack management daemon: never switched off
+    /// for being undeclared.
+    pub rmc_tray: u32,
 }
 
 /// The desired state of one revision.
@@ -54,6 +74,10 @@ pub struct Desired {
     /// management daemon that runs on it.
     #[serde(default)]
     pub rmc_nodes: Vec<String>,
+    /// Every chassis' slots: a powered tray that no compute unit declares (one that was
+    /// removed from the repository) is switched off, never left running unseen.
+    #[serde(default)]
+    pub layouts: Vec<ChassisLayout>,
 }
 
 fn is_manifest(path: &Path) -> bool {
@@ -110,6 +134,10 @@ pub fn desired_from(files: &[(PathBuf, Vec<u8>)]) -> Result<Desired, Vec<String>
                 PowerState::Off => Power::Off,
             },
             boot: cu.spec.boot_mode,
+            board: cu.spec.board.clone(),
+            role: cu.spec.role,
+            labels: cu.metadata.labels.clone(),
+            annotations: cu.metadata.annotations.clone(),
         })
         .collect();
     let chassis = set.chassis().map(|(_, c)| c.name().to_string()).collect();
@@ -132,6 +160,14 @@ pub fn desired_from(files: &[(PathBuf, Vec<u8>)]) -> Result<Desired, Vec<String>
         })
         .collect();
     let racks = set.racks().map(|(_, r)| r.name().to_string()).collect();
+    let layouts = set
+        .chassis()
+        .map(|(_, c)| ChassisLayout {
+            chassis: c.name().to_string(),
+            trays: c.spec.trays.count,
+            rmc_tray: c.spec.rmc_tray,
+        })
+        .collect();
     let rmc_nodes = set
         .compute_units()
         .filter(|(_, cu)| cu.spec.role == racklet_model::compute_unit::Role::Rmc)
@@ -148,53 +184,8 @@ pub fn desired_from(files: &[(PathBuf, Vec<u8>)]) -> Result<Desired, Vec<String>
         racks,
         signers,
         rmc_nodes,
+        layouts,
     })
-}
-
-/// What changes between two desired states, one line per node: `+ NAME: new, …`,
-/// `~ NAME: power Off -> On`, `~ NAME: moves from …`, `- NAME: removed`.
-pub fn changes(before: &Desired, after: &Desired) -> Vec<String> {
-    let mut out = Vec::new();
-    for n in &after.nodes {
-        match before.nodes.iter().find(|b| b.name == n.name) {
-            None => out.push(format!(
-                "+ {}: new, tray {} of {}, power {}",
-                n.name,
-                n.tray,
-                n.chassis,
-                n.power.as_str()
-            )),
-            Some(b) if b != n => {
-                if b.power != n.power {
-                    out.push(format!(
-                        "~ {}: power {} -> {}",
-                        n.name,
-                        b.power.as_str(),
-                        n.power.as_str()
-                    ));
-                }
-                if (b.chassis.as_str(), b.tray) != (n.chassis.as_str(), n.tray) {
-                    out.push(format!(
-                        "~ {}: moves from tray {} of {} to tray {} of {}",
-                        n.name, b.tray, b.chassis, n.tray, n.chassis
-                    ));
-                }
-                if b.boot != n.boot {
-                    out.push(format!(
-                        "~ {}: boot mode {:?} -> {:?}",
-                        n.name, b.boot, n.boot
-                    ));
-                }
-            }
-            Some(_) => {}
-        }
-    }
-    for b in &before.nodes {
-        if !after.nodes.iter().any(|n| n.name == b.name) {
-            out.push(format!("- {}: removed", b.name));
-        }
-    }
-    out
 }
 
 #[cfg(test)]

@@ -31,6 +31,8 @@ pub enum EventReason {
     BootModeSet,
     /// A power action was sent to a node.
     PowerAction,
+    /// A powered tray that no compute unit declares was switched off.
+    Undeclared,
     /// A node drifted and the policy only reports it.
     Drifted,
     /// A firmware roll-out started, progressed or ended.
@@ -53,6 +55,7 @@ impl EventReason {
             EventReason::ChassisAnswers => "ChassisAnswers",
             EventReason::BootModeSet => "BootModeSet",
             EventReason::PowerAction => "PowerAction",
+            EventReason::Undeclared => "Undeclared",
             EventReason::Drifted => "Drifted",
             EventReason::Rollout => "Rollout",
             EventReason::RolloutStopped => "RolloutStopped",

@@ -89,7 +89,11 @@ pub fn commit_files(
     files: &[(String, Vec<u8>)],
     message: &str,
 ) -> Result<String, SourceError> {
-    commit(dir, files, message, None, None).map_err(|e| match e {
+    let files: Vec<(String, Option<Vec<u8>>)> = files
+        .iter()
+        .map(|(p, b)| (p.clone(), Some(b.clone())))
+        .collect();
+    commit(dir, &files, message, None, None).map_err(|e| match e {
         CommitError::Repository(e) => e,
         other => SourceError::Unreachable {
             url: dir.display().to_string(),
@@ -98,13 +102,14 @@ pub fn commit_files(
     })
 }
 
-/// Commits `files` by `author` (the control plane is the committer), only if the branch
+/// Commits `files` (new bytes, or None to remove the file) by `author` (the control plane
+/// is the committer), only if the branch
 /// still points at `expected_head`: a commit that raced in between refuses this one
 /// instead of being overwritten. A file the person working in the checkout has changed
 /// (in the working tree or the index) is never overwritten: the change is refused.
 pub fn commit_as(
     dir: &Path,
-    files: &[(String, Vec<u8>)],
+    files: &[(String, Option<Vec<u8>>)],
     message: &str,
     author: &Author,
     expected_head: Option<&str>,
@@ -133,7 +138,7 @@ fn plain_path(dir: &Path, path: &str) -> bool {
 
 fn commit(
     dir: &Path,
-    files: &[(String, Vec<u8>)],
+    files: &[(String, Option<Vec<u8>>)],
     message: &str,
     author: Option<&Author>,
     expected_head: Option<&str>,
@@ -186,9 +191,7 @@ fn commit(
             None => None,
         };
         let on_disk = std::fs::read(dir.join(path)).ok();
-        let disk_clean = on_disk.is_none()
-            || on_disk == committed_bytes
-            || on_disk.as_deref() == Some(bytes.as_slice());
+        let disk_clean = on_disk.is_none() || on_disk == committed_bytes || on_disk == *bytes;
         let staged = index
             .as_ref()
             .and_then(|i| i.entry_by_path(path.as_str().into()))
@@ -204,11 +207,19 @@ fn commit(
     let mut editor = repo.edit_tree(base).map_err(&err)?;
     let mut blobs = Vec::new();
     for (path, bytes) in files {
-        let blob = repo.write_blob(bytes).map_err(&err)?.detach();
-        editor
-            .upsert(path.as_str(), gix::object::tree::EntryKind::Blob, blob)
-            .map_err(&err)?;
-        blobs.push((path, blob));
+        match bytes {
+            Some(bytes) => {
+                let blob = repo.write_blob(bytes).map_err(&err)?.detach();
+                editor
+                    .upsert(path.as_str(), gix::object::tree::EntryKind::Blob, blob)
+                    .map_err(&err)?;
+                blobs.push((path, Some(blob)));
+            }
+            None => {
+                editor.remove(path.as_str()).map_err(&err)?;
+                blobs.push((path, None));
+            }
+        }
     }
     let tree = editor.write().map_err(&err)?.detach();
     // HEAD moves only if it still is `parent` (gix compares and swaps).
@@ -245,15 +256,33 @@ fn commit(
     // The checkout follows the commit: the changed files, and their index entries only.
     for (path, bytes) in files {
         let on_disk = dir.join(path);
-        if let Some(parent) = on_disk.parent() {
-            let _ = std::fs::create_dir_all(parent);
+        match bytes {
+            Some(bytes) => {
+                if let Some(parent) = on_disk.parent() {
+                    let _ = std::fs::create_dir_all(parent);
+                }
+                let _ = std::fs::write(&on_disk, bytes);
+            }
+            None => {
+                let _ = std::fs::remove_file(&on_disk);
+            }
         }
-        let _ = std::fs::write(&on_disk, bytes);
     }
     match index {
         Some(mut index) => {
             use gix::index::entry::{Flags, Mode, Stage, Stat};
+            let removed: Vec<&String> = blobs
+                .iter()
+                .filter(|(_, b)| b.is_none())
+                .map(|(p, _)| *p)
+                .collect();
+            if !removed.is_empty() {
+                index.remove_entries(|_, path, _| {
+                    removed.iter().any(|r| path == r.as_str().as_bytes())
+                });
+            }
             for (path, blob) in blobs {
+                let Some(blob) = blob else { continue };
                 let path: &gix::bstr::BStr = path.as_str().into();
                 match index.entry_mut_by_path_and_stage(path, Stage::Unconflicted) {
                     // A zero stat makes git look at the file again instead of trusting it.

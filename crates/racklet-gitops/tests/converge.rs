@@ -418,3 +418,54 @@ async fn a_commit_sets_a_nodes_boot_mode_through_redfish() {
     );
     let _ = std::fs::remove_dir_all(&b.dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_removed_from_the_repository_is_shut_down_not_left_running() {
+    use racklet_gitops::api::edit::{ResourceId, Tree};
+    let b = bench("removed", DriftPolicy::Correct).await;
+    until(&b, "node-5", "On from the seed", converged("On")).await;
+    let mut tree = Tree::read(
+        &examples()
+            .into_iter()
+            .map(|(p, bytes)| (PathBuf::from(p), bytes))
+            .collect(),
+    );
+    let node5 = ResourceId {
+        kind: "ComputeUnit".into(),
+        name: "node-5".into(),
+    };
+    assert!(tree.remove(&node5));
+    let files: Vec<(String, Vec<u8>)> = tree
+        .files()
+        .into_iter()
+        .map(|(p, bytes)| (p.display().to_string(), bytes))
+        .collect();
+    commit_files(&b.repo, &files, "remove node-5").expect("commit");
+    b.plane.trigger();
+    // Its board is still in tray 5: no longer declared, it is shut down.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while redfish_power(&b, 5).await.as_deref() != Some("Off") {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "tray 5 still {:?}",
+            redfish_power(&b, 5).await
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        node(&b, "node-5").await.is_none(),
+        "no status for a removed node"
+    );
+    let events = b.plane.events().since(0).await.expect("events");
+    assert!(
+        events.iter().any(
+            |e| e.reason == racklet_gitops::events::EventReason::Undeclared
+                && e.message.contains("tray 5 of chassis-1")
+        ),
+        "{events:?}"
+    );
+    // The RMC's tray stays on whatever the revision says about other trays.
+    more_passes(&b, 2).await;
+    assert_eq!(redfish_power(&b, 7).await.as_deref(), Some("On"));
+    let _ = std::fs::remove_dir_all(&b.dir);
+}

@@ -17,6 +17,7 @@ pub mod catalog;
 pub mod chassis;
 pub mod compute_unit;
 pub mod diag;
+pub mod emit;
 pub mod firmware_policy;
 pub mod manifest;
 pub mod meta;

@@ -1,16 +1,19 @@
 //! The API's changes of desired state, made the only way desired state changes: as a
 //! commit to the repository the control plane follows, by the caller as author, followed
-//! by a sync. `POST /v1/apply` adds or replaces manifest files (or, as a dry run, only says
-//! what they would change); `POST /v1/nodes/{name}/power` edits one compute unit's
-//! `powerState`. A change that does not validate is refused whole, with every problem as
+//! by a sync. `POST /v1/apply` creates or updates resources where they are declared
+//! ([`super::edit`]; as a dry run it only says what would change), `POST /v1/delete`
+//! removes them, `POST /v1/nodes/{name}/power` edits one compute unit's `powerState`. A change that does not validate is refused whole, with every problem as
 //! `FILE:LINE:COLUMN`, and nothing is committed.
 
 use std::path::{Component, Path, PathBuf};
 
-use racklet_client::changes::{ApplyRequest, ChangeResult, PowerRequest};
+use racklet_client::changes::{
+    ApplyRequest, ChangeResult, DeleteRequest, ManifestFile, PowerRequest,
+};
 use racklet_client::DesiredPower;
 
-use crate::desired::{changes, desired_from, Desired};
+use super::edit::{diff, incoming, ResourceId, Tree};
+use crate::desired::{desired_from, Desired};
 use crate::git::{Reference, SourceSpec};
 use crate::local::{commit_as, head_files, Author, CommitError};
 
@@ -23,6 +26,8 @@ pub enum ChangeError {
     Invalid(Vec<String>),
     #[error("no ComputeUnit named {0:?} in the repository")]
     NoSuchNode(String),
+    #[error("{0}")]
+    NotFound(String),
     #[error("{0}")]
     Conflict(String),
     #[error("the repository failed: {0}")]
@@ -129,62 +134,143 @@ fn in_source(sub: &str, path: &Path) -> String {
     }
 }
 
-/// `apply`: validates the repository with the files replaced, then commits them.
-pub fn apply(repo: &Path, sub: &str, request: &ApplyRequest) -> Result<ChangeResult, ChangeError> {
-    if request.files.is_empty() {
-        return Err(ChangeError::BadRequest("no files to apply".into()));
-    }
-    let author = author(&request.author)?;
-    let mut incoming: Vec<(PathBuf, Vec<u8>)> = Vec::new();
-    for f in &request.files {
+fn manifests(files: &[ManifestFile]) -> Result<Vec<(PathBuf, Vec<u8>)>, ChangeError> {
+    let mut out: Vec<(PathBuf, Vec<u8>)> = Vec::new();
+    for f in files {
         let path = manifest_path(&f.path)?;
-        if incoming.iter().any(|(p, _)| *p == path) {
+        if out.iter().any(|(p, _)| *p == path) {
             return Err(ChangeError::BadRequest(format!(
                 "{} is given twice; give each file once",
                 f.path
             )));
         }
-        incoming.push((path, f.content.as_bytes().to_vec()));
+        out.push((path, f.content.as_bytes().to_vec()));
     }
-    let (head, before) = head_files(repo, sub).map_err(repository_failed)?;
-    let mut after: Vec<(PathBuf, Vec<u8>)> = before
-        .iter()
-        .filter(|(p, _)| !incoming.iter().any(|(q, _)| q == p))
-        .cloned()
-        .collect();
-    after.extend(incoming.iter().cloned());
-    after.sort();
-    let new = validated(&after)?;
-    let old = validated(&before).ok();
-    let lines = old.map(|o| changes(&o, &new)).unwrap_or_default();
-    let names: Vec<String> = incoming
-        .iter()
-        .map(|(p, _)| p.display().to_string())
-        .collect();
-    let message = request
-        .message
-        .clone()
-        .unwrap_or_else(|| format!("Apply {}", names.join(", ")));
-    let unchanged = incoming
-        .iter()
-        .all(|(p, b)| before.iter().any(|(q, c)| q == p && c == b));
+    Ok(out)
+}
+
+/// Validates the edited revision and commits the files that changed (unless a dry run).
+fn commit_edit(
+    repo: &Path,
+    sub: &str,
+    head: Option<&str>,
+    (before, after): (&Tree, &Tree),
+    message: String,
+    author: &Author,
+    dry_run: bool,
+) -> Result<ChangeResult, ChangeError> {
+    validated(&after.files())?;
     let mut result = ChangeResult {
-        changes: lines,
+        changes: diff(before, after),
         commit: None,
         repository: repo.display().to_string(),
         message,
     };
-    if request.dry_run || unchanged {
+    let touched = after.touched();
+    if dry_run || touched.is_empty() || result.changes.is_empty() {
         return Ok(result);
     }
-    let files: Vec<(String, Vec<u8>)> = incoming
+    let files: Vec<(String, Option<Vec<u8>>)> = touched
         .into_iter()
         .map(|(p, b)| (in_source(sub, &p), b))
         .collect();
-    let commit = commit_as(repo, &files, &result.message, &author, head.as_deref())
-        .map_err(commit_failed)?;
+    let commit = commit_as(repo, &files, &result.message, author, head).map_err(commit_failed)?;
     result.commit = Some(commit);
     Ok(result)
+}
+
+/// `apply`: creates or updates each resource of the files where it is declared (new ones
+/// go to the file of the same name), validates the whole revision, and commits. Nothing
+/// is removed, except with `prune`: then resources of the kinds the files hold that they
+/// do not name are removed too.
+pub fn apply(repo: &Path, sub: &str, request: &ApplyRequest) -> Result<ChangeResult, ChangeError> {
+    if request.files.is_empty() {
+        return Err(ChangeError::BadRequest("no files to apply".into()));
+    }
+    let author = author(&request.author)?;
+    let files = manifests(&request.files)?;
+    let docs = incoming(&files).map_err(ChangeError::Invalid)?;
+    let (head, before_files) = head_files(repo, sub).map_err(repository_failed)?;
+    let before = Tree::read(&before_files);
+    let mut after = before.clone();
+    for doc in &docs {
+        after.upsert(doc, &doc.file);
+    }
+    if request.prune {
+        let kinds: Vec<&str> = docs.iter().map(|d| d.id.kind.as_str()).collect();
+        for id in before.ids() {
+            if kinds.contains(&id.kind.as_str()) && !docs.iter().any(|d| d.id == id) {
+                after.remove(&id);
+            }
+        }
+    }
+    let names: Vec<String> = files.iter().map(|(p, _)| p.display().to_string()).collect();
+    let message = request
+        .message
+        .clone()
+        .unwrap_or_else(|| format!("Apply {}", names.join(", ")));
+    commit_edit(
+        repo,
+        sub,
+        head.as_deref(),
+        (&before, &after),
+        message,
+        &author,
+        request.dry_run,
+    )
+}
+
+/// `delete`: removes the named resources and those the files declare from wherever they
+/// are declared, validates the rest (a chassis still in use cannot go), and commits.
+pub fn delete(
+    repo: &Path,
+    sub: &str,
+    request: &DeleteRequest,
+) -> Result<ChangeResult, ChangeError> {
+    let author = author(&request.author)?;
+    let files = manifests(&request.files)?;
+    let mut ids: Vec<ResourceId> = incoming(&files)
+        .map_err(ChangeError::Invalid)?
+        .into_iter()
+        .map(|d| d.id)
+        .collect();
+    ids.extend(request.resources.iter().map(|r| ResourceId {
+        kind: r.kind.clone(),
+        name: r.name.clone(),
+    }));
+    if ids.is_empty() {
+        return Err(ChangeError::BadRequest(
+            "nothing to delete: name resources or give files".into(),
+        ));
+    }
+    let (head, before_files) = head_files(repo, sub).map_err(repository_failed)?;
+    let before = Tree::read(&before_files);
+    let mut after = before.clone();
+    let missing: Vec<String> = ids
+        .iter()
+        .filter(|id| !after.remove(id))
+        .map(ToString::to_string)
+        .collect();
+    if !missing.is_empty() {
+        return Err(ChangeError::NotFound(format!(
+            "the repository has no {}; nothing was committed",
+            missing.join(", ")
+        )));
+    }
+    let names: Vec<String> = ids.iter().map(ToString::to_string).collect();
+    let message = request
+        .message
+        .clone()
+        .unwrap_or_else(|| format!("Delete {}", names.join(", ")));
+    commit_edit(
+        repo,
+        sub,
+        head.as_deref(),
+        (&before, &after),
+        message,
+        &author,
+        request.dry_run,
+    )
 }
 
 /// `power on|off`: edits the `powerState` of compute unit `name` where it is declared.
@@ -222,9 +308,10 @@ pub fn set_power(
         if power == DesiredPower::Off && !request.force && old.rmc_nodes.iter().any(|n| n == name) {
             return Err(ChangeError::Conflict(rmc_refusal(name, "switching it off")));
         }
-        let lines = changes(&old, &validated(&after)?);
+        validated(&after)?;
+        let lines = diff(&Tree::read(&before), &Tree::read(&after));
         // The edit is text: make sure it changed this node's power and nothing else.
-        let expected = format!("~ {name}: power ");
+        let expected = format!("~ ComputeUnit/{name}: spec.powerState: ");
         if lines.len() > 1 || lines.iter().any(|l| !l.starts_with(&expected)) {
             return Err(ChangeError::Invalid(vec![format!(
                 "{}: editing powerState of {name} would change more than its power ({}); edit the file instead",
@@ -249,7 +336,7 @@ pub fn set_power(
         if result.changes.is_empty() {
             return Ok(result);
         }
-        let files = [(in_source(sub, file), edited.into_bytes())];
+        let files = [(in_source(sub, file), Some(edited.into_bytes()))];
         let commit = commit_as(repo, &files, &result.message, &author, head.as_deref())
             .map_err(commit_failed)?;
         result.commit = Some(commit);

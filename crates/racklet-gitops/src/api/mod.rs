@@ -21,7 +21,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use racklet_client::changes::{ActionRequest, ApplyRequest, PowerRequest};
+use racklet_client::changes::{ActionRequest, ApplyRequest, DeleteRequest, PowerRequest};
 use racklet_client::List;
 use serde::Deserialize;
 
@@ -31,6 +31,7 @@ use crate::store::{StateStore, StateStoreExt as _, StoreError};
 use crate::ControlPlane;
 
 pub mod changes;
+pub mod edit;
 pub mod objects;
 pub mod proxy;
 
@@ -118,6 +119,7 @@ pub fn routes<S: StateStore>(
         .route("/v1/events", get(events::<S>))
         .route("/v1/rollouts", get(rollouts::<S>))
         .route("/v1/apply", post(apply::<S>))
+        .route("/v1/delete", post(delete::<S>))
         .route("/v1/sync", post(sync::<S>))
         .route("/v1/webhook", post(sync::<S>))
         .layer(middleware::from_fn_with_state(state.clone(), auth::<S>))
@@ -385,7 +387,7 @@ fn change_refused(e: changes::ChangeError) -> Response {
     let status = match &e {
         E::BadRequest(_) => StatusCode::BAD_REQUEST,
         E::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
-        E::NoSuchNode(_) => StatusCode::NOT_FOUND,
+        E::NoSuchNode(_) | E::NotFound(_) => StatusCode::NOT_FOUND,
         E::Conflict(_) => StatusCode::CONFLICT,
         E::Repository(_) => StatusCode::INTERNAL_SERVER_ERROR,
     };
@@ -437,6 +439,13 @@ async fn apply<S: StateStore>(
     Json(request): Json<ApplyRequest>,
 ) -> Response {
     change(&api, move |repo, sub| changes::apply(repo, sub, &request)).await
+}
+
+async fn delete<S: StateStore>(
+    State(api): State<Arc<Api<S>>>,
+    Json(request): Json<DeleteRequest>,
+) -> Response {
+    change(&api, move |repo, sub| changes::delete(repo, sub, &request)).await
 }
 
 async fn set_power<S: StateStore>(

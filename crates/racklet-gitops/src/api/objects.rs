@@ -6,7 +6,7 @@ use racklet_client::{
     BootMode, Chassis, ChassisStatus, ComputeUnit, ComputeUnitSpec, ComputeUnitStatus, Condition,
     ConditionStatus, Event, EventType, FirmwareRollout, FirmwareRolloutSpec, FirmwareRolloutStatus,
     GitSource, GitSourceSpec, GitSourceStatus, ObjectMeta, ObjectReference, ObservedPower, Rack,
-    RackStatus, RolloutPhase, RolloutSummary, Sync, TrayPhase, TrayRollout, API_VERSION,
+    RackStatus, Role, RolloutPhase, RolloutSummary, Sync, TrayPhase, TrayRollout, API_VERSION,
 };
 
 use crate::desired::Desired;
@@ -19,19 +19,7 @@ fn meta(name: &str, generation: u64) -> ObjectMeta {
     ObjectMeta {
         name: name.into(),
         generation,
-    }
-}
-
-fn boot_mode(desired: &Desired, node: &str) -> BootMode {
-    let local = desired
-        .nodes
-        .iter()
-        .find(|n| n.name == node)
-        .is_none_or(|n| n.boot == crate::desired::BootMode::Local);
-    if local {
-        BootMode::Local
-    } else {
-        BootMode::Network
+        ..ObjectMeta::default()
     }
 }
 
@@ -45,15 +33,29 @@ pub fn compute_unit(n: &NodeStatus, desired: &Desired) -> ComputeUnit {
         last_transition_time: rfc3339(since),
         observed_generation: n.observed_generation,
     };
+    let declared = desired.nodes.iter().find(|d| d.name == n.name);
+    let mut metadata = meta(&n.name, n.generation);
+    if let Some(d) = declared {
+        metadata.labels = d.labels.clone();
+        metadata.annotations = d.annotations.clone();
+    }
     ComputeUnit {
         api_version: API_VERSION.into(),
         kind: "ComputeUnit".into(),
-        metadata: meta(&n.name, n.generation),
+        metadata,
         spec: ComputeUnitSpec {
             chassis: n.chassis.clone(),
             tray: n.tray,
+            board: declared.map(|d| d.board.clone()).unwrap_or_default(),
+            role: match declared.map(|d| d.role) {
+                Some(racklet_model::compute_unit::Role::Rmc) => Role::Rmc,
+                _ => Role::Worker,
+            },
             power_state: n.desired_power,
-            boot_mode: boot_mode(desired, &n.name),
+            boot_mode: match declared.map(|d| d.boot) {
+                Some(crate::desired::BootMode::Network) => BootMode::Network,
+                _ => BootMode::Local,
+            },
         },
         status: ComputeUnitStatus {
             observed_generation: n.observed_generation,

@@ -6,7 +6,8 @@
 //! any number of times. *Sync* (`Synced`/`OutOfSync`) is kept apart from *health*
 //! (`Healthy`/`Progressing`/`Degraded`/`Missing`/`Unknown`). A difference after the node
 //! had converged is drift: corrected or only reported, per [`DriftPolicy`]. Each chassis
-//! endpoint has its own exponential back-off; actions on a node are rate-limited.
+//! endpoint has its own exponential back-off; actions on a node are rate-limited. A
+//! powered slot no compute unit declares is shut down ([`undeclared`]).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -17,6 +18,7 @@ use racklet_redfish_client::{Client, ClientError, Endpoint};
 use serde::{Deserialize, Serialize};
 
 mod decide;
+mod undeclared;
 pub use decide::{decide, History, NodeReason, ResetType, Verdict};
 
 use crate::desired::{Desired, DesiredNode, Power};
@@ -214,6 +216,9 @@ impl PowerReconciler {
                     }
                 }
             }
+        }
+        if let Some(desired) = store.get_json::<Desired>("applied/desired").await? {
+            self.undeclared(&desired, events).await?;
         }
         Ok(())
     }

@@ -1,0 +1,287 @@
+//! Day two with `racklet`: restarts keep the rack, one data dir has one owner, the data
+//! dir is found as KUBECONFIG is, and `apply`, `diff` and `delete` work on resources as
+//! kubectl users expect.
+
+// reason: tests may expect, helpers included: a panic is their failure report.
+#![allow(clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+mod common;
+use common::{racklet, redfish_power, run, scratch, until_nodes, up_ready};
+
+#[test]
+fn a_second_up_on_a_data_dir_in_use_is_refused_and_changes_nothing() {
+    let dir = scratch("one-owner");
+    let first = up_ready(&dir);
+    // Let the first rack settle so that its own writes do not look like the second's.
+    let out = racklet()
+        .args(["get", "nodes", "--data-dir"])
+        .arg(&dir)
+        .output()
+        .expect("runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // What a second start used to rewrite: enrollment state, accounts, endpoints.
+    let watched = [
+        dir.join("rmd/chassis-1/state.json"),
+        dir.join("redfish/chassis-1/accounts.json"),
+        dir.join("endpoints.json"),
+    ];
+    let read = |files: &[PathBuf]| -> Vec<Vec<u8>> {
+        files
+            .iter()
+            .map(|f| std::fs::read(f).expect("state file"))
+            .collect()
+    };
+    let before = read(&watched);
+    let started = Instant::now();
+    let second = racklet()
+        .args(["up", "--data-dir"])
+        .arg(&dir)
+        .output()
+        .expect("runs");
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert_eq!(second.status.code(), Some(1), "{stderr}");
+    let pid = first.0.id();
+    assert!(
+        stderr.contains(&format!("another racklet up (pid {pid}) is using")),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("move it away"),
+        "never advise moving live state: {stderr}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "refused at once"
+    );
+    assert!(
+        read(&watched) == before,
+        "the running rack's state files changed"
+    );
+    drop(first);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn the_data_dir_is_global_set_by_the_environment_and_a_stale_one_says_so() {
+    let dir = scratch("stale");
+    let out = racklet()
+        .args(["up", "--duration", "0.5", "--data-dir"])
+        .arg(&dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("runs");
+    assert!(out.success());
+    // racklet up has stopped: its endpoints.json is stale. Each way of naming the data dir
+    // reaches the same dir and says what to do.
+    let expect = format!("is `racklet up --data-dir {}` running?", dir.display());
+    let runs = [
+        racklet()
+            .args(["get", "nodes", "--data-dir"])
+            .arg(&dir)
+            .output(),
+        racklet()
+            .arg("--data-dir")
+            .arg(&dir)
+            .args(["get", "nodes"])
+            .output(),
+        racklet()
+            .args(["get", "nodes"])
+            .env("RACKLET_DATA_DIR", &dir)
+            .output(),
+    ];
+    for run in runs {
+        let out = run.expect("runs");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(
+            err.contains("cannot reach the control plane at https://127.0.0.1:")
+                && err.contains(&expect),
+            "{err}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Commits `power` for node-6 and waits until its BMC reports it: only a rack under
+/// control in this run gets there (a status kept from an earlier run does not count).
+fn node6_follows(dir: &Path, power: &str, within: Duration) {
+    let out = racklet()
+        .args(["power", &power.to_lowercase(), "node-6", "--data-dir"])
+        .arg(dir)
+        .output()
+        .expect("runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let deadline = Instant::now() + within;
+    loop {
+        let out = racklet()
+            .args(["get", "node", "node-6", "-o", "json", "--data-dir"])
+            .arg(dir)
+            .output()
+            .expect("runs");
+        let n: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        if n["status"]["powerState"] == power && n["status"]["sync"] == "Synced" {
+            return;
+        }
+        assert!(Instant::now() < deadline, "node-6 not {power}: {n}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn the_rack_comes_back_after_a_kill_and_after_a_failed_start() {
+    let dir = scratch("comeback");
+    // A first run that stops cleanly after a while (as Ctrl-C would).
+    let first = racklet()
+        .args(["up", "--duration", "6", "--data-dir"])
+        .arg(&dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("runs");
+    assert!(first.success());
+    let enrollment = std::fs::read(dir.join("rmd/chassis-1/state.json")).expect("state");
+    let second = up_ready(&dir);
+    node6_follows(&dir, "On", Duration::from_secs(60));
+    drop(second); // SIGKILL: no clean shutdown at all
+    let second = up_ready(&dir);
+    node6_follows(&dir, "Off", Duration::from_secs(90));
+    drop(second);
+    // A start that fails (its control plane port is taken) leaves the rack as it was.
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+    let port = busy.local_addr().expect("addr").port().to_string();
+    let failed = racklet()
+        .args(["up", "--controlplane-port", &port, "--data-dir"])
+        .arg(&dir)
+        .output()
+        .expect("runs");
+    assert_eq!(
+        failed.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&failed.stderr)
+    );
+    drop(busy);
+    let third = up_ready(&dir);
+    node6_follows(&dir, "On", Duration::from_secs(60));
+    // Nobody was enrolled again: the daemon's trust state is the one of the first run.
+    assert_eq!(
+        std::fs::read(dir.join("rmd/chassis-1/state.json")).expect("state"),
+        enrollment
+    );
+    drop(third);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+const NODE6_STORAGE: &str = "apiVersion: racklet.io/v1alpha1\nkind: ComputeUnit\nmetadata: {name: node-6, labels: {racklet.io/pool: storage}}\nspec: {chassis: chassis-1, tray: 6, board: rpi5, powerState: Off}\n";
+
+/// The author of the newest commit of the rack's repository, as `git log` shows it.
+fn last_author(dir: &Path) -> String {
+    let out = std::process::Command::new("git")
+        .args(["log", "-1", "--format=%an <%ae>"])
+        .current_dir(dir.join("repo"))
+        .output()
+        .expect("git runs");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[test]
+fn apply_diff_and_delete_work_on_resources_and_a_served_object_applies_back() {
+    let dir = scratch("resources");
+    let up = up_ready(&dir);
+    let named = |nodes: &[serde_json::Value], name: &str| {
+        nodes
+            .iter()
+            .find(|n| n["metadata"]["name"] == name)
+            .cloned()
+    };
+    until_nodes(&dir, Duration::from_secs(60), "node-5 On", |n| {
+        named(n, "node-5").is_some_and(|n| n["status"]["sync"] == "Synced")
+    });
+
+    // What `get node X -o yaml|json` prints is that object, and applies back unchanged.
+    for format in ["yaml", "json"] {
+        let (code, out, err) = run(&dir, &["get", "node", "node-6", "-o", format]);
+        assert_eq!(code, Some(0), "{err}");
+        let served = dir.join(format!("node-6.{format}"));
+        std::fs::write(&served, &out).expect("write");
+        let path = served.to_str().expect("UTF-8 path");
+        let (code, out, err) = run(&dir, &["diff", "-f", path]);
+        assert_eq!(code, Some(0), "{err}");
+        assert_eq!(out.trim(), "no change to desired state", "{format}");
+        let (code, out, err) = run(&dir, &["apply", "-f", path]);
+        assert_eq!(code, Some(0), "{err}");
+        assert!(out.contains("nothing to commit"), "{format}: {out}");
+    }
+
+    // A file named nodes.yaml that holds node-6 updates node-6 where it lives.
+    let nodes = dir.join("nodes.yaml");
+    std::fs::write(&nodes, NODE6_STORAGE).expect("write");
+    let (code, out, err) = run(&dir, &["diff", "-f", nodes.to_str().expect("path")]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(
+        out.trim(),
+        "~ ComputeUnit/node-6: metadata.labels.racklet.io/pool: workers -> storage"
+    );
+    let (code, out, err) = run(
+        &dir,
+        &[
+            "apply",
+            "-f",
+            nodes.to_str().expect("path"),
+            "--author",
+            "Grace Hopper <grace@example.org>",
+        ],
+    );
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.contains("committed"), "{out}");
+    assert!(!dir.join("repo/rack/nodes.yaml").exists());
+    assert_eq!(last_author(&dir), "Grace Hopper <grace@example.org>");
+
+    // Deleting a node removes it from the repository and shuts its tray down.
+    let (code, out, err) = run(&dir, &["delete", "node", "node-5"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.contains("- ComputeUnit/node-5"), "{out}");
+    until_nodes(&dir, Duration::from_secs(30), "node-5 gone", |n| {
+        named(n, "node-5").is_none() && n.len() == 6
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while redfish_power(&dir, 5).as_deref() != Some("Off") {
+        assert!(Instant::now() < deadline, "tray 5 shut down");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    // apply -f DIR: a new resource lands in the file of its name.
+    let more = dir.join("more");
+    std::fs::create_dir_all(&more).expect("mkdir");
+    std::fs::write(
+        more.join("node-5.yaml"),
+        "apiVersion: racklet.io/v1alpha1\nkind: ComputeUnit\nmetadata: {name: node-5}\nspec: {chassis: chassis-1, tray: 5, board: rpi5, powerState: On}\n",
+    )
+    .expect("write");
+    let (code, out, err) = run(&dir, &["apply", "-f", more.to_str().expect("path")]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(
+        out.contains("+ ComputeUnit/node-5: tray 5 of chassis-1, power On"),
+        "{out}"
+    );
+    assert!(dir.join("repo/rack/node-5.yaml").exists());
+    until_nodes(&dir, Duration::from_secs(60), "node-5 back On", |n| {
+        named(n, "node-5")
+            .is_some_and(|n| n["status"]["powerState"] == "On" && n["status"]["sync"] == "Synced")
+    });
+    drop(up);
+    let _ = std::fs::remove_dir_all(&dir);
+}
