@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context as _};
 use racklet_client::changes::{
-    ApplyRequest, Author, ChangeResult, DeleteRequest, ManifestFile, NodeAction, PowerRequest,
-    ResourceRef,
+    ActionRequest, ApplyRequest, Author, ChangeResult, DeleteRequest, ManifestFile, NodeAction,
+    PowerRequest, ResourceRef,
 };
 use racklet_client::DesiredPower;
 
@@ -242,6 +242,26 @@ pub fn delete(
     })
 }
 
+/// `power status`: desired and observed power, and why they differ.
+async fn power_status(cp: &racklet_client::Client, name: &str) -> anyhow::Result<()> {
+    let n = cp.node(name).await?;
+    let message = n
+        .condition("Synced")
+        .map(|c| c.message.clone())
+        .unwrap_or_default();
+    println!(
+        "{name}: desired {}, observed {} ({}, {}): {message}",
+        n.spec.power_state.as_str(),
+        n.status.power_state.map_or("unknown", |p| p.as_str()),
+        n.status.sync.as_str(),
+        n.status.health.as_str(),
+    );
+    Ok(())
+}
+
+/// `power on|off|cycle|status`. `off` is graceful (the OS shuts down, as ipmitool's
+/// `soft`); `off --force` also cuts power now (ipmitool's `off`). `--force` is also what
+/// switching off or cycling a chassis' RMC takes.
 pub fn power(
     data_dir: &Path,
     action: &str,
@@ -251,10 +271,18 @@ pub fn power(
 ) -> anyhow::Result<()> {
     runtime()?.block_on(async {
         let cp = client(data_dir)?;
+        let act = |action: NodeAction| -> anyhow::Result<ActionRequest> {
+            Ok(ActionRequest {
+                action,
+                force,
+                author: Some(author(commit)?),
+            })
+        };
         let power_state = match action {
+            "status" => return power_status(&cp, name).await,
             "cycle" => {
                 let node = cp.node(name).await?;
-                cp.act(name, NodeAction::PowerCycle, force).await?;
+                cp.act(name, &act(NodeAction::PowerCycle)?).await?;
                 println!(
                     "{name}: power cycled (tray {} of {})",
                     node.spec.tray, node.spec.chassis
@@ -276,11 +304,18 @@ pub fn power(
                 "{name} is already {} in the repository",
                 power_state.as_str()
             );
-            return Ok(());
+        } else {
+            print_changes(&result);
+            committed(&result);
         }
-        print_changes(&result);
-        committed(&result);
-        sync_with(&cp, result.commit.as_deref()).await
+        if power_state == DesiredPower::Off && force {
+            cp.act(name, &act(NodeAction::ForceOff)?).await?;
+            println!("{name}: power cut (ForceOff), without waiting for its OS");
+        }
+        if result.commit.is_some() {
+            sync_with(&cp, result.commit.as_deref()).await?;
+        }
+        Ok(())
     })
 }
 

@@ -124,15 +124,17 @@ enum Command {
         #[command(flatten)]
         commit: change::CommitArgs,
     },
-    /// Power a node on or off (a commit to the repository), or cycle it (through its BMC, now).
+    /// Power a node on or off (a commit to the repository; off is a graceful shutdown),
+    /// cycle it (through its BMC, now), or show its power.
     #[command(
-        after_help = "Examples:\n  racklet power on node-6\n  racklet power off node-6 -m \"maintenance\"\n  racklet power cycle node-2"
+        after_help = "Examples:\n  racklet power on node-6\n  racklet power off node-6 -m \"maintenance\"\n  racklet power off node-6 --force    # and cut power now, without waiting for the OS\n  racklet power cycle node-2\n  racklet power status node-2"
     )]
     Power {
-        #[arg(value_parser = ["on", "off", "cycle"])]
+        #[arg(value_parser = ["on", "off", "cycle", "status"])]
         action: String,
         node: String,
-        /// Also switch off or cycle a chassis' RMC (it runs the rack management daemon).
+        /// With off: cut power now (Redfish ForceOff) instead of waiting for the OS. Also
+        /// what switching off or cycling a chassis' RMC takes (it runs the rack daemon).
         #[arg(long)]
         force: bool,
         #[command(flatten)]

@@ -285,3 +285,122 @@ fn apply_diff_and_delete_work_on_resources_and_a_served_object_applies_back() {
     drop(up);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn power_actions_are_the_users_not_drift_and_off_is_graceful_unless_forced() {
+    let dir = scratch("intent");
+    let up = up_ready(&dir);
+    let named = |nodes: &[serde_json::Value], name: &str| {
+        nodes
+            .iter()
+            .find(|n| n["metadata"]["name"] == name)
+            .cloned()
+    };
+    let on_and_synced = |name: &'static str| {
+        move |n: &[serde_json::Value]| {
+            named(n, name).is_some_and(|n| {
+                n["status"]["powerState"] == "On" && n["status"]["sync"] == "Synced"
+            })
+        }
+    };
+    until_nodes(
+        &dir,
+        Duration::from_secs(60),
+        "node-2 On",
+        on_and_synced("node-2"),
+    );
+
+    // A power cycle someone asks for is recorded as theirs and not fought as drift.
+    let (code, out, err) = run(
+        &dir,
+        &[
+            "power",
+            "cycle",
+            "node-2",
+            "--author",
+            "Ada <ada@example.org>",
+        ],
+    );
+    assert_eq!(code, Some(0), "{out}{err}");
+    // The BMC keeps the tray off for 3 s, then powers it on again.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while redfish_power(&dir, 2).as_deref() == Some("On") {
+        assert!(Instant::now() < deadline, "the cycle's off half");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while redfish_power(&dir, 2).as_deref() != Some("On") {
+        assert!(Instant::now() < deadline, "the cycle's on half");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    until_nodes(
+        &dir,
+        Duration::from_secs(60),
+        "node-2 back On",
+        on_and_synced("node-2"),
+    );
+    let (_, events, _) = run(&dir, &["events"]);
+    assert!(
+        events.contains("node-2: PowerCycle asked for by Ada <ada@example.org>"),
+        "{events}"
+    );
+    assert!(
+        !events
+            .lines()
+            .any(|l| l.contains("node-2") && l.contains("drift corrected")),
+        "{events}"
+    );
+
+    // `power status` says what the node is.
+    let (code, out, err) = run(&dir, &["power", "status", "node-2"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        out.starts_with("node-2: desired On, observed On (Synced, Healthy)"),
+        "{out}"
+    );
+
+    // `off --force` cuts power at once; the commit carries the caller's Git identity.
+    let out = racklet()
+        .args(["power", "off", "node-3", "--force", "--data-dir"])
+        .arg(&dir)
+        .env("GIT_AUTHOR_NAME", "Linus Operator")
+        .env("GIT_AUTHOR_EMAIL", "linus@example.org")
+        .output()
+        .expect("runs");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(said.contains("ForceOff"), "{said}");
+    assert_eq!(last_author(&dir), "Linus Operator <linus@example.org>");
+    let (_, events, _) = run(&dir, &["events"]);
+    assert!(
+        events.contains("node-3: ForceOff asked for by Linus Operator <linus@example.org>"),
+        "{events}"
+    );
+    // Faster than a graceful shutdown could be (the OS takes seconds to halt).
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while redfish_power(&dir, 3).as_deref() != Some("Off") {
+        assert!(Instant::now() < deadline, "tray 3 off at once");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drop(up);
+
+    // With racklet up stopped, a change is refused before anything is committed.
+    let head = || {
+        std::process::Command::new("git")
+            .args(["rev-parse", "HEAD"])
+            .current_dir(dir.join("repo"))
+            .output()
+            .expect("git")
+            .stdout
+    };
+    let before = head();
+    let (code, _, err) = run(&dir, &["power", "on", "node-3"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("racklet up --data-dir"), "{err}");
+    assert_eq!(head(), before);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -96,19 +96,35 @@ pub struct ChangeResult {
     pub message: String,
 }
 
-/// An imperative action on a node, passed through to its BMC.
+/// An imperative action on a node, passed through to its BMC. The control plane records
+/// it as the caller's and does not take what follows for drift.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum NodeAction {
     /// Redfish `ComputerSystem.Reset` with `PowerCycle`.
     PowerCycle,
+    /// Redfish `ForceOff`: power cut now, without waiting for the OS (ipmitool's `off`
+    /// where a graceful `powerState: Off` is its `soft`).
+    ForceOff,
+}
+
+impl NodeAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NodeAction::PowerCycle => "PowerCycle",
+            NodeAction::ForceOff => "ForceOff",
+        }
+    }
 }
 
 /// `POST /v1/nodes/{name}/actions`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ActionRequest {
     pub action: NodeAction,
-    /// Needed to power cycle a chassis' RMC (it runs the rack management daemon).
+    /// Needed to act on a chassis' RMC (it runs the rack management daemon).
     #[serde(default)]
     pub force: bool,
+    /// Who asks, for the event log.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub author: Option<Author>,
 }

@@ -9,9 +9,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
 
-use crate::changes::{
-    ActionRequest, ApplyRequest, ChangeResult, DeleteRequest, NodeAction, PowerRequest,
-};
+use crate::changes::{ActionRequest, ApplyRequest, ChangeResult, DeleteRequest, PowerRequest};
 use crate::data_dir::{DataDir, DataDirError, CONTROL_PLANE};
 use crate::meta::{ErrorBody, List};
 use crate::objects::{Chassis, ComputeUnit, Event, FirmwareRollout, GitSource, Rack, Sensor};
@@ -224,17 +222,9 @@ impl Client {
     }
 
     /// An imperative action on a node, done by its BMC now (`force` for a chassis' RMC).
-    pub async fn act(
-        &self,
-        node: &str,
-        action: NodeAction,
-        force: bool,
-    ) -> Result<(), ClientError> {
+    pub async fn act(&self, node: &str, request: &ActionRequest) -> Result<(), ClientError> {
         let _: serde_json::Value = self
-            .post(
-                &format!("/v1/nodes/{}/actions", segment(node)),
-                &ActionRequest { action, force },
-            )
+            .post(&format!("/v1/nodes/{}/actions", segment(node)), request)
             .await?;
         Ok(())
     }

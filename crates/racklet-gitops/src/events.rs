@@ -33,6 +33,8 @@ pub enum EventReason {
     PowerAction,
     /// A powered tray that no compute unit declares was switched off.
     Undeclared,
+    /// Someone asked for an action on a node (a power cycle, a forced off).
+    UserAction,
     /// A node drifted and the policy only reports it.
     Drifted,
     /// A firmware roll-out started, progressed or ended.
@@ -56,6 +58,7 @@ impl EventReason {
             EventReason::BootModeSet => "BootModeSet",
             EventReason::PowerAction => "PowerAction",
             EventReason::Undeclared => "Undeclared",
+            EventReason::UserAction => "UserAction",
             EventReason::Drifted => "Drifted",
             EventReason::Rollout => "Rollout",
             EventReason::RolloutStopped => "RolloutStopped",

@@ -132,6 +132,7 @@ pub struct ControlPlane<S> {
     source: Arc<GitSource>,
     events: EventLog<S>,
     reconciler: Mutex<PowerReconciler>,
+    user_actions: Arc<power::UserActions>,
     firmware: Mutex<FirmwareReconciler>,
     trigger: Notify,
     /// A chassis reported a change (a Redfish event): reconcile power now.
@@ -145,7 +146,9 @@ impl<S: StateStore> ControlPlane<S> {
             config.source.clone(),
             &config.dir.join("mirror.git"),
         )?);
-        let reconciler = PowerReconciler::new(config.chassis.clone(), config.drift)?;
+        let user_actions = Arc::new(power::UserActions::default());
+        let reconciler =
+            PowerReconciler::new(config.chassis.clone(), config.drift, user_actions.clone())?;
         let firmware = FirmwareReconciler::new(&config.chassis, source.clone())?;
         let events = EventLog::open(store.clone()).await?;
         Ok(Arc::new(ControlPlane {
@@ -154,6 +157,7 @@ impl<S: StateStore> ControlPlane<S> {
             source,
             events,
             reconciler: Mutex::new(reconciler),
+            user_actions,
             firmware: Mutex::new(firmware),
             trigger: Notify::new(),
             observed: Notify::new(),
@@ -171,6 +175,11 @@ impl<S: StateStore> ControlPlane<S> {
 
     pub fn events(&self) -> &EventLog<S> {
         &self.events
+    }
+
+    /// Actions people asked for: the power reconciler leaves their node alone meanwhile.
+    pub fn user_actions(&self) -> &power::UserActions {
+        &self.user_actions
     }
 
     /// Asks for a fetch now (the `sync` command, the webhook).

@@ -21,7 +21,9 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use racklet_client::changes::{ActionRequest, ApplyRequest, DeleteRequest, PowerRequest};
+use racklet_client::changes::{
+    ActionRequest, ApplyRequest, DeleteRequest, NodeAction, PowerRequest,
+};
 use racklet_client::List;
 use serde::Deserialize;
 
@@ -344,20 +346,40 @@ async fn act<S: StateStore>(
     if !request.force {
         match applied(&api).await {
             Ok(d) if d.rmc_nodes.contains(&name) => {
-                let e =
-                    changes::ChangeError::Conflict(changes::rmc_refusal(&name, "a power cycle"));
+                let what = match request.action {
+                    NodeAction::PowerCycle => "a power cycle",
+                    NodeAction::ForceOff => "switching it off",
+                };
+                let e = changes::ChangeError::Conflict(changes::rmc_refusal(&name, what));
                 return change_refused(e);
             }
             Ok(_) => {}
             Err(e) => return failed(e),
         }
     }
+    let by = request.author.as_ref().map_or_else(
+        || "the API".to_string(),
+        |a| format!("{} <{}>", a.name, a.email),
+    );
+    // Noted before it is sent, so that no pass in between takes its effect for drift.
+    api.plane.user_actions().note(&name);
     let done = async {
         let t = proxy::target(&api.plane.config().chassis, &n)?;
         proxy::act(&t, request.action).await
     };
     match done.await {
-        Ok(()) => Json(serde_json::json!({"node": name, "action": request.action})).into_response(),
+        Ok(()) => {
+            let message = format!("{name}: {} asked for by {by}", request.action.as_str());
+            if let Err(e) = api
+                .plane
+                .events()
+                .record_node(crate::events::EventReason::UserAction, &name, &message)
+                .await
+            {
+                return failed(e);
+            }
+            Json(serde_json::json!({"node": name, "action": request.action})).into_response()
+        }
         Err(e) => refused(StatusCode::BAD_GATEWAY, &e),
     }
 }

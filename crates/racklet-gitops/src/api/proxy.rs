@@ -97,9 +97,7 @@ pub async fn sensors(t: &Target<'_>) -> Result<Vec<Sensor>, ProxyError> {
 
 /// Does `action` on the node's BMC now.
 pub async fn act(t: &Target<'_>, action: NodeAction) -> Result<(), ProxyError> {
-    let reset = match action {
-        NodeAction::PowerCycle => "PowerCycle",
-    };
+    let reset = action.as_str();
     let c = client(t)?;
     let done = async {
         let system = c.system(&t.system_uri).await?;

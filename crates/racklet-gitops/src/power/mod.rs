@@ -89,8 +89,34 @@ pub const ACTION_INTERVAL: Duration = Duration::from_secs(10);
 const BACKOFF_BASE: Duration = Duration::from_millis(500);
 const BACKOFF_MAX: Duration = Duration::from_secs(60);
 
+/// How long what follows an action someone asked for (a power cycle's off and on) is theirs,
+/// not drift.
+pub const USER_ACTION_GRACE: Duration = Duration::from_secs(60);
+
+/// Actions people asked for, by node, shared by the API (which notes them) and the
+/// reconciler (which leaves their node alone meanwhile).
+#[derive(Debug, Default)]
+pub struct UserActions(std::sync::Mutex<HashMap<String, Instant>>);
+
+impl UserActions {
+    pub fn note(&self, node: &str) {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(node.into(), Instant::now());
+    }
+
+    /// True while an action asked for on `node` may still be running.
+    pub fn running(&self, node: &str) -> bool {
+        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        map.retain(|_, at| at.elapsed() < USER_ACTION_GRACE);
+        map.contains_key(node)
+    }
+}
+
 /// The reconciler; one per control plane.
 pub struct PowerReconciler {
+    user_actions: Arc<UserActions>,
     endpoints: HashMap<String, (ChassisEndpoint, Arc<Client>)>,
     policy: DriftPolicy,
     backoff: HashMap<String, Backoff>,
@@ -103,6 +129,7 @@ impl PowerReconciler {
     pub fn new(
         endpoints: Vec<ChassisEndpoint>,
         policy: DriftPolicy,
+        user_actions: Arc<UserActions>,
     ) -> Result<PowerReconciler, ClientError> {
         let mut map = HashMap::new();
         for e in endpoints {
@@ -110,6 +137,7 @@ impl PowerReconciler {
             map.insert(e.chassis.clone(), (e, client));
         }
         Ok(PowerReconciler {
+            user_actions,
             endpoints: map,
             policy,
             backoff: HashMap::new(),
@@ -441,9 +469,11 @@ impl PowerReconciler {
             .actions()
             .get(&spec.name)
             .is_some_and(|(p, at)| *p == spec.power && at.elapsed() < ACTION_INTERVAL);
+        // A power cycle someone asked for turns the node off and on: theirs, not drift.
+        let user_acting = self.user_actions.running(&spec.name);
         let history = History {
             converged_once: rec.converged_generation == rec.generation,
-            acted_recently,
+            acted_recently: acted_recently || user_acting,
             drift_reported,
         };
         let verdict = decide(spec.power, observed, self.policy, history);
@@ -475,6 +505,9 @@ impl PowerReconciler {
                         .await?;
                 }
                 msg
+            }
+            Verdict::Progressing if user_acting => {
+                format!("power is {is}: an action someone asked for runs")
             }
             Verdict::Progressing => format!("power is {is}, going to {want}"),
             Verdict::Act { reset, drift } => {
