@@ -17,6 +17,9 @@ pub enum GetWhat {
     Nodes {
         /// Only this node.
         name: Option<String>,
+        /// After the list, print each node again whenever it changes (as kubectl does).
+        #[arg(short, long)]
+        watch: bool,
     },
     /// Racks of the applied revision, with how many of their nodes are in sync.
     #[command(alias = "rack")]
@@ -48,8 +51,13 @@ pub fn get(data_dir: &Path, what: GetWhat, output: Output) -> anyhow::Result<()>
     runtime()?.block_on(async {
         let cp = client(data_dir)?;
         let text = match what {
-            GetWhat::Nodes { name: None } => view::nodes(&cp.nodes().await?, output),
-            GetWhat::Nodes { name: Some(name) } => match output {
+            GetWhat::Nodes { name, watch: true } => {
+                return watch_nodes(&cp, name.as_deref(), output).await
+            }
+            GetWhat::Nodes { name: None, .. } => view::nodes(&cp.nodes().await?, output),
+            GetWhat::Nodes {
+                name: Some(name), ..
+            } => match output {
                 // One object prints as itself, as `kubectl get node X -o json` does.
                 Output::Json | Output::Yaml => view::object(&cp.node(&name).await?, output),
                 Output::Table | Output::Wide => {
@@ -125,8 +133,7 @@ pub fn events(data_dir: &Path, watch: bool) -> anyhow::Result<()> {
                 since = last.sequence;
             }
             print!("{}", view::events(&batch));
-            use std::io::Write as _;
-            std::io::stdout().flush().ok();
+            flush();
             if !watch {
                 return Ok(());
             }
@@ -135,8 +142,123 @@ pub fn events(data_dir: &Path, watch: bool) -> anyhow::Result<()> {
     })
 }
 
-/// One progress bar per roll-out, until every one has ended.
+async fn some_nodes(
+    cp: &Client,
+    name: Option<&str>,
+) -> anyhow::Result<Vec<racklet_client::ComputeUnit>> {
+    Ok(match name {
+        Some(name) => vec![cp.node(name).await?],
+        None => cp.nodes().await?.items,
+    })
+}
+
+fn flush() {
+    use std::io::Write as _;
+    std::io::stdout().flush().ok();
+}
+
+/// `get nodes -w`: the list, then each node again whenever it changes: a table row, or
+/// with `-o json|yaml` the object (JSON on one line, so each line is one object).
+async fn watch_nodes(cp: &Client, name: Option<&str>, output: Output) -> anyhow::Result<()> {
+    let mut last: std::collections::HashMap<String, String> = Default::default();
+    let mut first = true;
+    loop {
+        let items = some_nodes(cp, name).await?;
+        let mut text = String::new();
+        match output {
+            Output::Table | Output::Wide => {
+                let table = view::nodes(&List::new(items.clone()), output);
+                let mut lines = table.lines();
+                let header = lines.next().unwrap_or_default();
+                if first {
+                    text.push_str(header);
+                    text.push('\n');
+                }
+                for (n, row) in items.iter().zip(lines) {
+                    if last.get(&n.metadata.name).map(String::as_str) != Some(row) {
+                        last.insert(n.metadata.name.clone(), row.to_string());
+                        text.push_str(row);
+                        text.push('\n');
+                    }
+                }
+            }
+            Output::Json | Output::Yaml => {
+                for n in &items {
+                    let line = serde_json::to_string(n)?;
+                    if last.get(&n.metadata.name) != Some(&line) {
+                        last.insert(n.metadata.name.clone(), line.clone());
+                        text.push_str(&line);
+                        text.push('\n');
+                    }
+                }
+            }
+        }
+        first = false;
+        print!("{text}");
+        flush();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// Roll-outs followed on something that is not a terminal: a line per change.
+async fn watch_rollouts_as_lines(cp: &Client) -> anyhow::Result<()> {
+    let mut last: std::collections::HashMap<String, String> = Default::default();
+    loop {
+        let rollouts = cp.rollouts().await?.items;
+        for r in &rollouts {
+            let line = format!(
+                "{} v{}: {}/{} trays, {:?}: {}",
+                r.spec.chassis,
+                r.spec.version,
+                r.done(),
+                r.status.trays.len(),
+                r.status.phase,
+                r.status.message
+            );
+            if last.get(&r.spec.chassis) != Some(&line) {
+                println!("{line}");
+                last.insert(r.spec.chassis.clone(), line);
+            }
+        }
+        flush();
+        if let Some(end) = rollouts_ended(&rollouts) {
+            return end;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Whether every roll-out has ended, and how: `Err` names the ones that stopped.
+fn rollouts_ended(rollouts: &[racklet_client::FirmwareRollout]) -> Option<anyhow::Result<()>> {
+    // Nothing to follow yet (a policy just committed is fetched at the next poll).
+    let running = rollouts
+        .iter()
+        .any(|r| r.status.phase == RolloutPhase::Running);
+    if rollouts.is_empty() || running {
+        return None;
+    }
+    let stopped: Vec<_> = rollouts
+        .iter()
+        .filter(|r| r.status.phase == RolloutPhase::Stopped)
+        .map(|r| format!("{}: {}", r.spec.chassis, r.status.message))
+        .collect();
+    if stopped.is_empty() {
+        Some(Ok(()))
+    } else {
+        Some(Err(anyhow::anyhow!(
+            "roll-out stopped: {}",
+            stopped.join("; ")
+        )))
+    }
+}
+
+/// One progress bar per roll-out, until every one has ended; lines when not on a
+/// terminal (indicatif draws nothing there).
 async fn watch_rollouts(cp: &Client) -> anyhow::Result<()> {
+    use std::io::IsTerminal as _;
+    if !std::io::stdout().is_terminal() {
+        return watch_rollouts_as_lines(cp).await;
+    }
     let bars = indicatif::MultiProgress::new();
     let style = indicatif::ProgressStyle::with_template(
         "{prefix:>12} [{bar:30}] {pos}/{len} trays  {msg}",
@@ -165,20 +287,8 @@ async fn watch_rollouts(cp: &Client) -> anyhow::Result<()> {
                 bar.finish();
             }
         }
-        // Nothing to follow yet (a policy just committed is fetched at the next poll).
-        let running = rollouts
-            .iter()
-            .any(|r| r.status.phase == RolloutPhase::Running);
-        if !rollouts.is_empty() && !running {
-            let stopped: Vec<_> = rollouts
-                .iter()
-                .filter(|r| r.status.phase == RolloutPhase::Stopped)
-                .map(|r| format!("{}: {}", r.spec.chassis, r.status.message))
-                .collect();
-            if !stopped.is_empty() {
-                bail!("roll-out stopped: {}", stopped.join("; "));
-            }
-            return Ok(());
+        if let Some(end) = rollouts_ended(&rollouts) {
+            return end;
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }

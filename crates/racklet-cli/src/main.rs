@@ -58,7 +58,7 @@ enum Command {
     Bench(racklet_stack::BenchArgs),
     /// Show nodes or the Git source as the control plane sees them.
     #[command(
-        after_help = "Examples:\n  racklet get nodes\n  racklet get nodes -o wide\n  racklet get node node-6 -o yaml\n  racklet get source"
+        after_help = "Examples:\n  racklet get nodes\n  racklet get nodes -w\n  racklet get nodes -o wide\n  racklet get node node-6 -o yaml\n  racklet get source"
     )]
     Get {
         #[command(subcommand)]
@@ -81,7 +81,7 @@ enum Command {
     /// Print the control plane's events; with --watch, keep printing new ones.
     #[command(after_help = "Examples:\n  racklet events\n  racklet events --watch")]
     Events {
-        #[arg(long)]
+        #[arg(short, long)]
         watch: bool,
     },
     /// Create or update the resources of files or directories where they are declared in

@@ -122,6 +122,18 @@ fn up_seeds_its_data_dir_prints_ready_and_stops_after_its_duration() {
             .any(|l| l.contains("rmc-1") && l.contains("running")),
         "booted at 20x: {stdout}"
     );
+    // Not a terminal: lines of what changed, never the whole table again (a log of a
+    // day of `racklet up` stays small).
+    assert!(!stdout.contains("CHASSIS"), "no table in a log: {stdout}");
+    assert!(!stdout.contains("\x1b["), "no terminal control in a log");
+    let rmc_lines = stdout
+        .lines()
+        .filter(|l| l.contains("tray 7 rmc-1:"))
+        .count();
+    assert!(
+        (1..=6).contains(&rmc_lines),
+        "only changes of rmc-1: {stdout}"
+    );
     assert!(stdout.trim_end().ends_with("racklet stopped"), "{stdout}");
     let endpoints: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.join("endpoints.json")).expect("written"))

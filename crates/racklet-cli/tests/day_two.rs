@@ -10,7 +10,9 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{racklet, redfish_power, run, scratch, until_nodes, up_ready};
+use common::{
+    line_where, racklet, redfish_power, run, scratch, spawn_lines, until_nodes, up_ready,
+};
 
 #[test]
 fn a_second_up_on_a_data_dir_in_use_is_refused_and_changes_nothing() {
@@ -309,6 +311,15 @@ fn power_actions_are_the_users_not_drift_and_off_is_graceful_unless_forced() {
         "node-2 On",
         on_and_synced("node-2"),
     );
+    // `get nodes -w` and `events -w` follow what happens next, line by line.
+    let (_nodes_watch, node_lines) = spawn_lines(&dir, &["get", "nodes", "-w"]);
+    let (_events_watch, event_lines) = spawn_lines(&dir, &["events", "-w"]);
+    line_where(&node_lines, Duration::from_secs(10), "the header", |l| {
+        l.starts_with("NAME")
+    });
+    line_where(&node_lines, Duration::from_secs(10), "node-2's row", |l| {
+        l.starts_with("node-2 ")
+    });
 
     // A power cycle someone asks for is recorded as theirs and not fought as drift.
     let (code, out, err) = run(
@@ -343,6 +354,25 @@ fn power_actions_are_the_users_not_drift_and_off_is_graceful_unless_forced() {
     assert!(
         events.contains("node-2: PowerCycle asked for by Ada <ada@example.org>"),
         "{events}"
+    );
+    line_where(
+        &event_lines,
+        Duration::from_secs(10),
+        "the cycle's event",
+        |l| l.contains("node-2: PowerCycle asked for by Ada"),
+    );
+    // The row changed while the cycle ran (Progressing), and again when it was back.
+    line_where(
+        &node_lines,
+        Duration::from_secs(10),
+        "node-2 changing",
+        |l| l.starts_with("node-2 ") && !l.contains("Healthy"),
+    );
+    line_where(
+        &node_lines,
+        Duration::from_secs(30),
+        "node-2 healthy again",
+        |l| l.starts_with("node-2 ") && l.contains("Healthy"),
     );
     assert!(
         !events

@@ -12,7 +12,11 @@ use racklet_gitops::power::{ChassisEndpoint, DriftPolicy};
 use racklet_gitops::store::RedbStore;
 use racklet_gitops::{Config, ControlPlane};
 
-/// Starts the control plane on `repo` and its API; returns where the API listens.
+/// The control plane `racklet up` runs.
+pub type Plane = Arc<ControlPlane<RedbStore>>;
+
+/// Starts the control plane on `repo` and its API; returns where the API listens and the
+/// control plane (for its events).
 pub async fn start(
     data_dir: &DataDir,
     repo: &Path,
@@ -20,7 +24,7 @@ pub async fn start(
     poll: Duration,
     drift: DriftPolicy,
     addr: SocketAddr,
-) -> anyhow::Result<racklet_gitops::api::Running> {
+) -> anyhow::Result<(racklet_gitops::api::Running, Plane)> {
     let dir = data_dir.control_plane();
     let repo = std::fs::canonicalize(repo).unwrap_or(repo.to_path_buf());
     let config = Config {
@@ -40,5 +44,6 @@ pub async fn start(
     let store = Arc::new(RedbStore::open(&data_dir.control_plane_state())?);
     let plane = ControlPlane::new(config, store).await?;
     tokio::spawn(plane.clone().run());
-    Ok(racklet_gitops::api::serve(plane, &dir, addr).await?)
+    let api = racklet_gitops::api::serve(plane.clone(), &dir, addr).await?;
+    Ok((api, plane))
 }

@@ -12,6 +12,7 @@ mod bench_gitops;
 pub mod chassis;
 mod controlplane;
 pub mod up;
+mod up_view;
 
 pub use bench::BenchArgs;
 pub use up::UpArgs;

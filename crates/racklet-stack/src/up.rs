@@ -14,7 +14,6 @@ use clap::Args;
 use racklet_client::data_dir::Endpoint;
 use racklet_client::DataDir;
 use racklet_model::ManifestSet;
-use racklet_rmd_api::BmcTrust;
 use racklet_sim::Rack;
 use racklet_twin::TwinConfig;
 
@@ -277,7 +276,7 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
             systems: Default::default(),
         });
     }
-    let api = runtime.block_on(crate::controlplane::start(
+    let (api, plane) = runtime.block_on(crate::controlplane::start(
         &data_dir,
         &repo,
         chassis_endpoints,
@@ -313,7 +312,21 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
     println!("racklet is ready");
     std::io::stdout().flush().ok();
 
-    runtime.block_on(drive(&mut rack, &args, signals))?;
+    // On a terminal the table is redrawn in place: the ways in stay on screen above it.
+    let header = endpoints
+        .iter()
+        .filter(|e| {
+            e.name == racklet_client::data_dir::CONTROL_PLANE
+                || e.name.starts_with("redfish") && !e.name.ends_with("password")
+        })
+        .map(|e| format!("{} {}", e.name, e.url))
+        .chain(std::iter::once(format!(
+            "all endpoints: {}",
+            data_dir.endpoints_file().display()
+        )))
+        .collect();
+    let view = crate::up_view::LiveView::new(std::io::stdout().is_terminal(), header);
+    runtime.block_on(drive(&mut rack, &args, signals, view, &plane))?;
     println!("racklet stopped");
     Ok(())
 }
@@ -322,13 +335,22 @@ async fn drive(
     rack: &mut Rack,
     args: &UpArgs,
     (mut interrupt, mut terminate): (tokio::signal::unix::Signal, tokio::signal::unix::Signal),
+    mut view: crate::up_view::LiveView,
+    plane: &crate::controlplane::Plane,
 ) -> anyhow::Result<()> {
     let started = Instant::now();
     let mut tick = tokio::time::interval(Duration::from_millis(50));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut last = Instant::now();
     let mut last_table = Instant::now() - Duration::from_secs(3600);
-    let tty = std::io::stdout().is_terminal();
+    // Events of earlier runs are history: show the ones from now on.
+    let mut seen = plane
+        .events()
+        .since(0)
+        .await
+        .ok()
+        .and_then(|e| e.last().map(|e| e.sequence))
+        .unwrap_or(0);
     loop {
         tokio::select! {
             _ = interrupt.recv() => break,
@@ -349,7 +371,15 @@ async fn drive(
         rack.advance(virtual_dt);
         if now - last_table >= Duration::from_secs_f64(args.refresh) {
             last_table = now;
-            print_table(rack, tty);
+            let events = plane.events().since(seen).await.unwrap_or_default();
+            if let Some(e) = events.last() {
+                seen = e.sequence;
+            }
+            let text = view.render(&rack.snapshot(), &events);
+            if !text.is_empty() {
+                print!("{text}");
+                std::io::stdout().flush().ok();
+            }
         }
         if args
             .duration
@@ -359,69 +389,4 @@ async fn drive(
         }
     }
     Ok(())
-}
-
-fn print_table(rack: &Rack, tty: bool) {
-    let snap = rack.snapshot();
-    let mut out = String::new();
-    if tty {
-        out.push_str("\x1b[H\x1b[2J");
-    }
-    out.push_str(&format!("racklet twin  t={:.1}s\n", snap.now.as_secs_f64()));
-    out.push_str(&format!(
-        "{:<12} {:>4}  {:<8} {:<12} {:<10} {:<14} {:>7} {:>7} {:>8} {:>5}\n",
-        "CHASSIS", "TRAY", "NODE", "BOARD", "BMC", "OS", "WATTS", "°C", "FAN RPM", "DUTY"
-    ));
-    for v in &snap.trays {
-        let s = &v.twin;
-        let celsius = s.soc_celsius.map_or("-".to_string(), |c| format!("{c:.1}"));
-        let rpm = s.fan_rpm.map_or("-".to_string(), |r| format!("{r:.0}"));
-        let info = v.daemon.as_ref();
-        let bmc = match info.map(|i| &i.trust) {
-            Some(BmcTrust::Trusted) => info
-                .and_then(|i| i.power)
-                .map_or("trusted".into(), |p| format!("{p:?}")),
-            Some(BmcTrust::PendingApproval { .. }) => "pending".into(),
-            Some(BmcTrust::Connecting) => "connecting".into(),
-            _ => "-".into(),
-        };
-        let duty = v
-            .zone_duty_percent
-            .map_or("-".to_string(), |d| format!("{d:.0}%"));
-        out.push_str(&format!(
-            "{:<12} {:>4}  {:<8} {:<12} {:<10} {:<14} {:>7.2} {:>7} {:>8} {:>5}\n",
-            s.chassis,
-            s.slot,
-            s.hostname.as_deref().unwrap_or("(empty)"),
-            s.board.as_deref().unwrap_or("-"),
-            bmc,
-            format!(
-                "{}{}",
-                s.os.as_str(),
-                if s.throttled { " (thr)" } else { "" }
-            ),
-            s.watts,
-            celsius,
-            rpm,
-            duty
-        ));
-    }
-    for c in &snap.psus {
-        let rails: Vec<String> = c
-            .rails
-            .iter()
-            .map(|r| {
-                format!(
-                    "{} {:.2}/{} A{}",
-                    r.rail,
-                    r.amps,
-                    r.limit_amps,
-                    if r.tripped { " TRIPPED" } else { "" }
-                )
-            })
-            .collect();
-        out.push_str(&format!("{:<12} PSU  {}\n", c.chassis, rails.join("  ")));
-    }
-    print!("{out}");
-    std::io::stdout().flush().ok();
 }

@@ -146,3 +146,46 @@ pub fn redfish_power(dir: &Path, tray: u32) -> Option<String> {
             .power_state
     })
 }
+
+/// Starts `racklet ARGS --data-dir DIR` (a command that keeps running, such as a watch)
+/// and hands over its stdout line by line.
+pub fn spawn_lines(dir: &Path, args: &[&str]) -> (KillOnDrop, std::sync::mpsc::Receiver<String>) {
+    let mut child = KillOnDrop(
+        racklet()
+            .args(args)
+            .arg("--data-dir")
+            .arg(dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starts"),
+    );
+    let stdout = child.0.stdout.take().expect("piped");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    (child, rx)
+}
+
+/// The first line from `lines` that `f` accepts, within `within`.
+pub fn line_where(
+    lines: &std::sync::mpsc::Receiver<String>,
+    within: Duration,
+    what: &str,
+    f: impl Fn(&str) -> bool,
+) -> String {
+    let deadline = Instant::now() + within;
+    let mut seen = Vec::new();
+    loop {
+        match lines.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(l) if f(&l) => return l,
+            Ok(l) => seen.push(l),
+            Err(_) => panic!("{what} within {within:?}; saw {seen:#?}"),
+        }
+    }
+}
