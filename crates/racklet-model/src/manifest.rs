@@ -26,15 +26,22 @@ pub struct ManifestSet {
     /// Documents that could not be decoded. Rules across the set do not report follow-on
     /// errors about them (a missing chassis that was merely malformed, say).
     pub rejected: Vec<Rejected>,
+    /// Files that could not be read as manifests at all (a YAML syntax error, not UTF-8):
+    /// anything may have been declared there, so nothing is reported missing.
+    pub unreadable: Vec<Arc<Path>>,
 }
 
 /// What is known of a document that failed to decode, read from its raw value.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Rejected {
     pub kind: Option<String>,
     pub name: Option<String>,
     /// `spec.chassis`, for compute units.
     pub chassis: Option<String>,
+    /// `spec.board`, for compute units.
+    pub board: Option<String>,
+    /// The document, for the positions of what it refers to.
+    pub doc: Document,
 }
 
 impl Rejected {
@@ -49,6 +56,8 @@ impl Rejected {
             kind: text("/kind"),
             name: text("/metadata/name"),
             chassis: text("/spec/chassis"),
+            board: text("/spec/board"),
+            doc: doc.clone(),
         }
     }
 }
@@ -70,14 +79,18 @@ impl ManifestSet {
         ManifestSet {
             entries: crate::catalog::entries().to_vec(),
             rejected: Vec::new(),
+            unreadable: Vec::new(),
         }
     }
 
-    /// Whether a document of `kind` named `name` was present but could not be decoded.
-    pub fn was_rejected(&self, kind: Kind, name: &str) -> bool {
-        self.rejected
-            .iter()
-            .any(|r| r.kind.as_deref() == Some(kind.as_str()) && r.name.as_deref() == Some(name))
+    /// Whether a document of `kind` named `name` may exist though it did not decode: it
+    /// was present but rejected, or some file could not be read at all. Rules do not call
+    /// such a reference missing (that would be a follow-on error of the first problem).
+    pub fn may_exist(&self, kind: Kind, name: &str) -> bool {
+        !self.unreadable.is_empty()
+            || self.rejected.iter().any(|r| {
+                r.kind.as_deref() == Some(kind.as_str()) && r.name.as_deref() == Some(name)
+            })
     }
 
     typed_iter!(racks, Rack, Rack);
@@ -98,7 +111,10 @@ impl ManifestSet {
     pub fn add_source(&mut self, file: &Arc<Path>, bytes: &[u8]) -> Vec<Diagnostic> {
         let docs = match parse_file(file, bytes) {
             Ok(docs) => docs,
-            Err(diags) => return diags,
+            Err(diags) => {
+                self.unreadable.push(Arc::clone(file));
+                return diags;
+            }
         };
         let mut diags = Vec::new();
         for doc in docs {

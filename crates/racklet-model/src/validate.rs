@@ -24,8 +24,47 @@ pub fn validate(set: &ManifestSet) -> Vec<Diagnostic> {
         rail_budget(e, ch, &index, &mut out);
     }
     compute_units(set, &index, &mut out);
+    rejected_units(set, &index, &mut out);
     firmware_policies(set, &index, &mut out);
     out
+}
+
+/// A compute unit that did not decode still names its chassis and board: say in the same
+/// run when those do not exist, rather than after the first problem is fixed.
+fn rejected_units(set: &ManifestSet, index: &Index<'_>, out: &mut Vec<Diagnostic>) {
+    for r in &set.rejected {
+        if r.kind.as_deref() != Some("ComputeUnit") {
+            continue;
+        }
+        let name = r.name.as_deref().unwrap_or("?");
+        if let Some(chassis) = &r.chassis {
+            if !index.chassis.contains_key(chassis.as_str())
+                && !set.may_exist(Kind::Chassis, chassis)
+            {
+                out.push(r.doc.diag_at(
+                    "/spec/chassis",
+                    format!(
+                        "compute unit `{name}` is in chassis `{chassis}`, but no Chassis has that name"
+                    ),
+                ));
+            }
+        }
+        if let Some(board) = &r.board {
+            if !index.boards.contains_key(board.as_str()) && !set.may_exist(Kind::BoardModel, board)
+            {
+                out.push(r.doc.diag_at("/spec/board", unknown_board(board, index)));
+            }
+        }
+    }
+}
+
+fn unknown_board(board: &str, index: &Index<'_>) -> String {
+    let mut known: Vec<&str> = index.boards.keys().copied().collect();
+    known.sort_unstable();
+    format!(
+        "unknown board `{board}`; known boards: {}",
+        known.join(", ")
+    )
 }
 
 /// A policy names an existing chassis, at most one per chassis, and a bundle path that
@@ -34,7 +73,7 @@ fn firmware_policies(set: &ManifestSet, index: &Index<'_>, out: &mut Vec<Diagnos
     let mut seen: HashMap<&str, &str> = HashMap::new();
     for (e, p) in set.firmware_policies() {
         let chassis = p.spec.chassis.as_str();
-        if !index.chassis.contains_key(chassis) && !set.was_rejected(Kind::Chassis, chassis) {
+        if !index.chassis.contains_key(chassis) && !set.may_exist(Kind::Chassis, chassis) {
             out.push(e.doc.diag_at(
                 "/spec/chassis",
                 format!(
@@ -160,7 +199,7 @@ fn racks(set: &ManifestSet, index: &Index<'_>, out: &mut Vec<Diagnostic>) {
         for (i, p) in rack.spec.chassis.iter().enumerate() {
             let ptr = format!("/spec/chassis/{i}");
             let Some(ch) = index.chassis.get(p.name.as_str()) else {
-                if !set.was_rejected(Kind::Chassis, &p.name) {
+                if !set.may_exist(Kind::Chassis, &p.name) {
                     out.push(e.doc.diag_at(
                         &format!("{ptr}/name"),
                         format!(
@@ -320,7 +359,7 @@ fn compute_units(set: &ManifestSet, index: &Index<'_>, out: &mut Vec<Diagnostic>
         let spec = &cu.spec;
         let chassis = index.chassis.get(spec.chassis.as_str()).copied();
         match chassis {
-            None if set.was_rejected(Kind::Chassis, &spec.chassis) => {}
+            None if set.may_exist(Kind::Chassis, &spec.chassis) => {}
             None => out.push(e.doc.diag_at(
                 "/spec/chassis",
                 format!(
@@ -353,17 +392,11 @@ fn compute_units(set: &ManifestSet, index: &Index<'_>, out: &mut Vec<Diagnostic>
             }
         }
         let Some(board) = index.boards.get(spec.board.as_str()) else {
-            if !set.was_rejected(Kind::BoardModel, &spec.board) {
-                let mut known: Vec<&str> = index.boards.keys().copied().collect();
-                known.sort_unstable();
-                out.push(e.doc.diag_at(
-                    "/spec/board",
-                    format!(
-                        "unknown board `{}`; known boards: {}",
-                        spec.board,
-                        known.join(", ")
-                    ),
-                ));
+            if !set.may_exist(Kind::BoardModel, &spec.board) {
+                out.push(
+                    e.doc
+                        .diag_at("/spec/board", unknown_board(&spec.board, index)),
+                );
             }
             continue;
         };
@@ -409,9 +442,10 @@ fn rmc(set: &ManifestSet, e: &Entry, ch: &Chassis, index: &Index<'_>, out: &mut 
         .iter()
         .filter(|(_, cu)| cu.spec.role == Role::Rmc)
         .collect();
-    let unit_rejected = set.rejected.iter().any(|r| {
-        r.kind.as_deref() == Some("ComputeUnit") && r.chassis.as_deref() == Some(ch.name())
-    });
+    let unit_rejected = !set.unreadable.is_empty()
+        || set.rejected.iter().any(|r| {
+            r.kind.as_deref() == Some("ComputeUnit") && r.chassis.as_deref() == Some(ch.name())
+        });
     if rmcs.is_empty() && !unit_rejected {
         out.push(e.doc.diag_at(
             "/metadata/name",

@@ -307,3 +307,23 @@ fn malformed_documents_do_not_cause_follow_on_reference_errors() {
         .iter()
         .any(|d| d.contains("`spec.role` is the string \"Boss\"")));
 }
+
+#[test]
+fn a_yaml_syntax_error_in_one_file_gives_no_follow_on_errors_in_the_others() {
+    let mut set = ManifestSet::with_catalog();
+    let rack = std::fs::read_to_string(examples().join("rack.yaml")).expect("rack.yaml");
+    let broken = rack.replacen("kind: Chassis", "kind: Chassis\n  bad: [unclosed", 1);
+    assert_ne!(broken, rack);
+    let units = std::fs::read(examples().join("compute-units.yaml")).expect("units");
+    let mut diags = set.add_source(&Arc::from(Path::new("rack.yaml")), broken.as_bytes());
+    diags.extend(set.add_source(&Arc::from(Path::new("compute-units.yaml")), &units));
+    diags.extend(racklet_model::validate::validate(&set));
+    let text: Vec<String> = diags.iter().map(ToString::to_string).collect();
+    // The one problem, in the file that has it; the untouched file is not blamed for
+    // naming a chassis that the broken file declares.
+    assert_eq!(text.len(), 1, "{text:#?}");
+    assert!(
+        text[0].starts_with("rack.yaml:") && text[0].contains("YAML syntax error"),
+        "{text:#?}"
+    );
+}
