@@ -393,6 +393,7 @@ where
             boot_mode: self.boot_mode,
             eeprom_write_protected: !self.wp_released,
             uptime_ms: self.clock.now_micros().saturating_sub(self.booted_us) / 1000,
+            host_halted: self.power.host_halted(self.clock.now_micros()),
         }
     }
 

@@ -65,7 +65,12 @@ pub struct PowerMachine {
     pub faults: u8,
     /// When set, power on again at this time (power cycle / restart).
     on_at_us: Option<u64>,
+    /// Since when the draw has been below `halted_watts` while `On`.
+    low_since_us: Option<u64>,
 }
+
+/// How long a powered tray draws halted-OS power before its host counts as halted.
+pub const HALTED_AFTER_US: u64 = 2_000_000;
 
 impl PowerMachine {
     pub fn new(config: PowerConfig, dcdc_on: bool, now_us: u64) -> Self {
@@ -80,7 +85,16 @@ impl PowerMachine {
             since_us: now_us,
             faults: 0,
             on_at_us: None,
+            low_since_us: None,
         }
+    }
+
+    /// Powered, but its OS has halted: it has drawn halted-OS power for a while.
+    pub fn host_halted(&self, now_us: u64) -> bool {
+        self.state == PowerState::On
+            && self
+                .low_since_us
+                .is_some_and(|t| now_us.saturating_sub(t) >= HALTED_AFTER_US)
     }
 
     pub fn state(&self) -> PowerState {
@@ -98,6 +112,7 @@ impl PowerMachine {
     fn go(&mut self, state: PowerState, now_us: u64) {
         self.state = state;
         self.since_us = now_us;
+        self.low_since_us = None;
     }
 
     fn latch(&mut self, bit: u8, now_us: u64) {
@@ -197,7 +212,14 @@ impl PowerMachine {
                     self.go(PowerState::Off, now_us);
                 }
             }
-            PowerState::On | PowerState::Fault => {}
+            PowerState::On => match watts {
+                Some(w) if w < self.config.halted_watts => {
+                    self.low_since_us.get_or_insert(now_us);
+                }
+                Some(_) => self.low_since_us = None,
+                None => {}
+            },
+            PowerState::Fault => {}
         }
     }
 }

@@ -288,28 +288,24 @@ pub fn describe(
             n.metadata.generation, n.status.observed_generation
         ),
     );
+    field(&mut out, "Sync:", n.status.sync.as_str());
+    field(&mut out, "Health:", n.status.health.as_str());
+    // As `kubectl describe` shows conditions: type, True/False/Unknown, reason, message.
     out.push_str("Conditions:\n");
     out.push_str(&format!(
-        "  {:<10}{:<13}{:<14}{}\n",
-        "TYPE", "STATUS", "REASON", "SINCE"
+        "  {:<9}{:<9}{:<15}{:<22}{}\n",
+        "TYPE", "STATUS", "REASON", "SINCE", "MESSAGE"
     ));
     for c in &n.status.conditions {
-        // The status column names the state (OutOfSync, Progressing), not True/False.
-        let state = match c.type_.as_str() {
-            "Synced" => n.status.sync.as_str(),
-            "Healthy" => n.status.health.as_str(),
-            _ => c.status.as_str(),
-        };
         out.push_str(&format!(
-            "  {:<10}{:<13}{:<14}{}\n",
-            c.type_, state, c.reason, c.last_transition_time
+            "  {:<9}{:<9}{:<15}{:<22}{}\n",
+            c.type_,
+            c.status.as_str(),
+            c.reason,
+            c.last_transition_time,
+            c.message
         ));
     }
-    let message = n
-        .condition("Synced")
-        .map(|c| c.message.as_str())
-        .unwrap_or_default();
-    field(&mut out, "Message:", message);
     out.push_str("Sensors:\n");
     match sensors {
         Err(e) => out.push_str(&format!("  <cannot read them: {e}>\n")),

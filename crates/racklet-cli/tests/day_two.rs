@@ -434,3 +434,83 @@ fn power_actions_are_the_users_not_drift_and_off_is_graceful_unless_forced() {
     assert_eq!(head(), before);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_halted_os_under_power_is_not_healthy_and_says_what_to_do() {
+    let dir = scratch("halted");
+    let up = up_ready(&dir);
+    let node1 = |n: &[serde_json::Value]| {
+        n.iter()
+            .find(|n| n["metadata"]["name"] == "node-1")
+            .cloned()
+            .unwrap_or_default()
+    };
+    until_nodes(&dir, Duration::from_secs(60), "node-1 healthy", |n| {
+        node1(n)["status"]["health"] == "Healthy"
+    });
+    // Someone types `poweroff` on its console: the OS halts, the tray stays powered.
+    let mut console = common::KillOnDrop(
+        racklet()
+            .args(["console", "node-1", "--data-dir"])
+            .arg(&dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starts"),
+    );
+    let mut out = console.0.stdout.take().expect("piped");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = std::io::Read::read(&mut out, &mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    // Its shell prompt: the OS has booted and takes commands.
+    let mut seen = String::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !seen.contains("root@node-1:~# ") {
+        let chunk = rx
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .unwrap_or_else(|_| panic!("a shell prompt within 60 s: {seen:?}"));
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    let mut stdin = console.0.stdin.take().expect("piped");
+    std::io::Write::write_all(&mut stdin, b"poweroff\n").expect("type");
+    until_nodes(&dir, Duration::from_secs(30), "node-1 OsHalted", |n| {
+        let n = node1(n);
+        n["status"]["health"] == "Degraded" && n["status"]["powerState"] == "On"
+    });
+    std::io::Write::write_all(&mut stdin, &[0x1d]).expect("detach");
+    drop(console);
+    let (code, page, err) = run(&dir, &["describe", "node", "node-1"]);
+    assert_eq!(code, Some(0), "{err}");
+    let healthy = page
+        .lines()
+        .find(|l| l.trim_start().starts_with("Healthy "))
+        .unwrap_or_default();
+    assert!(
+        healthy.contains(" False ")
+            && healthy.contains("OsHalted")
+            && healthy.contains("racklet power cycle node-1"),
+        "{page}"
+    );
+    // Power still matches the repository: in sync, but not healthy.
+    let synced = page
+        .lines()
+        .find(|l| l.trim_start().starts_with("Synced "))
+        .unwrap_or_default();
+    assert!(synced.contains(" True "), "{page}");
+    // What it says to do works.
+    let (code, out, err) = run(&dir, &["power", "cycle", "node-1"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    until_nodes(&dir, Duration::from_secs(60), "node-1 healthy again", |n| {
+        let n = node1(n);
+        n["status"]["health"] == "Healthy" && n["status"]["powerState"] == "On"
+    });
+    drop(up);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -118,6 +118,9 @@ pub struct BmcStatus {
     pub boot_mode: BootMode,
     pub eeprom_write_protected: bool,
     pub uptime_ms: u64,
+    /// Powered, but drawing what a halted OS draws for a while: the OS stopped (a
+    /// `poweroff` on its console) and nothing will switch the tray off or on again.
+    pub host_halted: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]

@@ -67,6 +67,10 @@ pub struct System {
     /// `Boot.BootSourceOverrideTarget` and `BootSourceOverrideEnabled`, if shown.
     pub boot_target: Option<String>,
     pub boot_enabled: Option<String>,
+    /// `Status.State` (`Enabled`, `StandbyOffline`, `UnavailableOffline`, …) and
+    /// `Status.Health` (`OK`, `Warning`, `Critical`), if shown.
+    pub state: Option<String>,
+    pub health: Option<String>,
     reset_target: Option<String>,
 }
 
@@ -473,6 +477,8 @@ impl Client {
             boot_enabled: v["Boot"]["BootSourceOverrideEnabled"]
                 .as_str()
                 .map(str::to_string),
+            state: v["Status"]["State"].as_str().map(str::to_string),
+            health: v["Status"]["Health"].as_str().map(str::to_string),
             reset_target: v["Actions"]["#ComputerSystem.Reset"]["target"]
                 .as_str()
                 .map(str::to_string),

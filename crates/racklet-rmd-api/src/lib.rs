@@ -22,6 +22,10 @@ pub enum BmcTrust {
     },
     /// Enrolled and in session.
     Trusted,
+    /// A BMC that answers but cannot be trusted: it no longer proves the key it was
+    /// enrolled with (wiped, or an impostor). Shown, never commanded, until an operator
+    /// forgets its key.
+    Refused { reason: String },
 }
 
 /// One tray as the daemon sees it.
@@ -41,6 +45,9 @@ pub struct TrayInfo {
     pub frames_dropped: u64,
     /// What the BMC said it runs, once it answered an inventory request.
     pub firmware: Option<BmcFirmware>,
+    /// Powered, but its OS has halted (the BMC sees halted-OS draw).
+    #[serde(default)]
+    pub host_halted: bool,
 }
 
 /// The firmware a BMC runs.

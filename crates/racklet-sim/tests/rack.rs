@@ -685,3 +685,31 @@ fn a_restarted_rack_finds_its_enrolled_bmcs_without_re_enrollment() {
     drop(again);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A BMC whose flash was wiped no longer proves the key the daemon enrolled it with: the
+/// daemon refuses it, shows why (not "connecting" for ever) and says so once, not every
+/// hello.
+#[test]
+fn a_wiped_bmc_is_refused_with_a_reason_and_the_warning_is_said_once() {
+    let (rack, set, dir) = start("wiped", true);
+    assert_eq!(trust(&rack, 3), BmcTrust::Trusted);
+    drop(rack);
+    let flash = dir.join("twin/chassis-1/tray-3.flash.json");
+    std::fs::remove_file(&flash).expect("the BMC's flash is wiped");
+    let mut again = Rack::start(&set, &config(), &dir, false).expect("rack starts again");
+    again.advance(Duration::from_secs(10));
+    assert!(
+        matches!(trust(&again, 3), BmcTrust::Refused { reason } if reason.contains("no longer proves")),
+        "{:?}",
+        trust(&again, 3)
+    );
+    assert_eq!(trust(&again, 2), BmcTrust::Trusted);
+    let events = now(racklet_rmd_api::ChassisManager::events(daemon(&again), 0));
+    let warnings = events
+        .iter()
+        .filter(|e| e.message.contains("no longer proves"))
+        .count();
+    assert_eq!(warnings, 1, "{events:?}");
+    drop(again);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -64,6 +64,7 @@ fn management_link(quick: bool) -> anyhow::Result<()> {
         boot_mode: BootMode::Local,
         eeprom_write_protected: true,
         uptime_ms: 1_000_000,
+        host_halted: false,
     };
     // Handshake over the link.
     let mut buf = vec![0u8; 4096];

@@ -25,13 +25,31 @@ fn meta(name: &str, generation: u64) -> ObjectMeta {
 
 /// A node's published status as a `ComputeUnit`.
 pub fn compute_unit(n: &NodeStatus, desired: &Desired) -> ComputeUnit {
-    let condition = |type_: &str, status: ConditionStatus, since: u64| Condition {
-        type_: type_.into(),
-        status,
-        reason: n.reason.as_str().into(),
-        message: n.message.clone(),
-        last_transition_time: rfc3339(since),
-        observed_generation: n.observed_generation,
+    let condition =
+        |type_: &str, status: ConditionStatus, reason: &str, message: &str, since: u64| Condition {
+            type_: type_.into(),
+            status,
+            reason: reason.into(),
+            message: message.into(),
+            last_transition_time: rfc3339(since),
+            observed_generation: n.observed_generation,
+        };
+    // A reason about health alone (a halted OS) says nothing of sync: Synced keeps its own.
+    use crate::power::NodeReason as R;
+    let health_only = matches!(n.reason, R::OsHalted | R::BmcNotTrusted | R::HardwareFault);
+    let (sync_reason, sync_message) = if health_only {
+        let reason = match n.sync {
+            racklet_client::Sync::Synced => R::Converged,
+            racklet_client::Sync::OutOfSync => R::Converging,
+            racklet_client::Sync::Unknown => R::PowerUnknown,
+        };
+        let observed = n.observed_power.map_or("unknown", |p| p.as_str());
+        (
+            reason.as_str(),
+            format!("power is {observed}, desired {}", n.desired_power.as_str()),
+        )
+    } else {
+        (n.reason.as_str(), n.message.clone())
     };
     let declared = desired.nodes.iter().find(|d| d.name == n.name);
     let mut metadata = meta(&n.name, n.generation);
@@ -64,10 +82,18 @@ pub fn compute_unit(n: &NodeStatus, desired: &Desired) -> ComputeUnit {
             sync: n.sync,
             health: n.health,
             conditions: vec![
-                condition("Synced", n.sync.condition_status(), n.sync_since_unix_ms),
+                condition(
+                    "Synced",
+                    n.sync.condition_status(),
+                    sync_reason,
+                    &sync_message,
+                    n.sync_since_unix_ms,
+                ),
                 condition(
                     "Healthy",
                     n.health.condition_status(),
+                    n.reason.as_str(),
+                    &n.message,
                     n.health_since_unix_ms,
                 ),
             ],

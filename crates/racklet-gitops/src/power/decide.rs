@@ -26,6 +26,12 @@ pub enum NodeReason {
     NoSuchSystem,
     /// No Redfish endpoint is configured for the node's chassis.
     NoEndpoint,
+    /// Powered, but its OS has halted (the BMC reports `StandbyOffline` while `On`).
+    OsHalted,
+    /// The chassis does not trust the tray's BMC (`UnavailableOffline`, `Critical`).
+    BmcNotTrusted,
+    /// The BMC reports a fault (`Health: Critical` or `Warning`).
+    HardwareFault,
 }
 
 impl NodeReason {
@@ -39,6 +45,9 @@ impl NodeReason {
             NodeReason::ChassisUnreachable => "ChassisUnreachable",
             NodeReason::NoSuchSystem => "NoSuchSystem",
             NodeReason::NoEndpoint => "NoEndpoint",
+            NodeReason::OsHalted => "OsHalted",
+            NodeReason::BmcNotTrusted => "BmcNotTrusted",
+            NodeReason::HardwareFault => "HardwareFault",
         }
     }
 }
@@ -146,6 +155,22 @@ pub fn decide(
     }
 }
 
+/// What the hardware says beyond power: Redfish `Status.State` and `Status.Health` of the
+/// node's system. `Some` when health is worse than power alone shows: a halted OS under
+/// power, a BMC the chassis does not trust, a fault the BMC reports.
+pub fn hardware_health(
+    observed: Option<ObservedPower>,
+    state: Option<&str>,
+    health: Option<&str>,
+) -> Option<NodeReason> {
+    match (observed, state, health) {
+        (_, Some("UnavailableOffline"), Some("Critical")) => Some(NodeReason::BmcNotTrusted),
+        (Some(ObservedPower::On), Some("StandbyOffline"), _) => Some(NodeReason::OsHalted),
+        (Some(_), _, Some("Critical" | "Warning")) => Some(NodeReason::HardwareFault),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -202,6 +227,34 @@ mod tests {
                 "row {i}: {desired:?} {observed:?} {policy:?} {history:?}"
             );
         }
+    }
+
+    #[test]
+    fn hardware_health_follows_the_bmcs_status() {
+        let on = Some(O::On);
+        assert_eq!(hardware_health(on, Some("Enabled"), Some("OK")), None);
+        assert_eq!(
+            hardware_health(on, Some("StandbyOffline"), Some("Warning")),
+            Some(NodeReason::OsHalted)
+        );
+        // Off and standby is simply off.
+        assert_eq!(
+            hardware_health(Some(O::Off), Some("StandbyOffline"), Some("OK")),
+            None
+        );
+        assert_eq!(
+            hardware_health(None, Some("UnavailableOffline"), Some("Critical")),
+            Some(NodeReason::BmcNotTrusted)
+        );
+        // Waiting for approval is not a fault of the node.
+        assert_eq!(
+            hardware_health(None, Some("UnavailableOffline"), Some("Warning")),
+            None
+        );
+        assert_eq!(
+            hardware_health(on, Some("Enabled"), Some("Critical")),
+            Some(NodeReason::HardwareFault)
+        );
     }
 
     #[test]

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 mod decide;
 mod undeclared;
-pub use decide::{decide, History, NodeReason, ResetType, Verdict};
+pub use decide::{decide, hardware_health, History, NodeReason, ResetType, Verdict};
 
 use crate::desired::{Desired, DesiredNode, Power};
 use crate::events::{EventLog, EventReason};
@@ -545,6 +545,30 @@ impl PowerReconciler {
                     return Err(NodeError::Redfish(e));
                 }
                 format!("{reset} sent; power was {is}")
+            }
+        };
+        // Health follows what the hardware reports, not only whether power matches.
+        let (health, reason, message) = match hardware_health(
+            observed,
+            system.state.as_deref(),
+            system.health.as_deref(),
+        ) {
+            None => (health, reason, message),
+            Some(why) => {
+                let name = &spec.name;
+                let what = match why {
+                    NodeReason::OsHalted => format!(
+                        "power is {is} but its OS has halted; power cycle it (racklet power cycle {name}) or look at its console"
+                    ),
+                    NodeReason::BmcNotTrusted => {
+                        "the chassis does not trust this tray's BMC; see `racklet events` and the chassis' log".to_string()
+                    }
+                    _ => format!(
+                        "the BMC reports {} health; see `racklet describe node {name}`",
+                        system.health.as_deref().unwrap_or("bad")
+                    ),
+                };
+                (Health::Degraded, why, what)
             }
         };
         self.publish(

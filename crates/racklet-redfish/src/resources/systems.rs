@@ -99,9 +99,12 @@ pub(super) fn status(t: &TrayInfo) -> Value {
         (BmcTrust::Trusted, Some(PowerState::Fault)) => ("Enabled", "Critical"),
         (BmcTrust::Trusted, _) if t.faults != 0 => ("Enabled", "Warning"),
         (BmcTrust::Trusted, Some(PowerState::Off)) => ("StandbyOffline", "OK"),
+        // Powered, OS halted: it waits for a power cycle.
+        (BmcTrust::Trusted, Some(PowerState::On)) if t.host_halted => ("StandbyOffline", "Warning"),
         (BmcTrust::Trusted, _) => ("Enabled", "OK"),
         (BmcTrust::PendingApproval { .. }, _) => ("UnavailableOffline", "Warning"),
         (BmcTrust::Connecting, _) => ("Starting", "OK"),
+        (BmcTrust::Refused { .. }, _) => ("UnavailableOffline", "Critical"),
     };
     json!({"State": state, "Health": health})
 }

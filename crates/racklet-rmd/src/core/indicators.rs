@@ -37,7 +37,9 @@ impl DaemonCore {
             return Indicator::Off;
         };
         match (&conn.trust, conn.status.as_ref()) {
-            (BmcTrust::PendingApproval { .. }, _) => Indicator::Attention,
+            (BmcTrust::PendingApproval { .. } | BmcTrust::Refused { .. }, _) => {
+                Indicator::Attention
+            }
             (BmcTrust::Trusted, Some(s)) if s.faults != 0 || s.power == PowerState::Fault => {
                 Indicator::Attention
             }

@@ -280,6 +280,7 @@ impl DaemonCore {
                     firmware: conn
                         .filter(|c| c.trust == BmcTrust::Trusted)
                         .and_then(|c| c.firmware.clone()),
+                    host_halted: status.is_some_and(|s| s.host_halted) && !stale,
                 }
             })
             .collect()

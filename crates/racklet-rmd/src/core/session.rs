@@ -153,8 +153,16 @@ impl DaemonCore {
             let Some(conn) = self.conns.get_mut(&slot) else {
                 return;
             };
-            conn.trust = BmcTrust::Connecting;
+            let reason = format!("BMC {serial:016x} no longer proves its enrollment key");
+            let repeated = conn.trust
+                == (BmcTrust::Refused {
+                    reason: reason.clone(),
+                });
+            conn.trust = BmcTrust::Refused { reason };
             conn.hello_at = Some(self.now);
+            if repeated {
+                return; // said once; the status shows it for as long as it lasts
+            }
             self.event(
                 Severity::Warning,
                 Some(slot),
