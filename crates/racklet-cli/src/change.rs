@@ -319,6 +319,23 @@ pub fn power(
     })
 }
 
+/// `bmc forget`: the chassis forgets the BMC's enrollment key and enrolls it again.
+pub fn forget_bmc_key(data_dir: &Path, name: &str, commit: &CommitArgs) -> anyhow::Result<()> {
+    runtime()?.block_on(async {
+        let cp = client(data_dir)?;
+        let request = ActionRequest {
+            action: NodeAction::ForgetBmcKey,
+            force: false,
+            author: Some(author(commit)?),
+        };
+        cp.act(name, &request).await?;
+        println!(
+            "{name}: its chassis forgot the BMC's enrollment key and enrolls the identity the BMC shows next (`racklet events` says when)"
+        );
+        Ok(())
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

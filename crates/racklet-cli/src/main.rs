@@ -143,6 +143,9 @@ enum Command {
     /// Attach to a node's serial console; Ctrl-] detaches.
     #[command(after_help = "Examples:\n  racklet console node-1")]
     Console { node: String },
+    /// A node's BMC: forget the key it was enrolled with (after its flash was wiped).
+    #[command(subcommand)]
+    Bmc(BmcCommand),
     /// BMC firmware bundles.
     #[command(subcommand)]
     Firmware(FirmwareCommand),
@@ -151,6 +154,18 @@ enum Command {
         after_help = "Examples:\n  racklet completions bash > /etc/bash_completion.d/racklet\n  racklet completions zsh > ~/.zfunc/_racklet"
     )]
     Completions { shell: clap_complete::Shell },
+}
+
+#[derive(Subcommand)]
+enum BmcCommand {
+    /// Forget the key the chassis enrolled the node's BMC with and enroll the identity it
+    /// shows next: for a BMC that no longer proves its key because its flash was wiped.
+    #[command(after_help = "Examples:\n  racklet bmc forget node-3")]
+    Forget {
+        node: String,
+        #[command(flatten)]
+        commit: change::CommitArgs,
+    },
 }
 
 #[derive(Subcommand)]
@@ -201,6 +216,9 @@ fn main() -> ExitCode {
             force,
             commit,
         } => change::power(&data_dir, &action, &node, force, &commit),
+        Command::Bmc(BmcCommand::Forget { node, commit }) => {
+            change::forget_bmc_key(&data_dir, &node, &commit)
+        }
         Command::Firmware(FirmwareCommand::Bundle(args)) => firmware::bundle(args),
         Command::Console { node } => console::attach(&data_dir, &node),
         Command::Completions { shell } => {

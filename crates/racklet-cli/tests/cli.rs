@@ -183,10 +183,10 @@ fn up_shuts_down_cleanly_on_ctrl_c() {
     let stdout = child.0.stdout.take().expect("piped");
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
+        // Read to the end even when nobody listens any more: a closed pipe would stop
+        // the child at its next line (SIGPIPE).
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
+            let _ = tx.send(line);
         }
     });
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -268,10 +268,10 @@ fn a_commit_to_the_up_repository_powers_a_tray_on() {
     let stdout = child.0.stdout.take().expect("piped");
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
+        // Read to the end even when nobody listens any more: a closed pipe would stop
+        // the child at its next line (SIGPIPE).
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
+            let _ = tx.send(line);
         }
     });
     let deadline = Instant::now() + Duration::from_secs(60);

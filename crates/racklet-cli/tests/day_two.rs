@@ -514,3 +514,48 @@ fn a_halted_os_under_power_is_not_healthy_and_says_what_to_do() {
     drop(up);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_wiped_bmc_is_not_trusted_until_an_operator_forgets_its_key() {
+    let dir = scratch("wiped");
+    let first = racklet()
+        .args(["up", "--duration", "4", "--data-dir"])
+        .arg(&dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("runs");
+    assert!(first.success());
+    // Tray 3's BMC loses its flash (keys and all) while the rack is down.
+    std::fs::remove_file(dir.join("twin/chassis-1/tray-3.flash.json")).expect("wiped");
+    let up = up_ready(&dir);
+    let node3 = |n: &[serde_json::Value]| {
+        n.iter()
+            .find(|n| n["metadata"]["name"] == "node-3")
+            .cloned()
+            .unwrap_or_default()
+    };
+    until_nodes(&dir, Duration::from_secs(30), "node-3 not trusted", |n| {
+        let n = node3(n);
+        n["status"]["health"] == "Degraded"
+            && n["status"]["conditions"][1]["reason"] == "BmcNotTrusted"
+    });
+    let (code, out, err) = run(&dir, &["bmc", "forget", "node-3"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    until_nodes(
+        &dir,
+        Duration::from_secs(60),
+        "node-3 trusted and on",
+        |n| {
+            let n = node3(n);
+            n["status"]["health"] == "Healthy" && n["status"]["powerState"] == "On"
+        },
+    );
+    let (_, events, _) = run(&dir, &["events"]);
+    assert!(
+        events.contains("node-3: ForgetBmcKey asked for by"),
+        "{events}"
+    );
+    drop(up);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -105,6 +105,10 @@ pub enum NodeAction {
     /// Redfish `ForceOff`: power cut now, without waiting for the OS (ipmitool's `off`
     /// where a graceful `powerState: Off` is its `soft`).
     ForceOff,
+    /// Forget the key the chassis enrolled the node's BMC with, and enroll the identity it
+    /// shows next: for a BMC whose flash was wiped (Racklet's Redfish OEM action
+    /// `Racklet.ForgetEnrollment`).
+    ForgetBmcKey,
 }
 
 impl NodeAction {
@@ -112,6 +116,7 @@ impl NodeAction {
         match self {
             NodeAction::PowerCycle => "PowerCycle",
             NodeAction::ForceOff => "ForceOff",
+            NodeAction::ForgetBmcKey => "ForgetBmcKey",
         }
     }
 }

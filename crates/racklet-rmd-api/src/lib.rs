@@ -306,6 +306,9 @@ pub trait ChassisManager: Send + Sync {
     ) -> impl Future<Output = Result<(), RmdError>> + Send;
     /// Trusts the BMC that showed this identity (hex Ed25519 public key) and enrolls it.
     fn approve(&self, identity: &str) -> impl Future<Output = Result<(), RmdError>> + Send;
+    /// Forgets the enrollment key of the BMC in `slot` and enrolls it again with the
+    /// identity it shows next (a BMC whose flash was wiped).
+    fn forget_bmc(&self, slot: u32) -> impl Future<Output = Result<(), RmdError>> + Send;
     /// The log's events after sequence `since`, oldest first.
     fn events(&self, since: u64) -> impl Future<Output = Vec<Event>> + Send;
     /// A subscription to the event log: it changes whenever an event is logged, and its

@@ -280,6 +280,10 @@ impl<B: Backplane> ChassisManager for Rmd<B> {
         self.core().approve(identity)
     }
 
+    async fn forget_bmc(&self, slot: u32) -> Result<(), RmdError> {
+        self.core().forget(slot)
+    }
+
     async fn events(&self, since: u64) -> Vec<Event> {
         self.core().events(since)
     }

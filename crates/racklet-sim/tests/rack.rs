@@ -710,6 +710,20 @@ fn a_wiped_bmc_is_refused_with_a_reason_and_the_warning_is_said_once() {
         .filter(|e| e.message.contains("no longer proves"))
         .count();
     assert_eq!(warnings, 1, "{events:?}");
+    assert!(
+        events
+            .iter()
+            .any(|e| e.message.contains("racklet bmc forget NODE")),
+        "the warning names the way out: {events:?}"
+    );
+    // The operator's way out: forget its key; the identity it shows next is enrolled.
+    now(racklet_rmd_api::ChassisManager::forget_bmc(
+        daemon(&again),
+        3,
+    ))
+    .expect("forget");
+    again.advance(Duration::from_secs(5));
+    assert_eq!(trust(&again, 3), BmcTrust::Trusted);
     drop(again);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -48,10 +48,10 @@ pub fn up_ready(dir: &Path) -> KillOnDrop {
     let stdout = child.0.stdout.take().expect("piped");
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
+        // Read to the end even when nobody listens any more: a closed pipe would stop
+        // the child at its next line (SIGPIPE).
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
+            let _ = tx.send(line);
         }
     });
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -163,10 +163,10 @@ pub fn spawn_lines(dir: &Path, args: &[&str]) -> (KillOnDrop, std::sync::mpsc::R
     let stdout = child.0.stdout.take().expect("piped");
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
+        // Read to the end even when nobody listens any more: a closed pipe would stop
+        // the child at its next line (SIGPIPE).
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
+            let _ = tx.send(line);
         }
     });
     (child, rx)

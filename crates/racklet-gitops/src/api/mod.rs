@@ -343,12 +343,13 @@ async fn act<S: StateStore>(
         Ok(n) => n,
         Err(r) => return r,
     };
-    if !request.force {
+    // Only power actions stop the RMC's rack daemon.
+    if !request.force && request.action != NodeAction::ForgetBmcKey {
         match applied(&api).await {
             Ok(d) if d.rmc_nodes.contains(&name) => {
                 let what = match request.action {
                     NodeAction::PowerCycle => "a power cycle",
-                    NodeAction::ForceOff => "switching it off",
+                    NodeAction::ForceOff | NodeAction::ForgetBmcKey => "switching it off",
                 };
                 let e = changes::ChangeError::Conflict(changes::rmc_refusal(&name, what));
                 return change_refused(e);
@@ -362,7 +363,9 @@ async fn act<S: StateStore>(
         |a| format!("{} <{}>", a.name, a.email),
     );
     // Noted before it is sent, so that no pass in between takes its effect for drift.
-    api.plane.user_actions().note(&name);
+    if request.action != NodeAction::ForgetBmcKey {
+        api.plane.user_actions().note(&name);
+    }
     let done = async {
         let t = proxy::target(&api.plane.config().chassis, &n)?;
         proxy::act(&t, request.action).await

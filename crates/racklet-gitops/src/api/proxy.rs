@@ -97,11 +97,25 @@ pub async fn sensors(t: &Target<'_>) -> Result<Vec<Sensor>, ProxyError> {
 
 /// Does `action` on the node's BMC now.
 pub async fn act(t: &Target<'_>, action: NodeAction) -> Result<(), ProxyError> {
-    let reset = action.as_str();
     let c = client(t)?;
     let done = async {
-        let system = c.system(&t.system_uri).await?;
-        c.reset(&system, reset).await
+        match action {
+            NodeAction::PowerCycle | NodeAction::ForceOff => {
+                let system = c.system(&t.system_uri).await?;
+                c.reset(&system, action.as_str()).await
+            }
+            // Racklet's OEM action on the tray's BMC (Redfish has no enrollment).
+            NodeAction::ForgetBmcKey => c
+                .post_json(
+                    &format!(
+                        "/redfish/v1/Managers/bmc-{}/Actions/Oem/Racklet.ForgetEnrollment",
+                        t.tray
+                    ),
+                    serde_json::json!({}),
+                )
+                .await
+                .map(|_| ()),
+        }
     }
     .await;
     c.logout().await;

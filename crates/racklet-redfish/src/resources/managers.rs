@@ -56,6 +56,28 @@ pub(super) fn routes<M: ChassisManager + Clone + 'static>() -> Router<Arc<AppSta
             "/redfish/v1/Managers/{id}/Actions/Manager.Reset",
             post(manager_reset::<M>),
         )
+        .route(
+            "/redfish/v1/Managers/{id}/Actions/Oem/Racklet.ForgetEnrollment",
+            post(forget_enrollment::<M>),
+        )
+}
+
+/// OEM action of a tray's BMC (Redfish has no enrollment): forget the key the daemon
+/// enrolled it with and enroll the identity it shows next. For a BMC whose flash was
+/// wiped; an Operator's call, like a reset of the tray it manages.
+async fn forget_enrollment<M: ChassisManager + Clone + 'static>(
+    State(s): St<M>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Res {
+    require(&caller, Role::Operator)?;
+    let slot = bmc_slot(&s, &id).await?;
+    if !body.is_empty() {
+        only_known(&json_object(&body)?, &[])?;
+    }
+    s.manager.forget_bmc(slot).await.map_err(rmd_error)?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 async fn managers<M: ChassisManager + Clone + 'static>(State(s): St<M>) -> Response {
@@ -118,7 +140,14 @@ async fn manager<M: ChassisManager + Clone + 'static>(
             "SerialNumber": t.bmc_serial.map(|s| format!("{s:016x}")).unwrap_or_default(),
             "SerialInterfaces": {"@odata.id": format!("/redfish/v1/Managers/{id}/SerialInterfaces")},
             "FirmwareVersion": t.firmware.as_ref().map(|f| f.version.to_string()).unwrap_or_default(),
-            "Actions": manager_actions(&id),
+            "Actions": {
+                "#Manager.Reset": manager_actions(&id)["#Manager.Reset"].clone(),
+                "Oem": {
+                    "#Racklet.ForgetEnrollment": {
+                        "target": format!("/redfish/v1/Managers/{id}/Actions/Oem/Racklet.ForgetEnrollment"),
+                    },
+                },
+            },
             "Status": status(&t),
             "Links": {
                 "ManagerForServers": [{"@odata.id": format!("/redfish/v1/Systems/{slot}")}],

@@ -247,6 +247,37 @@ impl DaemonCore {
         Ok(())
     }
 
+    /// Forgets the enrollment key of the BMC in `slot` (a wiped BMC cannot prove it) and
+    /// enrolls the identity it shows at its next hello: an operator's decision that this
+    /// BMC is the one it claims to be.
+    pub fn forget(&mut self, slot: u32) -> Result<(), RmdError> {
+        if !self.config.trays.iter().any(|t| t.slot == slot) {
+            return Err(RmdError::NoTray(slot));
+        }
+        let Some(conn) = self.conns.get_mut(&slot) else {
+            return Err(RmdError::Absent(slot));
+        };
+        let serial = conn.link.serial();
+        conn.link = racklet_mgmt_proto::link::RmcLink::new(serial, None);
+        conn.trust = BmcTrust::Connecting;
+        conn.reenroll = true;
+        conn.hello_at = Some(Duration::ZERO);
+        self.trust.enrolled.remove(&format!("{serial:016x}"));
+        if let Err(e) = self.store.save(&self.trust) {
+            self.event(
+                Severity::Critical,
+                Some(slot),
+                format!("cannot persist the forgotten key: {}", error_chain(&e)),
+            );
+        }
+        self.event(
+            Severity::Warning,
+            Some(slot),
+            format!("operator forgot the enrollment key of BMC {serial:016x} in tray {slot}; enrolling the identity it shows next"),
+        );
+        Ok(())
+    }
+
     pub fn trays(&self) -> Vec<TrayInfo> {
         self.config
             .trays

@@ -40,6 +40,8 @@ pub(super) struct Conn {
     pub(super) status_asked: Option<Duration>,
     pub(super) shutdown_sent: bool,
     pub(super) firmware: Option<BmcFirmware>,
+    /// An operator forgot this BMC's key: enroll the identity it shows next.
+    pub(super) reenroll: bool,
 }
 
 impl DaemonCore {
@@ -63,6 +65,7 @@ impl DaemonCore {
                 status_asked: None,
                 shutdown_sent: false,
                 firmware: None,
+                reenroll: false,
             },
         );
         self.send_hello(slot, bp);
@@ -166,14 +169,26 @@ impl DaemonCore {
             self.event(
                 Severity::Warning,
                 Some(slot),
-                format!("BMC {serial:016x} in tray {slot} no longer proves its enrollment key; if it was wiped, forget its key to enroll it again"),
+                format!("BMC {serial:016x} in tray {slot} no longer proves its enrollment key; if it was wiped, enroll it again with `racklet bmc forget NODE` (Redfish: Managers/bmc-{slot}, action Racklet.ForgetEnrollment)"),
             );
             return;
+        }
+        let reenroll = self.conns.get(&slot).is_some_and(|c| c.reenroll);
+        if reenroll && !self.trust.approved.contains(&identity) {
+            self.trust.approved.push(identity.clone());
+            if let Err(e) = self.store.save(&self.trust) {
+                self.event(
+                    Severity::Critical,
+                    Some(slot),
+                    format!("cannot persist approval: {}", super::error_chain(&e)),
+                );
+            }
         }
         let approved = self.trust.approved.contains(&identity);
         let Some(conn) = self.conns.get_mut(&slot) else {
             return;
         };
+        conn.reenroll = false;
         conn.trust = BmcTrust::PendingApproval {
             identity: identity.clone(),
             enrolled_elsewhere: ack.enrolled && !ack.enrollment_open,
