@@ -559,3 +559,70 @@ fn a_wiped_bmc_is_not_trusted_until_an_operator_forgets_its_key() {
     drop(up);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn rollouts_watched_off_a_terminal_print_lines_until_they_end() {
+    let dir = scratch("rollout-lines");
+    let up = up_ready(&dir);
+    let image = dir.join("bmc.bin");
+    std::fs::write(
+        &image,
+        (0..4096u32).map(|i| (i * 7 + 3) as u8).collect::<Vec<u8>>(),
+    )
+    .expect("image");
+    let bundle = dir.join("bmc-2.bin");
+    let out = racklet()
+        .arg("firmware")
+        .arg("bundle")
+        .arg(&image)
+        .args(["--version", "2", "--key"])
+        .arg(dir.join("firmware-signing-key"))
+        .arg("-o")
+        .arg(&bundle)
+        .output()
+        .expect("runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let policy = "apiVersion: racklet.io/v1alpha1\nkind: FirmwarePolicy\nmetadata: {name: bmc}\nspec: {chassis: chassis-1, bmc: {version: 2, bundle: firmware/bmc-2.bin}}\n";
+    racklet_gitops::git::commit_files(
+        &dir.join("repo"),
+        &[
+            (
+                "rack/firmware/bmc-2.bin".to_string(),
+                std::fs::read(&bundle).expect("bundle"),
+            ),
+            ("rack/firmware.yaml".to_string(), policy.as_bytes().to_vec()),
+        ],
+        "Roll out BMC firmware 2",
+    )
+    .expect("commit");
+    let (code, _, err) = run(&dir, &["sync"]);
+    assert_eq!(code, Some(0), "{err}");
+    // Not a terminal: a line per change of a roll-out, then the command ends.
+    let watch = racklet()
+        .args(["get", "rollouts", "--watch", "--data-dir"])
+        .arg(&dir)
+        .output()
+        .expect("runs");
+    let text = String::from_utf8_lossy(&watch.stdout);
+    assert!(
+        watch.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&watch.stderr)
+    );
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(
+        lines.iter().all(|l| l.starts_with("chassis-1 v2: ")),
+        "{text}"
+    );
+    assert!(lines.len() >= 2, "progress, not only the end: {text}");
+    assert!(
+        lines.last().is_some_and(|l| l.contains("7/7 trays")),
+        "{text}"
+    );
+    drop(up);
+    let _ = std::fs::remove_dir_all(&dir);
+}

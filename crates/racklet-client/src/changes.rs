@@ -106,8 +106,8 @@ pub enum NodeAction {
     /// where a graceful `powerState: Off` is its `soft`).
     ForceOff,
     /// Forget the key the chassis enrolled the node's BMC with, and enroll the identity it
-    /// shows next: for a BMC whose flash was wiped (Racklet's Redfish OEM action
-    /// `Racklet.ForgetEnrollment`).
+    /// shows next: for a BMC whose flash was wiped (Redfish `Manager.ResetToDefaults` on
+    /// the tray's BMC).
     ForgetBmcKey,
 }
 

@@ -435,3 +435,75 @@ async fn location_indicator_lights_the_trays_identify_led() {
         (StatusCode::BAD_REQUEST, "Base.1.22.PropertyValueTypeError")
     );
 }
+
+#[tokio::test]
+async fn reset_to_defaults_of_a_bmc_needs_a_valid_type_and_an_operator() {
+    let f = fixture("defaults");
+    let uri = "/redfish/v1/Managers/bmc-2/Actions/Manager.ResetToDefaults";
+    let (s, _, v) = call(&f, Method::POST, uri, admin(&f), "{}", &[]).await;
+    assert_eq!(
+        (s, message_id(&v).as_str()),
+        (StatusCode::BAD_REQUEST, "Base.1.22.ActionParameterMissing")
+    );
+    let (s, _, v) = call(
+        &f,
+        Method::POST,
+        uri,
+        admin(&f),
+        r#"{"ResetType": "PreserveNetwork"}"#,
+        &[],
+    )
+    .await;
+    assert_eq!(
+        (s, message_id(&v).as_str()),
+        (
+            StatusCode::BAD_REQUEST,
+            "Base.1.22.ActionParameterValueNotInList"
+        )
+    );
+    let body = r#"{"UserName": "viewer", "Password": "viewer-pass-1", "RoleId": "ReadOnly"}"#;
+    let (s, _, _) = call(
+        &f,
+        Method::POST,
+        "/redfish/v1/AccountService/Accounts",
+        admin(&f),
+        body,
+        &[],
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let (s, _, v) = call(
+        &f,
+        Method::POST,
+        uri,
+        Some(basic("viewer", "viewer-pass-1")),
+        r#"{"ResetType": "ResetAll"}"#,
+        &[],
+    )
+    .await;
+    assert_eq!(
+        (s, message_id(&v).as_str()),
+        (StatusCode::FORBIDDEN, "Base.1.22.InsufficientPrivilege")
+    );
+    // The RMC is not a tray's BMC: it has no such action.
+    let (s, _, _) = call(
+        &f,
+        Method::POST,
+        "/redfish/v1/Managers/rmc/Actions/Manager.ResetToDefaults",
+        admin(&f),
+        r#"{"ResetType": "ResetAll"}"#,
+        &[],
+    )
+    .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, _, v) = call(
+        &f,
+        Method::POST,
+        uri,
+        admin(&f),
+        r#"{"ResetType": "ResetAll"}"#,
+        &[],
+    )
+    .await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{v}");
+}

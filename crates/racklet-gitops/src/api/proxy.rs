@@ -104,14 +104,14 @@ pub async fn act(t: &Target<'_>, action: NodeAction) -> Result<(), ProxyError> {
                 let system = c.system(&t.system_uri).await?;
                 c.reset(&system, action.as_str()).await
             }
-            // Racklet's OEM action on the tray's BMC (Redfish has no enrollment).
+            // Factory defaults of the tray's BMC: the chassis enrolls it anew.
             NodeAction::ForgetBmcKey => c
                 .post_json(
                     &format!(
-                        "/redfish/v1/Managers/bmc-{}/Actions/Oem/Racklet.ForgetEnrollment",
+                        "/redfish/v1/Managers/bmc-{}/Actions/Manager.ResetToDefaults",
                         t.tray
                     ),
-                    serde_json::json!({}),
+                    serde_json::json!({"ResetType": "ResetAll"}),
                 )
                 .await
                 .map(|_| ()),

@@ -1,5 +1,6 @@
 //! Managers: the rack management controller (`rmc`, this daemon) and each tray's BMC
-//! (`bmc-N`), with the `Manager.Reset` action (its `ResetType`s a closed enum,
+//! (`bmc-N`), with the `Manager.Reset` action, `Manager.ResetToDefaults` on a BMC (the
+//! chassis forgets its enrollment key and enrolls it again), (its `ResetType`s a closed enum,
 //! [`ManagerResetType`]) and its ActionInfo, the rmc's network protocols, and each BMC's
 //! serial console interface. The rmc's log service is in `logs`.
 
@@ -23,6 +24,13 @@ use crate::odata::{
     with_allow, RedfishEnum,
 };
 use crate::{json_object, AppState, Caller};
+
+redfish_enum! {
+    /// The `ResetType`s of `Manager.ResetToDefaults` on a tray's BMC.
+    pub(crate) enum DefaultsResetType {
+        ResetAll,
+    }
+}
 
 redfish_enum! {
     /// The `ResetType`s of `Manager.Reset` this service supports.
@@ -57,15 +65,16 @@ pub(super) fn routes<M: ChassisManager + Clone + 'static>() -> Router<Arc<AppSta
             post(manager_reset::<M>),
         )
         .route(
-            "/redfish/v1/Managers/{id}/Actions/Oem/Racklet.ForgetEnrollment",
-            post(forget_enrollment::<M>),
+            "/redfish/v1/Managers/{id}/Actions/Manager.ResetToDefaults",
+            post(reset_to_defaults::<M>),
         )
 }
 
-/// OEM action of a tray's BMC (Redfish has no enrollment): forget the key the daemon
-/// enrolled it with and enroll the identity it shows next. For a BMC whose flash was
-/// wiped; an Operator's call, like a reset of the tray it manages.
-async fn forget_enrollment<M: ChassisManager + Clone + 'static>(
+/// `Manager.ResetToDefaults` on a tray's BMC: the chassis treats it as factory-new, forgets
+/// the key it enrolled it with and enrolls the identity it shows next. For a BMC whose
+/// flash was wiped (it no longer proves its key); an Operator's call, like a reset of the
+/// tray it manages.
+async fn reset_to_defaults<M: ChassisManager + Clone + 'static>(
     State(s): St<M>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
@@ -73,9 +82,17 @@ async fn forget_enrollment<M: ChassisManager + Clone + 'static>(
 ) -> Res {
     require(&caller, Role::Operator)?;
     let slot = bmc_slot(&s, &id).await?;
-    if !body.is_empty() {
-        only_known(&json_object(&body)?, &[])?;
-    }
+    let o = json_object(&body)?;
+    let action = "Manager.ResetToDefaults";
+    let kind: DefaultsResetType = enum_parameter(&o, "ResetType", action)?.ok_or_else(|| {
+        RedfishError::bad_request(Message::ActionParameterMissing {
+            action: action.into(),
+            parameter: "ResetType".into(),
+        })
+    })?;
+    // Only ResetAll: nothing of a BMC's network or users lives on the chassis to keep.
+    let DefaultsResetType::ResetAll = kind;
+    only_known(&o, &["ResetType"])?;
     s.manager.forget_bmc(slot).await.map_err(rmd_error)?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -142,10 +159,9 @@ async fn manager<M: ChassisManager + Clone + 'static>(
             "FirmwareVersion": t.firmware.as_ref().map(|f| f.version.to_string()).unwrap_or_default(),
             "Actions": {
                 "#Manager.Reset": manager_actions(&id)["#Manager.Reset"].clone(),
-                "Oem": {
-                    "#Racklet.ForgetEnrollment": {
-                        "target": format!("/redfish/v1/Managers/{id}/Actions/Oem/Racklet.ForgetEnrollment"),
-                    },
+                "#Manager.ResetToDefaults": {
+                    "target": format!("/redfish/v1/Managers/{id}/Actions/Manager.ResetToDefaults"),
+                    "ResetType@Redfish.AllowableValues": DefaultsResetType::allowable_values(),
                 },
             },
             "Status": status(&t),

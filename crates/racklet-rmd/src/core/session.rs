@@ -169,7 +169,7 @@ impl DaemonCore {
             self.event(
                 Severity::Warning,
                 Some(slot),
-                format!("BMC {serial:016x} in tray {slot} no longer proves its enrollment key; if it was wiped, enroll it again with `racklet bmc forget NODE` (Redfish: Managers/bmc-{slot}, action Racklet.ForgetEnrollment)"),
+                format!("BMC {serial:016x} in tray {slot} no longer proves its enrollment key; if it was wiped, enroll it again with `racklet bmc forget NODE` (Redfish: Manager.ResetToDefaults on Managers/bmc-{slot})"),
             );
             return;
         }
