@@ -567,7 +567,9 @@ fn rollouts_watched_off_a_terminal_print_lines_until_they_end() {
     let image = dir.join("bmc.bin");
     std::fs::write(
         &image,
-        (0..4096u32).map(|i| (i * 7 + 3) as u8).collect::<Vec<u8>>(),
+        (0..4096u32)
+            .map(|i| (i * 7 + 3).to_le_bytes()[0])
+            .collect::<Vec<u8>>(),
     )
     .expect("image");
     let bundle = dir.join("bmc-2.bin");
