@@ -101,10 +101,16 @@ fn manifests(paths: &[PathBuf]) -> anyhow::Result<Vec<ManifestFile>> {
                 let entries = std::fs::read_dir(&dir)
                     .with_context(|| format!("cannot read directory {}", dir.display()))?;
                 for entry in entries {
-                    let p = entry?.path();
-                    if p.is_dir() {
+                    let entry = entry?;
+                    let p = entry.path();
+                    // Not hidden folders (.git, .github) and not through symbolic links.
+                    if entry.file_name().to_string_lossy().starts_with('.') {
+                        continue;
+                    }
+                    let kind = entry.file_type()?;
+                    if kind.is_dir() {
                         stack.push(p);
-                    } else if is_manifest(&p) {
+                    } else if kind.is_file() && is_manifest(&p) {
                         found.push(p);
                     }
                 }

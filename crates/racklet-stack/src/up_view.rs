@@ -211,11 +211,12 @@ fn table(snap: &RackSnapshot, header: &[String], recent: &VecDeque<String>) -> S
 mod tests {
     use super::*;
 
-    fn snapshot() -> RackSnapshot {
+    fn snapshot(test: &str) -> RackSnapshot {
         let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
         let (set, diags) = racklet_model::ManifestSet::load(&[examples]);
         assert!(diags.is_empty(), "{diags:?}");
-        let dir = std::env::temp_dir().join(format!("racklet-up-view-{}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("racklet-up-view-{}-{test}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let mut rack = crate::chassis::enrolled_rack(&set, &dir).expect("rack");
         rack.advance(std::time::Duration::from_secs(5));
@@ -238,7 +239,7 @@ mod tests {
     fn the_terminal_table_fits_80_columns() {
         let long = format!("controlplane https://127.0.0.1:40000/{}", "x".repeat(100));
         let mut view = LiveView::new(true, vec![long]);
-        let text = view.render(&snapshot(), &[event(&"a long event ".repeat(20))]);
+        let text = view.render(&snapshot("columns"), &[event(&"a long event ".repeat(20))]);
         for l in text.lines() {
             assert!(
                 l.chars().count() <= COLUMNS,
@@ -256,7 +257,7 @@ mod tests {
     #[test]
     fn a_log_gets_lines_of_changes_not_the_table_again() {
         let mut view = LiveView::new(false, Vec::new());
-        let snap = snapshot();
+        let snap = snapshot("log");
         let first = view.render(&snap, &[]);
         assert_eq!(first.lines().count(), snap.trays.len(), "{first}");
         assert!(!first.contains("CHASSIS"), "{first}");

@@ -75,7 +75,8 @@ pub fn local_repository(
     Ok(repo)
 }
 
-fn author(a: &racklet_client::changes::Author) -> Result<Author, ChangeError> {
+/// A caller's name and email, fit for a commit header or an event line.
+pub fn author(a: &racklet_client::changes::Author) -> Result<Author, ChangeError> {
     let clean = |s: &str| !s.trim().is_empty() && !s.contains(['<', '>', '\n', '\0']);
     if !clean(&a.name) || !clean(&a.email) {
         return Err(ChangeError::BadRequest(
@@ -238,6 +239,8 @@ pub fn delete(
         kind: r.kind.clone(),
         name: r.name.clone(),
     }));
+    ids.sort();
+    ids.dedup();
     if ids.is_empty() {
         return Err(ChangeError::BadRequest(
             "nothing to delete: name resources or give files".into(),

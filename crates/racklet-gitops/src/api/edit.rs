@@ -239,6 +239,25 @@ fn yaml_texts(path: &Path, bytes: &[u8], docs: &[Document]) -> Option<Vec<String
     Some(texts)
 }
 
+/// Bytes at the start of a piece that belong to no document: its `---` line (when nothing
+/// but a comment follows the marker) and the comment and blank lines before the document.
+/// They stay when the document is replaced or removed.
+fn lead_len(piece: &str) -> usize {
+    let mut len = 0;
+    for (i, line) in piece.split_inclusive('\n').enumerate() {
+        let t = line.trim();
+        let plain_marker = i == 0
+            && is_marker(line)
+            && (line[3..].trim().is_empty() || line[3..].trim().starts_with('#'));
+        if plain_marker || t.is_empty() || t.starts_with('#') {
+            len += line.len();
+        } else {
+            break;
+        }
+    }
+    len
+}
+
 /// A piece's document text without its `---` line (kept when it holds content).
 fn body(piece: &str) -> String {
     let Some(first) = piece.split_inclusive('\n').next() else {
@@ -411,9 +430,16 @@ impl Tree {
                 .as_mut()
                 .and_then(|p| p.iter_mut().find(|p| p.doc == Some(di)))
             {
+                // The comments before the document stay; only the document changes.
+                let head = piece.text[..lead_len(&piece.text)].to_string();
+                let marker_in_head = head.lines().next().is_some_and(is_marker);
                 let marker = is_marker(piece.text.lines().next().unwrap_or(""));
                 let text = yaml_text(&doc.text, &doc.value);
-                piece.text = if marker { format!("---\n{text}") } else { text };
+                piece.text = if marker && !marker_in_head {
+                    format!("---\n{text}")
+                } else {
+                    format!("{head}{text}")
+                };
             }
             return;
         }
@@ -468,7 +494,14 @@ impl Tree {
         // Indexes stay stable: the document becomes null and is not written.
         file.docs[di] = Doc::removed();
         if let Some(pieces) = file.pieces.as_mut() {
-            pieces.retain(|p| p.doc != Some(di));
+            // Comments before the document stay (they may speak for the whole file).
+            for p in pieces.iter_mut().filter(|p| p.doc == Some(di)) {
+                let head = p.text[..lead_len(&p.text)].to_string();
+                let has_comment = head.lines().any(|l| l.trim_start().starts_with('#'));
+                p.text = if has_comment { head } else { String::new() };
+                p.doc = None;
+            }
+            pieces.retain(|p| p.doc.is_some() || !p.text.is_empty());
         }
         true
     }
@@ -624,6 +657,7 @@ mod tests {
         assert_eq!(path, Path::new("nodes.yaml"));
         let text = String::from_utf8(bytes.clone().expect("kept")).expect("utf-8");
         assert!(text.starts_with("# the rack's nodes\n"), "{text}");
+        assert!(text.contains("# node two keeps its comment\n"), "{text}");
         assert!(text.contains("{name: node-1}"), "{text}");
         assert!(text.contains("board: rpi5, powerState: On"), "{text}");
         assert_eq!(
@@ -667,6 +701,7 @@ mod tests {
             .map(|(_, b)| String::from_utf8_lossy(b).into_owned())
             .expect("kept");
         assert!(!nodes.contains("node-1"), "{nodes}");
+        assert!(nodes.starts_with("# the rack's nodes\n"), "{nodes}");
         assert!(nodes.contains("# node two keeps its comment"), "{nodes}");
         assert!(diff(&before, &after).contains(&"- ComputeUnit/node-1".to_string()));
     }

@@ -358,10 +358,14 @@ async fn act<S: StateStore>(
             Err(e) => return failed(e),
         }
     }
-    let by = request.author.as_ref().map_or_else(
-        || "the API".to_string(),
-        |a| format!("{} <{}>", a.name, a.email),
-    );
+    // The author goes into the event log: the same rules as a commit's author.
+    let by = match request.author.as_ref().map(changes::author).transpose() {
+        Ok(a) => a.map_or_else(
+            || "the API".to_string(),
+            |a| format!("{} <{}>", a.name, a.email),
+        ),
+        Err(e) => return change_refused(e),
+    };
     // Noted before it is sent, so that no pass in between takes its effect for drift.
     if request.action != NodeAction::ForgetBmcKey {
         api.plane.user_actions().note(&name);
@@ -371,6 +375,10 @@ async fn act<S: StateStore>(
         proxy::act(&t, request.action).await
     };
     match done.await {
+        Err(e) => {
+            api.plane.user_actions().clear(&name);
+            refused(StatusCode::BAD_GATEWAY, &e)
+        }
         Ok(()) => {
             let message = format!("{name}: {} asked for by {by}", request.action.as_str());
             if let Err(e) = api
@@ -383,7 +391,6 @@ async fn act<S: StateStore>(
             }
             Json(serde_json::json!({"node": name, "action": request.action})).into_response()
         }
-        Err(e) => refused(StatusCode::BAD_GATEWAY, &e),
     }
 }
 

@@ -84,6 +84,9 @@ pub struct History {
     pub acted_recently: bool,
     /// The published status already says `Drifted`.
     pub drift_reported: bool,
+    /// Someone asked for an action on the node (a power cycle) that may still run: what
+    /// it does is theirs, neither drift nor something to correct.
+    pub user_acting: bool,
 }
 
 /// What to do about one node.
@@ -140,6 +143,9 @@ pub fn decide(
         observed,
         ObservedPower::PoweringOn | ObservedPower::PoweringOff
     );
+    if history.user_acting {
+        return Verdict::Progressing;
+    }
     let drift = history.converged_once;
     if drift && policy == DriftPolicy::Report && !transitioning {
         return Verdict::ReportDrift {
@@ -181,6 +187,11 @@ mod tests {
         converged_once: false,
         acted_recently: false,
         drift_reported: false,
+        user_acting: false,
+    };
+    const USER: History = History {
+        user_acting: true,
+        ..CONVERGED
     };
     const CONVERGED: History = History {
         converged_once: true,
@@ -219,6 +230,9 @@ mod tests {
             (D::On,  Some(O::Off),         Correct, CONVERGED, act(ResetType::On, true)),
             (D::On,  Some(O::Off),         Report,  CONVERGED, Verdict::ReportDrift { announce: true }),
             (D::On,  Some(O::Off),         Report,  REPORTED,  Verdict::ReportDrift { announce: false }),
+            // A power cycle someone asked for: theirs, under either policy.
+            (D::On,  Some(O::Off),         Correct, USER,      Verdict::Progressing),
+            (D::On,  Some(O::Off),         Report,  USER,      Verdict::Progressing),
         ];
         for (i, (desired, observed, policy, history, want)) in table.iter().enumerate() {
             let got = decide(*desired, *observed, *policy, *history);

@@ -106,6 +106,14 @@ impl UserActions {
             .insert(node.into(), Instant::now());
     }
 
+    /// The action was not done after all (the chassis refused it).
+    pub fn clear(&self, node: &str) {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(node);
+    }
+
     /// True while an action asked for on `node` may still be running.
     pub fn running(&self, node: &str) -> bool {
         let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
@@ -117,6 +125,8 @@ impl UserActions {
 /// The reconciler; one per control plane.
 pub struct PowerReconciler {
     user_actions: Arc<UserActions>,
+    /// Undeclared powered trays already reported, so that each is said once.
+    undeclared_reported: std::sync::Mutex<std::collections::HashSet<String>>,
     endpoints: HashMap<String, (ChassisEndpoint, Arc<Client>)>,
     policy: DriftPolicy,
     backoff: HashMap<String, Backoff>,
@@ -138,6 +148,7 @@ impl PowerReconciler {
         }
         Ok(PowerReconciler {
             user_actions,
+            undeclared_reported: Default::default(),
             endpoints: map,
             policy,
             backoff: HashMap::new(),
@@ -473,8 +484,9 @@ impl PowerReconciler {
         let user_acting = self.user_actions.running(&spec.name);
         let history = History {
             converged_once: rec.converged_generation == rec.generation,
-            acted_recently: acted_recently || user_acting,
+            acted_recently,
             drift_reported,
+            user_acting,
         };
         let verdict = decide(spec.power, observed, self.policy, history);
         let (sync, health, reason) = verdict.status();

@@ -71,9 +71,9 @@ pub(super) fn routes<M: ChassisManager + Clone + 'static>() -> Router<Arc<AppSta
 }
 
 /// `Manager.ResetToDefaults` on a tray's BMC: the chassis treats it as factory-new, forgets
-/// the key it enrolled it with and enrolls the identity it shows next. For a BMC whose
-/// flash was wiped (it no longer proves its key); an Operator's call, like a reset of the
-/// tray it manages.
+/// the key it enrolled it with and enrolls the identity it shows next. Only for a BMC that
+/// no longer proves its key (its flash was wiped): 409 for any other. An Operator's call
+/// (the control plane's account is one), like a reset of the tray the BMC manages.
 async fn reset_to_defaults<M: ChassisManager + Clone + 'static>(
     State(s): St<M>,
     Extension(caller): Extension<Caller>,
@@ -93,7 +93,14 @@ async fn reset_to_defaults<M: ChassisManager + Clone + 'static>(
     // Only ResetAll: nothing of a BMC's network or users lives on the chassis to keep.
     let DefaultsResetType::ResetAll = kind;
     only_known(&o, &["ResetType"])?;
-    s.manager.forget_bmc(slot).await.map_err(rmd_error)?;
+    s.manager.forget_bmc(slot).await.map_err(|e| match e {
+        RmdError::Busy(_) => {
+            let mut err = RedfishError::new(StatusCode::CONFLICT, Message::ResourceInUse);
+            err.messages.push(Message::GeneralError(e.to_string()));
+            err
+        }
+        other => rmd_error(other),
+    })?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

@@ -247,9 +247,9 @@ impl DaemonCore {
         Ok(())
     }
 
-    /// Forgets the enrollment key of the BMC in `slot` (a wiped BMC cannot prove it) and
-    /// enrolls the identity it shows at its next hello: an operator's decision that this
-    /// BMC is the one it claims to be.
+    /// Forgets the enrollment key of the BMC in `slot`, which no longer proves it (a wiped
+    /// BMC), and enrolls the identity it shows at its next hello: an operator's decision
+    /// that this BMC is the one it claims to be. Refused for any BMC not in that state.
     pub fn forget(&mut self, slot: u32) -> Result<(), RmdError> {
         if !self.config.trays.iter().any(|t| t.slot == slot) {
             return Err(RmdError::NoTray(slot));
@@ -257,6 +257,13 @@ impl DaemonCore {
         let Some(conn) = self.conns.get_mut(&slot) else {
             return Err(RmdError::Absent(slot));
         };
+        // Only a BMC that cannot prove its key: a trusted one keeps its key, and a new one
+        // waits for approval.
+        if !matches!(conn.trust, BmcTrust::Refused { .. }) {
+            return Err(RmdError::Busy(format!(
+                "the BMC in tray {slot} is not refused (it proves its key or waits for approval); there is no key to forget"
+            )));
+        }
         let serial = conn.link.serial();
         conn.link = racklet_mgmt_proto::link::RmcLink::new(serial, None);
         conn.trust = BmcTrust::Connecting;
