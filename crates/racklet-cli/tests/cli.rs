@@ -3,7 +3,6 @@
 // reason: tests may expect, helpers included: a panic is their failure report.
 #![allow(clippy::expect_used)]
 
-use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -170,25 +169,9 @@ fn up_refuses_invalid_manifests_with_their_positions() {
 #[test]
 fn up_shuts_down_cleanly_on_ctrl_c() {
     let dir = scratch("sigint");
-    let mut child = KillOnDrop(
-        racklet()
-            .arg("up")
-            .arg("--data-dir")
-            .arg(&dir)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("starts"),
-    );
-    let stdout = child.0.stdout.take().expect("piped");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        // Read to the end even when nobody listens any more: a closed pipe would stop
-        // the child at its next line (SIGPIPE).
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
+    let mut up = racklet();
+    up.arg("up").arg("--data-dir").arg(&dir);
+    let (mut child, rx) = common::spawn_with_lines(up);
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut metrics_url = None;
     loop {
@@ -256,33 +239,7 @@ fn http_get(url: &str) -> String {
 #[test]
 fn a_commit_to_the_up_repository_powers_a_tray_on() {
     let dir = scratch("gitops");
-    let mut child = KillOnDrop(
-        racklet()
-            .args(["up", "--refresh", "60", "--data-dir"])
-            .arg(&dir)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("starts"),
-    );
-    let stdout = child.0.stdout.take().expect("piped");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        // Read to the end even when nobody listens any more: a closed pipe would stop
-        // the child at its next line (SIGPIPE).
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let line = rx
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            .expect("\"racklet is ready\" within 60 s");
-        if line == "racklet is ready" {
-            break;
-        }
-    }
+    let child = common::up_ready(&dir);
     let get_nodes = || -> Vec<serde_json::Value> {
         // `kubectl get -o json`'s shape: a List of objects.
         let out = racklet()
@@ -455,35 +412,8 @@ fn a_commit_to_the_up_repository_powers_a_tray_on() {
     }
 
     // The serial console of a running node: its boot log, then Ctrl-] detaches.
-    let mut console = KillOnDrop(
-        racklet()
-            .args(["console", "node-1", "--data-dir"])
-            .arg(&dir)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("starts"),
-    );
-    let mut out = console.0.stdout.take().expect("piped");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 4096];
-        while let Ok(n) = std::io::Read::read(&mut out, &mut buf) {
-            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
-                break;
-            }
-        }
-    });
-    let mut seen = String::new();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !seen.contains("Booting Linux") {
-        let chunk = rx
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            .unwrap_or_else(|_| panic!("console output within 20 s: {seen:?}"));
-        seen.push_str(&String::from_utf8_lossy(&chunk));
-    }
-    let mut stdin = console.0.stdin.take().expect("piped");
+    let (mut console, mut stdin) =
+        common::console_until(&dir, "node-1", "Booting Linux", Duration::from_secs(20));
     std::io::Write::write_all(&mut stdin, &[0x1d]).expect("detach key");
     let deadline = Instant::now() + Duration::from_secs(10);
     let status = loop {

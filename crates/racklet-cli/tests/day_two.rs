@@ -6,7 +6,6 @@
 #![allow(clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 mod common;
@@ -74,14 +73,7 @@ fn a_second_up_on_a_data_dir_in_use_is_refused_and_changes_nothing() {
 #[test]
 fn the_data_dir_is_global_set_by_the_environment_and_a_stale_one_says_so() {
     let dir = scratch("stale");
-    let out = racklet()
-        .args(["up", "--duration", "0.5", "--data-dir"])
-        .arg(&dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .expect("runs");
-    assert!(out.success());
+    common::up_for(&dir, "0.5");
     // racklet up has stopped: its endpoints.json is stale. Each way of naming the data dir
     // reaches the same dir and says what to do.
     let expect = format!("is `racklet up --data-dir {}` running?", dir.display());
@@ -146,14 +138,7 @@ fn node6_follows(dir: &Path, power: &str, within: Duration) {
 fn the_rack_comes_back_after_a_kill_and_after_a_failed_start() {
     let dir = scratch("comeback");
     // A first run that stops cleanly after a while (as Ctrl-C would).
-    let first = racklet()
-        .args(["up", "--duration", "6", "--data-dir"])
-        .arg(&dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .expect("runs");
-    assert!(first.success());
+    common::up_for(&dir, "6");
     let enrollment = std::fs::read(dir.join("rmd/chassis-1/state.json")).expect("state");
     let second = up_ready(&dir);
     node6_follows(&dir, "On", Duration::from_secs(60));
@@ -449,36 +434,9 @@ fn a_halted_os_under_power_is_not_healthy_and_says_what_to_do() {
         node1(n)["status"]["health"] == "Healthy"
     });
     // Someone types `poweroff` on its console: the OS halts, the tray stays powered.
-    let mut console = common::KillOnDrop(
-        racklet()
-            .args(["console", "node-1", "--data-dir"])
-            .arg(&dir)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("starts"),
-    );
-    let mut out = console.0.stdout.take().expect("piped");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 4096];
-        while let Ok(n) = std::io::Read::read(&mut out, &mut buf) {
-            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
-                break;
-            }
-        }
-    });
     // Its shell prompt: the OS has booted and takes commands.
-    let mut seen = String::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !seen.contains("root@node-1:~# ") {
-        let chunk = rx
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            .unwrap_or_else(|_| panic!("a shell prompt within 60 s: {seen:?}"));
-        seen.push_str(&String::from_utf8_lossy(&chunk));
-    }
-    let mut stdin = console.0.stdin.take().expect("piped");
+    let (console, mut stdin) =
+        common::console_until(&dir, "node-1", "root@node-1:~# ", Duration::from_secs(60));
     std::io::Write::write_all(&mut stdin, b"poweroff\n").expect("type");
     until_nodes(&dir, Duration::from_secs(30), "node-1 OsHalted", |n| {
         let n = node1(n);
@@ -518,14 +476,7 @@ fn a_halted_os_under_power_is_not_healthy_and_says_what_to_do() {
 #[test]
 fn a_wiped_bmc_is_not_trusted_until_an_operator_forgets_its_key() {
     let dir = scratch("wiped");
-    let first = racklet()
-        .args(["up", "--duration", "4", "--data-dir"])
-        .arg(&dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .expect("runs");
-    assert!(first.success());
+    common::up_for(&dir, "4");
     // Tray 3's BMC loses its flash (keys and all) while the rack is down.
     std::fs::remove_file(dir.join("twin/chassis-1/tray-3.flash.json")).expect("wiped");
     let up = up_ready(&dir);

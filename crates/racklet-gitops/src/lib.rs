@@ -199,6 +199,9 @@ impl<S: StateStore> ControlPlane<S> {
     /// roll-outs run beside fetching and power, so an upload to a slow chassis delays
     /// neither; the chassis' Redfish events wake the power reconciler between periods.
     pub async fn run(self: Arc<Self>) {
+        if let Err(e) = power::mark_unobserved(&*self.store).await {
+            tracing::error!("control plane: cannot mark earlier statuses as unobserved: {e}");
+        }
         tokio::select! {
             () = self.run_source_and_power() => {}
             () = self.run_firmware() => {}

@@ -83,3 +83,43 @@ async fn the_webhook_takes_its_own_secret_and_the_api_token_opens_the_rest() {
     assert_eq!(by_token.status(), 202);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A control plane that starts again finds the statuses its last run published: they say
+/// they were not looked at yet, instead of passing off the past as the present.
+#[tokio::test]
+async fn statuses_of_an_earlier_run_are_marked_unobserved_at_start() {
+    let dir = std::env::temp_dir().join(format!("racklet-api-stale-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let repo = dir.join("repo");
+    commit_files(&repo, &examples(), "seed").expect("seed");
+    let plane = plane_without_chassis(&dir, branch_source(&repo)).await;
+    plane.sync().await.expect("sync");
+    plane.reconcile().await.expect("a pass");
+    let before = racklet_gitops::power::node_statuses(&**plane.store())
+        .await
+        .expect("statuses");
+    assert_eq!(before.len(), 7);
+    assert!(before
+        .iter()
+        .all(|s| s.reason == racklet_gitops::power::NodeReason::NoEndpoint));
+    racklet_gitops::power::mark_unobserved(&**plane.store())
+        .await
+        .expect("marked");
+    let after = racklet_gitops::power::node_statuses(&**plane.store())
+        .await
+        .expect("statuses");
+    assert_eq!(after.len(), 7);
+    for s in &after {
+        assert_eq!(
+            (s.sync, s.health, s.observed_power),
+            (
+                racklet_gitops::power::Sync::Unknown,
+                racklet_gitops::power::Health::Unknown,
+                None
+            ),
+            "{s:?}"
+        );
+        assert!(s.message.contains("has not read"), "{s:?}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -298,19 +298,17 @@ async fn apply_updates_resources_where_they_live_and_removes_only_when_asked() {
     assert!(pruned.changes.contains(&"- ComputeUnit/node-1".to_string()));
 
     // delete removes a resource where it is declared, and only it.
-    let gone = cp
-        .delete(&DeleteRequest {
-            resources: vec![ResourceRef {
-                kind: "ComputeUnit".into(),
-                name: "node-5".into(),
-            }],
-            files: Vec::new(),
-            message: None,
-            author: ada(),
-            dry_run: false,
-        })
-        .await
-        .expect("delete");
+    let node5 = DeleteRequest {
+        resources: vec![ResourceRef {
+            kind: "ComputeUnit".into(),
+            name: "node-5".into(),
+        }],
+        files: Vec::new(),
+        message: None,
+        author: ada(),
+        dry_run: false,
+    };
+    let gone = cp.delete(&node5).await.expect("delete");
     assert_eq!(gone.changes, vec!["- ComputeUnit/node-5"]);
     assert_eq!(gone.message, "Delete ComputeUnit/node-5");
     let after = units();
@@ -318,19 +316,7 @@ async fn apply_updates_resources_where_they_live_and_removes_only_when_asked() {
         !after.contains("node-5") && after.contains("node-4") && after.contains("node-6"),
         "{after}"
     );
-    let e = cp
-        .delete(&DeleteRequest {
-            resources: vec![ResourceRef {
-                kind: "ComputeUnit".into(),
-                name: "node-5".into(),
-            }],
-            files: Vec::new(),
-            message: None,
-            author: ada(),
-            dry_run: false,
-        })
-        .await
-        .expect_err("gone already");
+    let e = cp.delete(&node5).await.expect_err("gone already");
     assert!(e.is_not_found(), "{e:?}");
 
     // A new resource goes to the file the caller named.

@@ -56,6 +56,21 @@ async fn call(
     )
 }
 
+/// A ReadOnly account `viewer` with password `viewer-pass-1`.
+async fn add_viewer(f: &Fixture) {
+    let body = r#"{"UserName": "viewer", "Password": "viewer-pass-1", "RoleId": "ReadOnly"}"#;
+    let (s, _, _) = call(
+        f,
+        Method::POST,
+        "/redfish/v1/AccountService/Accounts",
+        admin(f),
+        body,
+        &[],
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED);
+}
+
 fn message_id(v: &Value) -> String {
     v["error"]["@Message.ExtendedInfo"][0]["MessageId"]
         .as_str()
@@ -187,17 +202,7 @@ async fn bad_credentials_are_refused_and_repeated_failures_lock_the_account() {
 #[tokio::test]
 async fn read_only_user_cannot_reset_and_nothing_changes() {
     let f = fixture("readonly");
-    let body = r#"{"UserName": "viewer", "Password": "viewer-pass-1", "RoleId": "ReadOnly"}"#;
-    let (s, _, _) = call(
-        &f,
-        Method::POST,
-        "/redfish/v1/AccountService/Accounts",
-        admin(&f),
-        body,
-        &[],
-    )
-    .await;
-    assert_eq!(s, StatusCode::CREATED);
+    add_viewer(&f).await;
     let (s, _, v) = call(
         &f,
         Method::POST,
@@ -461,17 +466,7 @@ async fn reset_to_defaults_of_a_bmc_needs_a_valid_type_and_an_operator() {
             "Base.1.22.ActionParameterValueNotInList"
         )
     );
-    let body = r#"{"UserName": "viewer", "Password": "viewer-pass-1", "RoleId": "ReadOnly"}"#;
-    let (s, _, _) = call(
-        &f,
-        Method::POST,
-        "/redfish/v1/AccountService/Accounts",
-        admin(&f),
-        body,
-        &[],
-    )
-    .await;
-    assert_eq!(s, StatusCode::CREATED);
+    add_viewer(&f).await;
     let (s, _, v) = call(
         &f,
         Method::POST,

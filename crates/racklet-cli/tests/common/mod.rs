@@ -34,12 +34,12 @@ impl Drop for KillOnDrop {
     }
 }
 
-/// Starts `racklet up` on `dir` and waits for "racklet is ready".
-pub fn up_ready(dir: &Path) -> KillOnDrop {
+/// Starts `command` with its stdout piped and hands the lines over as they come. The
+/// reader keeps reading after nobody listens: a closed pipe would stop the child at its
+/// next line (SIGPIPE).
+pub fn spawn_with_lines(mut command: Command) -> (KillOnDrop, std::sync::mpsc::Receiver<String>) {
     let mut child = KillOnDrop(
-        racklet()
-            .args(["up", "--refresh", "60", "--data-dir"])
-            .arg(dir)
+        command
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -48,21 +48,75 @@ pub fn up_ready(dir: &Path) -> KillOnDrop {
     let stdout = child.0.stdout.take().expect("piped");
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        // Read to the end even when nobody listens any more: a closed pipe would stop
-        // the child at its next line (SIGPIPE).
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
             let _ = tx.send(line);
         }
     });
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let line = rx
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            .expect("\"racklet is ready\" within 60 s");
-        if line == "racklet is ready" {
-            return child;
+    (child, rx)
+}
+
+/// Starts `racklet up` on `dir` and waits for "racklet is ready".
+pub fn up_ready(dir: &Path) -> KillOnDrop {
+    let mut up = racklet();
+    up.args(["up", "--refresh", "60", "--data-dir"]).arg(dir);
+    let (child, lines) = spawn_with_lines(up);
+    line_where(&lines, Duration::from_secs(60), "racklet is ready", |l| {
+        l == "racklet is ready"
+    });
+    child
+}
+
+/// `racklet up --duration SECONDS` on `dir`, to its end.
+pub fn up_for(dir: &Path, seconds: &str) {
+    let status = racklet()
+        .args(["up", "--duration", seconds, "--data-dir"])
+        .arg(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("runs");
+    assert!(status.success(), "racklet up --duration {seconds}");
+}
+
+/// `racklet console NODE` on `dir`, its output as it comes, read until `text` shows.
+pub fn console_until(
+    dir: &Path,
+    node: &str,
+    text: &str,
+    within: Duration,
+) -> (KillOnDrop, std::process::ChildStdin) {
+    let mut console = KillOnDrop(
+        racklet()
+            .args(["console", node, "--data-dir"])
+            .arg(dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starts"),
+    );
+    let mut out = console.0.stdout.take().expect("piped");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        // To the end, as for lines: a closed pipe would stop the console (SIGPIPE).
+        while let Ok(n) = std::io::Read::read(&mut out, &mut buf) {
+            if n == 0 {
+                break;
+            }
+            let _ = tx.send(buf[..n].to_vec());
         }
+    });
+    let mut seen = String::new();
+    let deadline = Instant::now() + within;
+    while !seen.contains(text) {
+        let chunk = rx
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .unwrap_or_else(|_| panic!("{text:?} on the console within {within:?}: {seen:?}"));
+        seen.push_str(&String::from_utf8_lossy(&chunk));
     }
+    let stdin = console.0.stdin.take().expect("piped");
+    (console, stdin)
 }
 
 /// Runs `racklet ARGS --data-dir DIR`; (exit code, stdout, stderr).
@@ -150,26 +204,9 @@ pub fn redfish_power(dir: &Path, tray: u32) -> Option<String> {
 /// Starts `racklet ARGS --data-dir DIR` (a command that keeps running, such as a watch)
 /// and hands over its stdout line by line.
 pub fn spawn_lines(dir: &Path, args: &[&str]) -> (KillOnDrop, std::sync::mpsc::Receiver<String>) {
-    let mut child = KillOnDrop(
-        racklet()
-            .args(args)
-            .arg("--data-dir")
-            .arg(dir)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("starts"),
-    );
-    let stdout = child.0.stdout.take().expect("piped");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        // Read to the end even when nobody listens any more: a closed pipe would stop
-        // the child at its next line (SIGPIPE).
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    (child, rx)
+    let mut command = racklet();
+    command.args(args).arg("--data-dir").arg(dir);
+    spawn_with_lines(command)
 }
 
 /// The first line from `lines` that `f` accepts, within `within`.

@@ -619,6 +619,31 @@ fn json_bytes<T: Serialize>(v: &T) -> Result<Vec<u8>, StoreError> {
     serde_json::to_vec(v).map_err(|e| StoreError::Io(e.to_string()))
 }
 
+/// Marks every published status as not observed by this run: statuses an earlier run left
+/// describe what was, not what is, until this run's first pass has read each node's BMC.
+/// Called by the leader when it starts (only the leader writes).
+pub async fn mark_unobserved<S: StateStore>(store: &S) -> Result<(), StoreError> {
+    let now = unix_ms();
+    for old in node_statuses(store).await? {
+        let (sync_since, health_since) =
+            transitions(Some(&old), Sync::Unknown, Health::Unknown, now);
+        let status = NodeStatus {
+            observed_power: None,
+            sync: Sync::Unknown,
+            health: Health::Unknown,
+            reason: NodeReason::PowerUnknown,
+            message: "the control plane started and has not read this node's BMC yet".into(),
+            sync_since_unix_ms: sync_since,
+            health_since_unix_ms: health_since,
+            ..old.clone()
+        };
+        store
+            .put_json(&format!("status/nodes/{}", old.name), &status)
+            .await?;
+    }
+    Ok(())
+}
+
 /// The published status of every node, by name.
 pub async fn node_statuses<S: StateStore>(store: &S) -> Result<Vec<NodeStatus>, StoreError> {
     let mut out = Vec::new();
