@@ -202,7 +202,10 @@ fn kind_of(word: &str) -> anyhow::Result<&'static str> {
         "rack" | "racks" => "Rack",
         "boardmodel" | "boardmodels" | "board" | "boards" => "BoardModel",
         "firmwarepolicy" | "firmwarepolicies" => "FirmwarePolicy",
-        _ => bail!("unknown kind {word:?}; use node, chassis, rack, boardmodel or firmwarepolicy"),
+        "bootprofile" | "bootprofiles" => "BootProfile",
+        _ => bail!(
+            "unknown kind {word:?}; use node, chassis, rack, boardmodel, firmwarepolicy or bootprofile"
+        ),
     })
 }
 

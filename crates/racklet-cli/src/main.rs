@@ -118,7 +118,7 @@ enum Command {
         /// The resources the files declare.
         #[arg(short = 'f', long = "filename")]
         files: Vec<PathBuf>,
-        /// node, chassis, rack, boardmodel or firmwarepolicy.
+        /// node, chassis, rack, boardmodel, firmwarepolicy or bootprofile.
         kind: Option<String>,
         names: Vec<String>,
         #[command(flatten)]

@@ -404,6 +404,8 @@ mod tests {
                 role: Role::Worker,
                 power_state: desired,
                 boot_mode: BootMode::Local,
+                boot_profile: None,
+                known_good: None,
             },
             status: ComputeUnitStatus {
                 observed_generation: 2,

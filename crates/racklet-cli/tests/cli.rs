@@ -73,6 +73,7 @@ fn schema_prints_every_kind_and_rejects_unknown_ones() {
         kinds,
         [
             "BoardModel",
+            "BootProfile",
             "Chassis",
             "ComputeUnit",
             "FirmwarePolicy",

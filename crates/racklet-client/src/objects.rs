@@ -139,6 +139,11 @@ pub struct ComputeUnitSpec {
     pub role: Role,
     pub power_state: DesiredPower,
     pub boot_mode: BootMode,
+    /// The `BootProfile` it boots over the network, and its fallback.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot_profile: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub known_good: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -29,6 +29,11 @@ pub struct DesiredNode {
     pub labels: BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: BTreeMap<String, String>,
+    /// The `BootProfile` it boots over the network, and its fallback.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot_profile: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub known_good: Option<String>,
 }
 
 /// Desired power, as the control plane stores and shows it.
@@ -118,6 +123,16 @@ pub fn desired_from(files: &[(PathBuf, Vec<u8>)]) -> Result<Desired, Vec<String>
             ));
         }
     }
+    for (e, p) in set.boot_profiles() {
+        for (pointer, path) in p.spec.files() {
+            if !files.iter().any(|(f, _)| f == Path::new(path)) {
+                diags.push(e.doc.diag_at(
+                    pointer,
+                    format!("{path:?} is not in this revision; commit it next to the manifests"),
+                ));
+            }
+        }
+    }
     if !diags.is_empty() {
         diags.sort();
         diags.dedup();
@@ -138,6 +153,8 @@ pub fn desired_from(files: &[(PathBuf, Vec<u8>)]) -> Result<Desired, Vec<String>
             role: cu.spec.role,
             labels: cu.metadata.labels.clone(),
             annotations: cu.metadata.annotations.clone(),
+            boot_profile: cu.spec.boot_profile.clone(),
+            known_good: cu.spec.known_good.clone(),
         })
         .collect();
     let chassis = set.chassis().map(|(_, c)| c.name().to_string()).collect();
@@ -209,6 +226,35 @@ mod tests {
         let d = desired_from(&examples()).expect("valid");
         assert_eq!(d.nodes.len(), 7);
         assert_eq!(d.chassis, vec!["chassis-1".to_string()]);
+    }
+
+    #[test]
+    fn a_boot_profile_needs_its_files_in_the_revision() {
+        let mut files = examples();
+        files.push((
+            PathBuf::from("boot.yaml"),
+            b"apiVersion: racklet.io/v1alpha1\nkind: BootProfile\nmetadata: {name: debian}\nspec: {architecture: aarch64, kernel: boot/vmlinuz, initramfs: boot/initrd.img, commandLine: console=ttyAMA0}\n".to_vec(),
+        ));
+        let units = files
+            .iter_mut()
+            .find(|(p, _)| p == Path::new("compute-units.yaml"))
+            .expect("units");
+        let text = String::from_utf8(units.1.clone()).expect("UTF-8").replace(
+            "tray: 6, board: rpi5, powerState: Off",
+            "tray: 6, board: rpi5, powerState: Off, bootMode: Network, bootProfile: debian",
+        );
+        units.1 = text.into_bytes();
+        let errors = desired_from(&files).expect_err("no kernel in the revision");
+        assert!(
+            errors.iter().any(|e| e.starts_with("boot.yaml:4:")
+                && e.contains("\"boot/vmlinuz\" is not in this revision")),
+            "{errors:?}"
+        );
+        files.push((PathBuf::from("boot/vmlinuz"), vec![0x4d, 0x5a]));
+        files.push((PathBuf::from("boot/initrd.img"), vec![0x1f, 0x8b]));
+        let d = desired_from(&files).expect("valid");
+        let node6 = d.nodes.iter().find(|n| n.name == "node-6").expect("node-6");
+        assert_eq!(node6.boot_profile.as_deref(), Some("debian"));
     }
 
     #[test]

@@ -24,6 +24,14 @@ pub struct ComputeUnitSpec {
     /// How it boots: `Local` (its own boot order) or `Network` (Racklet's network boot).
     #[serde(default, skip_serializing_if = "BootMode::is_local")]
     pub boot_mode: BootMode,
+    /// Name of the `BootProfile` it boots over the network.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 63))]
+    pub boot_profile: Option<String>,
+    /// Name of the `BootProfile` to fall back to when `bootProfile` fails to verify or boot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 63))]
+    pub known_good: Option<String>,
 }
 
 /// How a compute unit boots.

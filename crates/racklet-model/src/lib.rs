@@ -13,6 +13,7 @@
 //! typed resources from here.
 
 pub mod board;
+pub mod boot_profile;
 pub mod catalog;
 pub mod chassis;
 pub mod compute_unit;
@@ -30,5 +31,6 @@ pub use diag::{Diagnostic, Position};
 pub use manifest::{Entry, ManifestSet, Rejected};
 pub use meta::API_VERSION;
 pub use resource::{
-    AnyResource, BoardModel, Chassis, ComputeUnit, FirmwarePolicy, Kind, Rack, Resource,
+    AnyResource, BoardModel, BootProfile, Chassis, ComputeUnit, FirmwarePolicy, Kind, Rack,
+    Resource,
 };

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use crate::diag::{Diagnostic, Position};
 use crate::resource::{
-    decode, AnyResource, BoardModel, Chassis, ComputeUnit, FirmwarePolicy, Kind, Rack,
+    decode, AnyResource, BoardModel, BootProfile, Chassis, ComputeUnit, FirmwarePolicy, Kind, Rack,
 };
 use crate::source::{parse_file, Document};
 
@@ -98,6 +98,7 @@ impl ManifestSet {
     typed_iter!(compute_units, ComputeUnit, ComputeUnit);
     typed_iter!(boards, BoardModel, BoardModel);
     typed_iter!(firmware_policies, FirmwarePolicy, FirmwarePolicy);
+    typed_iter!(boot_profiles, BootProfile, BootProfile);
 
     pub fn board(&self, name: &str) -> Option<&BoardModel> {
         self.boards().map(|(_, b)| b).find(|b| b.name() == name)

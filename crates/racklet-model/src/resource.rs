@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::board::BoardModelSpec;
+use crate::boot_profile::BootProfileSpec;
 use crate::chassis::ChassisSpec;
 use crate::compute_unit::ComputeUnitSpec;
 use crate::diag::Diagnostic;
@@ -41,11 +42,13 @@ pub type Chassis = Resource<ChassisSpec>;
 pub type ComputeUnit = Resource<ComputeUnitSpec>;
 pub type BoardModel = Resource<BoardModelSpec>;
 pub type FirmwarePolicy = Resource<FirmwarePolicySpec>;
+pub type BootProfile = Resource<BootProfileSpec>;
 
 /// Every kind this API version has.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Kind {
     BoardModel,
+    BootProfile,
     Chassis,
     ComputeUnit,
     FirmwarePolicy,
@@ -53,8 +56,9 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub const ALL: [Kind; 5] = [
+    pub const ALL: [Kind; 6] = [
         Kind::BoardModel,
+        Kind::BootProfile,
         Kind::Chassis,
         Kind::ComputeUnit,
         Kind::FirmwarePolicy,
@@ -64,6 +68,7 @@ impl Kind {
     pub fn as_str(self) -> &'static str {
         match self {
             Kind::BoardModel => "BoardModel",
+            Kind::BootProfile => "BootProfile",
             Kind::Chassis => "Chassis",
             Kind::ComputeUnit => "ComputeUnit",
             Kind::FirmwarePolicy => "FirmwarePolicy",
@@ -81,7 +86,8 @@ impl Kind {
     }
 
     fn compiled(self) -> &'static (Value, jsonschema::Validator) {
-        static CELLS: [OnceLock<(Value, jsonschema::Validator)>; 5] = [
+        static CELLS: [OnceLock<(Value, jsonschema::Validator)>; 6] = [
+            OnceLock::new(),
             OnceLock::new(),
             OnceLock::new(),
             OnceLock::new(),
@@ -91,6 +97,7 @@ impl Kind {
         CELLS[self as usize].get_or_init(|| {
             let mut schema = match self {
                 Kind::BoardModel => schemars::schema_for!(BoardModel),
+                Kind::BootProfile => schemars::schema_for!(BootProfile),
                 Kind::Chassis => schemars::schema_for!(Chassis),
                 Kind::ComputeUnit => schemars::schema_for!(ComputeUnit),
                 Kind::FirmwarePolicy => schemars::schema_for!(FirmwarePolicy),
@@ -135,6 +142,7 @@ fn pin_envelope(schema: &mut Value, kind: Kind) {
 #[derive(Debug, Clone, PartialEq)]
 pub enum AnyResource {
     BoardModel(BoardModel),
+    BootProfile(BootProfile),
     Chassis(Chassis),
     ComputeUnit(ComputeUnit),
     FirmwarePolicy(FirmwarePolicy),
@@ -145,6 +153,7 @@ impl AnyResource {
     pub fn kind(&self) -> Kind {
         match self {
             AnyResource::BoardModel(_) => Kind::BoardModel,
+            AnyResource::BootProfile(_) => Kind::BootProfile,
             AnyResource::Chassis(_) => Kind::Chassis,
             AnyResource::ComputeUnit(_) => Kind::ComputeUnit,
             AnyResource::FirmwarePolicy(_) => Kind::FirmwarePolicy,
@@ -155,6 +164,7 @@ impl AnyResource {
     pub fn metadata(&self) -> &ObjectMeta {
         match self {
             AnyResource::BoardModel(r) => &r.metadata,
+            AnyResource::BootProfile(r) => &r.metadata,
             AnyResource::Chassis(r) => &r.metadata,
             AnyResource::ComputeUnit(r) => &r.metadata,
             AnyResource::FirmwarePolicy(r) => &r.metadata,
@@ -169,6 +179,7 @@ impl AnyResource {
     pub fn to_json(&self) -> Value {
         let v = match self {
             AnyResource::BoardModel(r) => serde_json::to_value(r),
+            AnyResource::BootProfile(r) => serde_json::to_value(r),
             AnyResource::Chassis(r) => serde_json::to_value(r),
             AnyResource::ComputeUnit(r) => serde_json::to_value(r),
             AnyResource::FirmwarePolicy(r) => serde_json::to_value(r),
@@ -490,6 +501,7 @@ pub fn decode(doc: &Document) -> Result<AnyResource, Vec<Diagnostic>> {
         Kind::Chassis => typed(doc).map(AnyResource::Chassis),
         Kind::ComputeUnit => typed(doc).map(AnyResource::ComputeUnit),
         Kind::FirmwarePolicy => typed(doc).map(AnyResource::FirmwarePolicy),
+        Kind::BootProfile => typed(doc).map(AnyResource::BootProfile),
         Kind::Rack => typed(doc).map(AnyResource::Rack),
     };
     typed.map_err(|d| vec![d])

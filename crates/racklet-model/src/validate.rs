@@ -26,7 +26,72 @@ pub fn validate(set: &ManifestSet) -> Vec<Diagnostic> {
     compute_units(set, &index, &mut out);
     rejected_units(set, &index, &mut out);
     firmware_policies(set, &index, &mut out);
+    boot_profiles(set, &mut out);
+    network_boot(set, &mut out);
     out
+}
+
+/// A path in the repository relative to the manifests' directory: not absolute, no `..`.
+fn escapes(path: &str) -> bool {
+    path.starts_with('/') || path.split('/').any(|s| s == "..")
+}
+
+/// A profile's files stay inside the repository.
+fn boot_profiles(set: &ManifestSet, out: &mut Vec<Diagnostic>) {
+    for (e, p) in set.boot_profiles() {
+        for (pointer, path) in p.spec.files() {
+            if escapes(path) {
+                out.push(e.doc.diag_at(
+                    pointer,
+                    format!(
+                        "path {path:?} leaves the repository; give a path relative to the manifests' directory"
+                    ),
+                ));
+            }
+        }
+    }
+}
+
+/// A compute unit's `bootProfile` and `knownGood` name profiles that exist; they mean
+/// something only with `bootMode: Network`, and the fallback is another profile.
+fn network_boot(set: &ManifestSet, out: &mut Vec<Diagnostic>) {
+    let known: HashSet<&str> = set.boot_profiles().map(|(_, p)| p.name()).collect();
+    for (e, cu) in set.compute_units() {
+        let spec = &cu.spec;
+        for (pointer, name) in [
+            ("/spec/bootProfile", &spec.boot_profile),
+            ("/spec/knownGood", &spec.known_good),
+        ] {
+            let Some(name) = name else { continue };
+            if !known.contains(name.as_str()) && !set.may_exist(Kind::BootProfile, name) {
+                out.push(e.doc.diag_at(
+                    pointer,
+                    format!(
+                        "compute unit `{}` names boot profile `{name}`, but no BootProfile has that name",
+                        cu.name()
+                    ),
+                ));
+            }
+        }
+        if spec.known_good.is_some() && spec.boot_profile.is_none() {
+            out.push(e.doc.diag_at_key(
+                "/spec/knownGood",
+                "`knownGood` is the fallback of `bootProfile`, which is not set; set `bootProfile` too",
+            ));
+        }
+        if spec.known_good.is_some() && spec.known_good == spec.boot_profile {
+            out.push(e.doc.diag_at(
+                "/spec/knownGood",
+                "`knownGood` is the same profile as `bootProfile`; a fallback must be another profile",
+            ));
+        }
+        if spec.boot_profile.is_some() && spec.boot_mode.is_local() {
+            out.push(e.doc.diag_at_key(
+                "/spec/bootProfile",
+                "`bootProfile` is set but the unit boots locally; add `bootMode: Network`",
+            ));
+        }
+    }
 }
 
 /// A compute unit that did not decode still names its chassis and board: say in the same

@@ -74,6 +74,8 @@ pub fn compute_unit(n: &NodeStatus, desired: &Desired) -> ComputeUnit {
                 Some(crate::desired::BootMode::Network) => BootMode::Network,
                 _ => BootMode::Local,
             },
+            boot_profile: declared.and_then(|d| d.boot_profile.clone()),
+            known_good: declared.and_then(|d| d.known_good.clone()),
         },
         status: ComputeUnitStatus {
             observed_generation: n.observed_generation,
