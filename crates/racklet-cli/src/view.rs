@@ -4,7 +4,7 @@
 
 use racklet_client::time::{parse_rfc3339, rfc3339};
 use racklet_client::{
-    Chassis, ComputeUnit, ConditionStatus, Event, FirmwareRollout, GitSource, List, Rack,
+    BootMode, Chassis, ComputeUnit, ConditionStatus, Event, FirmwareRollout, GitSource, List, Rack,
     RolloutPhase, Sensor,
 };
 use serde::Serialize;
@@ -273,6 +273,16 @@ pub fn describe(
     field(&mut out, "Name:", &n.metadata.name);
     field(&mut out, "Chassis:", &n.spec.chassis);
     field(&mut out, "Tray:", &n.spec.tray.to_string());
+    field(&mut out, "Board:", &n.spec.board);
+    let boot = match (n.spec.boot_mode, &n.spec.boot_profile) {
+        (BootMode::Local, _) => "Local".to_string(),
+        (BootMode::Network, None) => "Network".to_string(),
+        (BootMode::Network, Some(p)) => match &n.spec.known_good {
+            Some(k) => format!("Network, profile {p} (falls back to {k})"),
+            None => format!("Network, profile {p}"),
+        },
+    };
+    field(&mut out, "Boot:", &boot);
     field(&mut out, "Desired power:", n.spec.power_state.as_str());
     field(
         &mut out,
@@ -553,6 +563,21 @@ mod tests {
         let expected = std::fs::read_to_string(&path)
             .unwrap_or_else(|_| panic!("{} (bless with RACKLET_BLESS=1)", path.display()));
         assert_eq!(actual, expected, "{name} differs from its golden file");
+    }
+
+    #[test]
+    fn describe_says_which_profile_a_node_boots_and_its_fallback() {
+        let mut n = sample().items[1].clone();
+        n.spec.boot_mode = BootMode::Network;
+        n.spec.boot_profile = Some("debian".into());
+        n.spec.known_good = Some("debian-old".into());
+        let page = describe(&n, &[], &Ok(Vec::new()));
+        assert!(
+            page.contains(
+                "Boot:               Network, profile debian (falls back to debian-old)\n"
+            ),
+            "{page}"
+        );
     }
 
     #[test]
