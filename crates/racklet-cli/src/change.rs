@@ -13,6 +13,7 @@ use racklet_client::changes::{
     PowerRequest, ResourceRef,
 };
 use racklet_client::DesiredPower;
+use racklet_model::is_manifest;
 
 use crate::get::{client, runtime, sync_with};
 
@@ -68,16 +69,6 @@ fn author(args: &CommitArgs) -> anyhow::Result<Author> {
         name: std::env::var("GIT_AUTHOR_NAME").unwrap_or_else(|_| user.clone()),
         email: std::env::var("GIT_AUTHOR_EMAIL").unwrap_or_else(|_| format!("{user}@{host}")),
     })
-}
-
-fn is_manifest(path: &Path) -> bool {
-    matches!(
-        path.extension()
-            .and_then(|e| e.to_str())
-            .map(str::to_ascii_lowercase)
-            .as_deref(),
-        Some("yaml" | "yml" | "json")
-    )
 }
 
 fn read_manifest(file: &Path, name: &Path) -> anyhow::Result<ManifestFile> {

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 pub use racklet_model::compute_unit::BootMode;
 use racklet_model::compute_unit::{PowerState, Role};
-use racklet_model::ManifestSet;
+use racklet_model::{is_manifest, ManifestSet};
 use serde::{Deserialize, Serialize};
 
 /// What one compute unit should be.
@@ -83,13 +83,6 @@ pub struct Desired {
     /// removed from the repository) is switched off, never left running unseen.
     #[serde(default)]
     pub layouts: Vec<ChassisLayout>,
-}
-
-fn is_manifest(path: &Path) -> bool {
-    matches!(
-        path.extension().and_then(|e| e.to_str()),
-        Some("yaml" | "yml" | "json")
-    )
 }
 
 /// Validates a revision's files; `Err` holds every problem, one per line.

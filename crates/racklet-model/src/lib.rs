@@ -28,7 +28,7 @@ pub mod source;
 pub mod validate;
 
 pub use diag::{Diagnostic, Position};
-pub use manifest::{Entry, ManifestSet, Rejected};
+pub use manifest::{is_manifest, Entry, ManifestSet, Rejected};
 pub use meta::API_VERSION;
 pub use resource::{
     AnyResource, BoardModel, BootProfile, Chassis, ComputeUnit, FirmwarePolicy, Kind, Rack,

@@ -164,7 +164,9 @@ impl ManifestSet {
     }
 }
 
-fn is_manifest(path: &Path) -> bool {
+/// Whether `path` names a manifest file: `.yaml`, `.yml` or `.json`, in any case. The one
+/// rule every reader of manifests (validate, the control plane, `apply -f DIR`) uses.
+pub fn is_manifest(path: &Path) -> bool {
     matches!(
         path.extension()
             .and_then(|e| e.to_str())

@@ -96,10 +96,7 @@ fn manifest_path(path: &str) -> Result<PathBuf, ChangeError> {
         && p.components().all(|c| {
             matches!(c, Component::Normal(n) if !n.to_string_lossy().eq_ignore_ascii_case(".git"))
         });
-    let manifest = matches!(
-        p.extension().and_then(|e| e.to_str()),
-        Some("yaml" | "yml" | "json")
-    );
+    let manifest = racklet_model::is_manifest(p);
     if !plain || !manifest {
         return Err(ChangeError::BadRequest(format!(
             "{path:?} is not a manifest path: relative, without `..`, ending in .yaml, .yml or .json"

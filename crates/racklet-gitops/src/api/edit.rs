@@ -353,10 +353,7 @@ impl Tree {
             others: Vec::new(),
         };
         for (path, bytes) in files {
-            let manifest = matches!(
-                path.extension().and_then(|e| e.to_str()),
-                Some("yaml" | "yml" | "json")
-            );
+            let manifest = racklet_model::is_manifest(path);
             let file: Arc<Path> = Arc::from(path.as_path());
             let docs = match parse_file(&file, bytes) {
                 Ok(docs) if manifest => docs,

@@ -70,6 +70,18 @@ pub(super) fn routes<M: ChassisManager + Clone + 'static>() -> Router<Arc<AppSta
         )
 }
 
+/// A daemon that is busy with the target (an update, a refused state) answers 409.
+fn busy_is_conflict(e: RmdError) -> RedfishError {
+    match e {
+        RmdError::Busy(_) => {
+            let mut err = RedfishError::new(StatusCode::CONFLICT, Message::ResourceInUse);
+            err.messages.push(Message::GeneralError(e.to_string()));
+            err
+        }
+        other => rmd_error(other),
+    }
+}
+
 /// `Manager.ResetToDefaults` on a tray's BMC: the chassis treats it as factory-new, forgets
 /// the key it enrolled it with and enrolls the identity it shows next. Only for a BMC that
 /// no longer proves its key (its flash was wiped): 409 for any other. An Operator's call
@@ -93,14 +105,7 @@ async fn reset_to_defaults<M: ChassisManager + Clone + 'static>(
     // Only ResetAll: nothing of a BMC's network or users lives on the chassis to keep.
     let DefaultsResetType::ResetAll = kind;
     only_known(&o, &["ResetType"])?;
-    s.manager.forget_bmc(slot).await.map_err(|e| match e {
-        RmdError::Busy(_) => {
-            let mut err = RedfishError::new(StatusCode::CONFLICT, Message::ResourceInUse);
-            err.messages.push(Message::GeneralError(e.to_string()));
-            err
-        }
-        other => rmd_error(other),
-    })?;
+    s.manager.forget_bmc(slot).await.map_err(busy_is_conflict)?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -238,14 +243,7 @@ async fn manager_reset<M: ChassisManager + Clone + 'static>(
         None => s.manager.restart().await,
         Some(slot) => s.manager.reset_bmc(slot).await,
     };
-    done.map_err(|e| match e {
-        RmdError::Busy(_) => {
-            let mut err = RedfishError::new(StatusCode::CONFLICT, Message::ResourceInUse);
-            err.messages.push(Message::GeneralError(e.to_string()));
-            err
-        }
-        other => rmd_error(other),
-    })?;
+    done.map_err(busy_is_conflict)?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
