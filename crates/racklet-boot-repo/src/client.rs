@@ -1,0 +1,289 @@
+//! The verifying side: loads the boot repository over HTTPS with `tough` (signature
+//! thresholds, expiry, versions, the root chain), refuses versions below an anti-rollback
+//! floor (what a BMC has accepted before), and streams targets with their length and
+//! SHA-256 checked before anything is used. The server's certificate is pinned: no system
+//! roots, so a boot server presenting another certificate is refused.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use futures_util::StreamExt as _;
+use tough::schema::RoleType;
+use tough::{RepositoryLoader, TargetName};
+use tough::{Transport, TransportError, TransportErrorKind, TransportStream};
+use url::Url;
+
+use crate::profile::ProfileDocument;
+use crate::publish::Versions;
+
+/// Why a repository or a target was refused. Each message names what failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("boot repository: {role} metadata has expired; the boot server's clock or its signer is behind")]
+    Expired { role: String },
+    #[error("boot repository: rollback refused: {role} version {got} is below version {floor}, which was accepted before")]
+    Rollback {
+        role: &'static str,
+        got: u64,
+        floor: u64,
+    },
+    #[error("boot repository: metadata refused: {reason}")]
+    Metadata { reason: String },
+    #[error("boot repository: cannot reach {url}: {reason}")]
+    Transport { url: String, reason: String },
+    #[error("boot repository: no target {name:?} is signed")]
+    NoSuchTarget { name: String },
+    #[error("boot repository: target {name:?} refused: {reason}")]
+    Target { name: String, reason: String },
+    #[error("boot repository: profile document {name:?} is malformed: {reason}")]
+    Profile { name: String, reason: String },
+    #[error("boot repository: bad URL {url:?}: {reason}")]
+    Url { url: String, reason: String },
+    #[error("boot repository: the server certificate is not PEM: {0}")]
+    Certificate(String),
+}
+
+/// HTTPS transport with one pinned certificate (or CA), bounded connect and read times:
+/// a server that stalls mid-file fails the download instead of hanging the boot.
+#[derive(Debug, Clone)]
+pub struct HttpsTransport {
+    client: reqwest::Client,
+}
+
+impl HttpsTransport {
+    pub fn pinned(certificate_pem: &[u8], read_timeout: Duration) -> Result<Self, ClientError> {
+        let cert = reqwest::Certificate::from_pem(certificate_pem)
+            .map_err(|e| ClientError::Certificate(e.to_string()))?;
+        let client = reqwest::Client::builder()
+            .tls_built_in_root_certs(false)
+            .add_root_certificate(cert)
+            .connect_timeout(Duration::from_secs(10))
+            .read_timeout(read_timeout)
+            .build()
+            .map_err(|e| ClientError::Certificate(e.to_string()))?;
+        Ok(HttpsTransport { client })
+    }
+}
+
+#[tough::async_trait]
+impl Transport for HttpsTransport {
+    async fn fetch(&self, url: Url) -> Result<TransportStream, TransportError> {
+        let response = self.client.get(url.clone()).send().await.map_err(|e| {
+            TransportError::new_with_cause(TransportErrorKind::Other, url.as_str(), chain(&e))
+        })?;
+        let status = response.status();
+        if status == reqwest::StatusCode::NOT_FOUND {
+            return Err(TransportError::new(
+                TransportErrorKind::FileNotFound,
+                url.as_str(),
+            ));
+        }
+        if !status.is_success() {
+            return Err(TransportError::new_with_cause(
+                TransportErrorKind::Other,
+                url.as_str(),
+                format!("HTTP {status}"),
+            ));
+        }
+        let u = url.to_string();
+        let stream = response.bytes_stream().map(move |chunk| {
+            chunk.map_err(|e| {
+                TransportError::new_with_cause(TransportErrorKind::Other, u.as_str(), chain(&e))
+            })
+        });
+        Ok(Box::pin(stream))
+    }
+}
+
+/// A repository whose metadata verified.
+#[derive(Debug)]
+pub struct VerifiedRepository {
+    repo: tough::Repository,
+}
+
+/// A target as the signed metadata describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetInfo {
+    pub length: u64,
+    pub sha256: String,
+    pub git_commit: Option<String>,
+}
+
+impl VerifiedRepository {
+    /// Loads and verifies the repository at `base` (which has `metadata/` and `targets/`)
+    /// starting from `trusted_root`, following its root chain. `datastore` keeps the last
+    /// metadata and the latest time seen, so a clock set back is noticed; `None` uses a
+    /// temporary one.
+    pub async fn load(
+        trusted_root: &[u8],
+        base: &Url,
+        transport: HttpsTransport,
+        floor: Versions,
+        datastore: Option<PathBuf>,
+    ) -> Result<VerifiedRepository, ClientError> {
+        let join = |p: &str| {
+            base.join(p).map_err(|e| ClientError::Url {
+                url: format!("{base}{p}"),
+                reason: e.to_string(),
+            })
+        };
+        let mut loader =
+            RepositoryLoader::new(&trusted_root, join("metadata/")?, join("targets/")?)
+                .transport(transport);
+        if let Some(d) = datastore {
+            loader = loader.datastore(d);
+        }
+        let repo = loader.load().await.map_err(refusal)?;
+        let repo = VerifiedRepository { repo };
+        let got = repo.versions();
+        for (role, got, floor) in [
+            ("root", got.root, floor.root),
+            ("targets", got.targets, floor.targets),
+            ("snapshot", got.snapshot, floor.snapshot),
+            ("timestamp", got.timestamp, floor.timestamp),
+        ] {
+            if got < floor {
+                return Err(ClientError::Rollback { role, got, floor });
+            }
+        }
+        Ok(repo)
+    }
+
+    pub fn versions(&self) -> Versions {
+        Versions {
+            root: self.repo.root().signed.version.get(),
+            targets: self.repo.targets().signed.version.get(),
+            snapshot: self.repo.snapshot().signed.version.get(),
+            timestamp: self.repo.timestamp().signed.version.get(),
+        }
+    }
+
+    /// When the timestamp expires.
+    pub fn timestamp_expires(&self) -> jiff::Timestamp {
+        self.repo.timestamp().signed.expires
+    }
+
+    /// Every signed target name.
+    pub fn target_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .repo
+            .all_targets()
+            .map(|(n, _)| n.raw().to_string())
+            .collect();
+        names.sort();
+        names
+    }
+
+    pub fn target(&self, name: &str) -> Option<TargetInfo> {
+        self.repo
+            .all_targets()
+            .find(|(n, _)| n.raw() == name)
+            .map(|(_, t)| TargetInfo {
+                length: t.length,
+                sha256: hex::encode(&t.hashes.sha256),
+                git_commit: t
+                    .custom
+                    .get("racklet")
+                    .and_then(|c| c.get("gitCommit"))
+                    .and_then(|c| c.as_str())
+                    .map(str::to_string),
+            })
+    }
+
+    /// Streams target `name` into `sink`; the bytes a sink saw count only when this
+    /// returns `Ok`: a length or digest mismatch fails at the end. Returns the length
+    /// and the SHA-256 measured here.
+    pub async fn read_target(
+        &self,
+        name: &str,
+        mut sink: impl FnMut(&[u8]) -> Result<(), String>,
+    ) -> Result<(u64, [u8; 32]), ClientError> {
+        let target = TargetName::new(name).map_err(|e| ClientError::Target {
+            name: name.into(),
+            reason: e.to_string(),
+        })?;
+        let refused = |reason: String| ClientError::Target {
+            name: name.into(),
+            reason,
+        };
+        let Some(mut stream) = self
+            .repo
+            .read_target(&target)
+            .await
+            .map_err(|e| refused(chain(&e)))?
+        else {
+            return Err(ClientError::NoSuchTarget { name: name.into() });
+        };
+        let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+        let mut length = 0u64;
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| refused(chain(&e)))?;
+            length += chunk.len() as u64;
+            ctx.update(&chunk);
+            sink(&chunk).map_err(refused)?;
+        }
+        let mut digest = [0u8; 32];
+        digest.copy_from_slice(ctx.finish().as_ref());
+        Ok((length, digest))
+    }
+
+    /// A whole target in memory (profile documents, small files).
+    pub async fn fetch(&self, name: &str) -> Result<Vec<u8>, ClientError> {
+        let mut out = Vec::new();
+        self.read_target(name, |b| {
+            out.extend_from_slice(b);
+            Ok(())
+        })
+        .await?;
+        Ok(out)
+    }
+
+    /// The signed document of profile `profile`.
+    pub async fn profile(&self, profile: &str) -> Result<ProfileDocument, ClientError> {
+        let name = crate::Part::Profile.target(profile);
+        let bytes = self.fetch(&name).await?;
+        serde_json::from_slice(&bytes).map_err(|e| ClientError::Profile {
+            name,
+            reason: e.to_string(),
+        })
+    }
+}
+
+/// tough's error as one of ours, with its cause chain in one line.
+fn refusal(e: tough::error::Error) -> ClientError {
+    match &e {
+        tough::error::Error::ExpiredMetadata { role, .. } => ClientError::Expired {
+            role: role_name(*role).into(),
+        },
+        tough::error::Error::Transport { source, .. } => ClientError::Transport {
+            url: source.url().to_string(),
+            reason: chain(&e),
+        },
+        _ => ClientError::Metadata { reason: chain(&e) },
+    }
+}
+
+fn role_name(role: RoleType) -> &'static str {
+    match role {
+        RoleType::Root => "root",
+        RoleType::Snapshot => "snapshot",
+        RoleType::Targets => "targets",
+        RoleType::Timestamp => "timestamp",
+        RoleType::DelegatedTargets => "delegated targets",
+    }
+}
+
+/// An error and its sources, `: `-separated, each once.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = s.source();
+    }
+    out
+}
