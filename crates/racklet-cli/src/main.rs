@@ -4,6 +4,7 @@
 //! control plane's API (`racklet-client`); `up` and `bench` run the rack in this process
 //! (`racklet-stack`).
 
+mod boot;
 mod change;
 mod console;
 mod firmware;
@@ -149,6 +150,9 @@ enum Command {
     /// BMC firmware bundles.
     #[command(subcommand)]
     Firmware(FirmwareCommand),
+    /// Network boot: the keys of the boot repository (TUF).
+    #[command(subcommand)]
+    Boot(BootCommand),
     /// Print a shell completion script.
     #[command(
         after_help = "Examples:\n  racklet completions bash > /etc/bash_completion.d/racklet\n  racklet completions zsh > ~/.zfunc/_racklet"
@@ -166,6 +170,13 @@ enum BmcCommand {
         #[command(flatten)]
         commit: change::CommitArgs,
     },
+}
+
+#[derive(Subcommand)]
+enum BootCommand {
+    /// The boot repository's TUF keys: init, rotate, show.
+    #[command(subcommand)]
+    Keys(boot::KeysCommand),
 }
 
 #[derive(Subcommand)]
@@ -220,6 +231,7 @@ fn main() -> ExitCode {
             change::forget_bmc_key(&data_dir, &node, &commit)
         }
         Command::Firmware(FirmwareCommand::Bundle(args)) => firmware::bundle(args),
+        Command::Boot(BootCommand::Keys(command)) => boot::keys(&data_dir, command),
         Command::Console { node } => console::attach(&data_dir, &node),
         Command::Completions { shell } => {
             use clap::CommandFactory;

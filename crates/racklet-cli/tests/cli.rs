@@ -139,6 +139,21 @@ fn up_seeds_its_data_dir_prints_ready_and_stops_after_its_duration() {
         serde_json::from_slice(&std::fs::read(dir.join("endpoints.json")).expect("written"))
             .expect("JSON");
     assert!(endpoints.is_array());
+    // Network boot is signed from the first start: keys of its own and a served repository.
+    let url_of = |name: &str| {
+        endpoints
+            .as_array()
+            .and_then(|a| a.iter().find(|e| e["name"] == name))
+            .and_then(|e| e["url"].as_str())
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert!(url_of("boot-repository").ends_with("/boot/"), "{endpoints}");
+    let root = url_of("boot-trusted-root");
+    assert!(
+        std::path::Path::new(root.trim_start_matches("file://")).is_file(),
+        "{endpoints}"
+    );
     assert!(
         dir.join("repo/rack/rack.yaml").exists() && dir.join("repo/.git").exists(),
         "examples seeded into the data dir's repository"
@@ -427,6 +442,56 @@ fn a_commit_to_the_up_repository_powers_a_tray_on() {
     assert!(status.success());
     drop(child);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn boot_keys_are_made_once_rotated_into_a_new_root_and_shown() {
+    let dir = scratch("boot-keys");
+    let keys = dir.join("keys");
+    let run = |args: &[&str]| {
+        racklet()
+            .args(["boot", "keys"])
+            .args(args)
+            .arg("--keys")
+            .arg(&keys)
+            .output()
+            .expect("runs")
+    };
+    let out = run(&["init", "--root-keys", "2", "--root-threshold", "2"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("root version 1"), "{stdout}");
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("root") && l.contains(" 2 ") && l.contains("2/2")),
+        "{stdout}"
+    );
+    let again = run(&["init"]);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("already holds boot keys (root version 1)"),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    let rotated = run(&["rotate", "timestamp"]);
+    assert!(
+        rotated.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rotated.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&rotated.stdout).contains("timestamp keys rotated: root version 2"),
+        "{}",
+        String::from_utf8_lossy(&rotated.stdout)
+    );
+    assert!(keys.join("root/2.root.json").is_file());
+    let bad = run(&["rotate", "everything"]);
+    assert_eq!(bad.status.code(), Some(2), "clap refuses an unknown role");
 }
 
 #[test]

@@ -96,6 +96,11 @@ impl DataDir {
         self.root.join("repo")
     }
 
+    /// The boot repository's keys and root chain (`racklet boot keys`).
+    pub fn boot_keys(&self) -> PathBuf {
+        self.root.join("boot-keys")
+    }
+
     pub fn firmware_signing_key(&self) -> PathBuf {
         self.root.join("firmware-signing-key")
     }

@@ -36,6 +36,19 @@ pub struct DesiredNode {
     pub known_good: Option<String>,
 }
 
+/// A boot profile of the revision: the files are paths in it, relative to the source's path.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DesiredBootProfile {
+    pub name: String,
+    pub architecture: String,
+    pub kernel: String,
+    pub initramfs: String,
+    #[serde(default)]
+    pub command_line: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_tree: Option<String>,
+}
+
 /// Desired power, as the control plane stores and shows it.
 pub use racklet_client::DesiredPower as Power;
 
@@ -83,6 +96,9 @@ pub struct Desired {
     /// removed from the repository) is switched off, never left running unseen.
     #[serde(default)]
     pub layouts: Vec<ChassisLayout>,
+    /// The boot profiles the boot repository publishes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub boot_profiles: Vec<DesiredBootProfile>,
 }
 
 /// Validates a revision's files; `Err` holds every problem, one per line.
@@ -187,6 +203,20 @@ pub fn desired_from(files: &[(PathBuf, Vec<u8>)]) -> Result<Desired, Vec<String>
         .racks()
         .flat_map(|(_, r)| r.spec.commit_signers.iter().cloned())
         .collect();
+    let boot_profiles = set
+        .boot_profiles()
+        .map(|(_, p)| DesiredBootProfile {
+            name: p.name().to_string(),
+            architecture: serde_json::to_value(p.spec.architecture)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default(),
+            kernel: p.spec.kernel.clone(),
+            initramfs: p.spec.initramfs.clone(),
+            command_line: p.spec.command_line.clone(),
+            device_tree: p.spec.device_tree.clone(),
+        })
+        .collect();
     Ok(Desired {
         nodes,
         chassis,
@@ -195,6 +225,7 @@ pub fn desired_from(files: &[(PathBuf, Vec<u8>)]) -> Result<Desired, Vec<String>
         signers,
         rmc_nodes,
         layouts,
+        boot_profiles,
     })
 }
 

@@ -41,6 +41,11 @@ pub enum EventReason {
     Rollout,
     /// A firmware roll-out stopped at a failure or was withdrawn.
     RolloutStopped,
+    /// The boot repository signed new metadata (a new revision's profiles, new keys,
+    /// or a timestamp renewed before it expires).
+    BootRepositoryPublished,
+    /// The boot repository could not be published; the last signed metadata stays.
+    BootRepositoryFailed,
     /// Events written before reasons were recorded.
     #[serde(other)]
     Unspecified,
@@ -62,6 +67,8 @@ impl EventReason {
             EventReason::Drifted => "Drifted",
             EventReason::Rollout => "Rollout",
             EventReason::RolloutStopped => "RolloutStopped",
+            EventReason::BootRepositoryPublished => "BootRepositoryPublished",
+            EventReason::BootRepositoryFailed => "BootRepositoryFailed",
             EventReason::Unspecified => "Unspecified",
         }
     }
@@ -75,6 +82,7 @@ impl EventReason {
                 | EventReason::ChassisUnreachable
                 | EventReason::Drifted
                 | EventReason::RolloutStopped
+                | EventReason::BootRepositoryFailed
         )
     }
 }

@@ -12,6 +12,7 @@
 //! status, events and the sync trigger over HTTPS with a bearer token.
 
 pub mod api;
+pub mod boot;
 pub mod desired;
 #[cfg(feature = "etcd")]
 pub mod etcd;
@@ -52,6 +53,9 @@ pub struct Config {
     pub period: Duration,
     pub chassis: Vec<ChassisEndpoint>,
     pub drift: DriftPolicy,
+    /// The boot repository's keys (`racklet boot keys`); `None` publishes no boot
+    /// repository.
+    pub boot_keys: Option<PathBuf>,
 }
 
 /// Why the control plane cannot start.
@@ -138,6 +142,7 @@ pub struct ControlPlane<S> {
     /// A chassis reported a change (a Redfish event): reconcile power now.
     observed: Notify,
     power_passes: tokio::sync::watch::Sender<u64>,
+    boot: Mutex<boot::BootState>,
 }
 
 impl<S: StateStore> ControlPlane<S> {
@@ -162,6 +167,7 @@ impl<S: StateStore> ControlPlane<S> {
             trigger: Notify::new(),
             observed: Notify::new(),
             power_passes: tokio::sync::watch::Sender::new(0),
+            boot: Mutex::new(boot::BootState::default()),
         }))
     }
 
@@ -272,6 +278,11 @@ impl<S: StateStore> ControlPlane<S> {
                 match self.sync().await {
                     Err(StoreError::NotLeader) => return,
                     Err(e) => tracing::error!("control plane: {e}"),
+                    Ok(()) => {}
+                }
+                match self.reconcile_boot().await {
+                    Err(StoreError::NotLeader) => return,
+                    Err(e) => tracing::error!("control plane: boot repository: {e}"),
                     Ok(()) => {}
                 }
                 next_poll = Instant::now() + self.config.poll;

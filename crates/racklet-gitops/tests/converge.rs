@@ -128,6 +128,7 @@ async fn bench_timed(
             systems: Default::default(),
         }],
         drift,
+        boot_keys: None,
     };
     let store = Arc::new(RedbStore::open(&dir.join("controlplane/state.redb")).expect("store"));
     let plane = ControlPlane::new(config, store).await.expect("plane");

@@ -147,6 +147,7 @@ async fn killing_the_leader_hands_over_within_the_lease_time_with_nothing_lost_o
             systems: Default::default(),
         }],
         drift: DriftPolicy::Correct,
+        boot_keys: None,
     };
     let mut a = Replica::start(config("a"), endpoint.clone(), "a");
     leader_is(&endpoint, "a", Duration::from_secs(10)).await;

@@ -80,6 +80,7 @@ async fn setup(name: &str) -> Setup {
             systems: Default::default(),
         }],
         drift: DriftPolicy::Correct,
+        boot_keys: None,
     };
     let store = Arc::new(RedbStore::open(&dir.join("controlplane/state.redb")).expect("store"));
     Setup {

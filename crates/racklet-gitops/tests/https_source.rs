@@ -141,6 +141,7 @@ async fn an_https_source_with_its_own_ca_is_fetched_and_followed() {
         period: Duration::from_secs(3600),
         chassis: Vec::new(),
         drift: DriftPolicy::Correct,
+        boot_keys: None,
     };
     // Without the CA the server's certificate is not trusted: refused, nothing applied.
     let store = Arc::new(RedbStore::open(&dir.join("untrusted/state.redb")).expect("store"));

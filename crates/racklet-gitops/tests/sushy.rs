@@ -107,6 +107,7 @@ async fn a_manifest_powers_a_sushy_emulator_system_on_and_off() {
             systems: [(1, system.id.clone())].into_iter().collect(),
         }],
         drift: DriftPolicy::Correct,
+        boot_keys: None,
     };
     let store = Arc::new(RedbStore::open(&dir.join("controlplane/state.redb")).expect("store"));
     let plane = ControlPlane::new(config, store).await.expect("plane");

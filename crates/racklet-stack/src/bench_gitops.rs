@@ -119,6 +119,7 @@ fn run_one(chassis: usize, dir: &Path, idle: Duration) -> anyhow::Result<Run> {
         period: Duration::from_millis(500),
         chassis: endpoints,
         drift: DriftPolicy::Correct,
+        boot_keys: None,
     };
     let (c, s) = (cpu.clone(), stop.clone());
     let store_path = dir.join("controlplane/state.redb");

@@ -27,6 +27,9 @@ pub async fn start(
 ) -> anyhow::Result<(racklet_gitops::api::Running, Plane)> {
     let dir = data_dir.control_plane();
     let repo = std::fs::canonicalize(repo).unwrap_or(repo.to_path_buf());
+    // Secure by default: a boot repository signed with keys of this rack's own, made on
+    // first start (rotate them with `racklet boot keys rotate ROLE`).
+    racklet_boot_repo::KeyStore::open_or_init(data_dir.boot_keys(), jiff::Timestamp::now())?;
     let config = Config {
         source: SourceSpec {
             url: format!("file://{}", repo.display()),
@@ -40,6 +43,7 @@ pub async fn start(
         period: Duration::from_millis(500),
         chassis,
         drift,
+        boot_keys: Some(data_dir.boot_keys()),
     };
     let store = Arc::new(RedbStore::open(&data_dir.control_plane_state())?);
     let plane = ControlPlane::new(config, store).await?;

@@ -297,6 +297,16 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
         url: format!("https://{}", api.addr),
     });
     endpoints.push(Endpoint {
+        name: "boot-repository".into(),
+        url: format!("https://{}/boot/", api.addr),
+    });
+    if let Ok(root) = racklet_boot_repo::KeyStore::open(data_dir.boot_keys()).latest_root_path() {
+        endpoints.push(Endpoint {
+            name: "boot-trusted-root".into(),
+            url: format!("file://{}", root.display()),
+        });
+    }
+    endpoints.push(Endpoint {
         name: "repository".into(),
         url: format!(
             "file://{}",

@@ -8,7 +8,9 @@
 //! `DIR/token` (owner-only), the certificate in `DIR/tls`. `POST /v1/webhook` also takes
 //! the way Git servers sign their calls instead: `X-Hub-Signature-256: sha256=HMAC`
 //! (GitHub, Gitea, Forgejo) of the body, keyed with its own secret, `DIR/webhook-secret`,
-//! so that the Git server never holds the API token.
+//! so that the Git server never holds the API token. The boot repository is served
+//! under `/boot/` (`metadata/FILE`, `targets/FILE`) without a token: TUF metadata is
+//! public and verifies itself.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -102,6 +104,7 @@ pub fn routes<S: StateStore>(
     token: String,
     webhook_secret: String,
 ) -> Router {
+    let boot = plane.boot_repository();
     let state = Arc::new(Api {
         plane,
         token,
@@ -126,6 +129,8 @@ pub fn routes<S: StateStore>(
         .route("/v1/webhook", post(sync::<S>))
         .layer(middleware::from_fn_with_state(state.clone(), auth::<S>))
         .with_state(state)
+        // The boot repository is public and verifies itself (TUF): no token.
+        .nest("/boot", racklet_boot_repo::serve::routes(boot))
 }
 
 /// Serves the API over HTTPS on `addr` (port 0 picks one).

@@ -48,6 +48,22 @@ pub fn branch_source(repo: &Path) -> SourceSpec {
 /// A control plane on `source` with no chassis, its state under `dir/controlplane`; it
 /// fetches and reconciles only when asked (or hourly), so a test sees one step at a time.
 pub async fn plane_without_chassis(dir: &Path, source: SourceSpec) -> Arc<ControlPlane<RedbStore>> {
+    plane_with(dir, source, None).await
+}
+
+/// [`plane_without_chassis`] that publishes a boot repository signed with the keys in
+/// `dir/boot-keys` (made here).
+pub async fn plane_with_boot_keys(dir: &Path, source: SourceSpec) -> Arc<ControlPlane<RedbStore>> {
+    let keys = dir.join("boot-keys");
+    racklet_boot_repo::KeyStore::open_or_init(&keys, jiff::Timestamp::now()).expect("boot keys");
+    plane_with(dir, source, Some(keys)).await
+}
+
+async fn plane_with(
+    dir: &Path,
+    source: SourceSpec,
+    boot_keys: Option<std::path::PathBuf>,
+) -> Arc<ControlPlane<RedbStore>> {
     let config = Config {
         source,
         dir: dir.join("controlplane"),
@@ -55,9 +71,24 @@ pub async fn plane_without_chassis(dir: &Path, source: SourceSpec) -> Arc<Contro
         period: Duration::from_secs(3600),
         chassis: Vec::new(),
         drift: DriftPolicy::Correct,
+        boot_keys,
     };
     let store = Arc::new(RedbStore::open(&dir.join("controlplane/state.redb")).expect("store"));
     ControlPlane::new(config, store).await.expect("plane")
+}
+
+/// The examples with a boot profile `debian` (kernel `kernel`, command line
+/// `console=ttyS0`) and its files.
+pub fn with_boot_profile(kernel: &[u8]) -> Vec<(String, Vec<u8>)> {
+    let mut files = examples();
+    let profile = "apiVersion: racklet.io/v1alpha1\nkind: BootProfile\nmetadata: {name: debian}\nspec:\n  architecture: x86_64\n  kernel: boot/vmlinuz\n  initramfs: boot/initrd.img\n  commandLine: console=ttyS0\n";
+    files.push((
+        "rack/boot-profiles.yaml".into(),
+        profile.as_bytes().to_vec(),
+    ));
+    files.push(("rack/boot/vmlinuz".into(), kernel.to_vec()));
+    files.push(("rack/boot/initrd.img".into(), b"initramfs".to_vec()));
+    files
 }
 
 pub fn with_power(files: &[(String, Vec<u8>)], node: &str, power: &str) -> Vec<(String, Vec<u8>)> {
