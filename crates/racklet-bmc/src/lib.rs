@@ -8,6 +8,7 @@
 //! reset while a new firmware slot is on trial falls back to the old slot.
 #![no_std]
 
+pub mod boot;
 pub mod console;
 pub mod power;
 pub mod storage;
@@ -17,10 +18,11 @@ use embedded_hal::digital::StatefulOutputPin;
 use embedded_hal::i2c::I2c;
 use embedded_io::{Read, ReadReady, Write};
 use racklet_hal::{Monotonic, TemperatureSensor, TrayPeripherals};
+use racklet_mgmt_proto::boot_channel::{self, FromBmc, FromHost, Refusal};
 use racklet_mgmt_proto::link::{BmcEvent, BmcLink};
 use racklet_mgmt_proto::message::{
-    BmcStatus, BootMode, ErrorCode, Inventory, PowerState, Reading, Request, RequestEnvelope,
-    Response, ResponseEnvelope, Slot, CONSOLE_CHUNK,
+    BmcStatus, BootMode, ErrorCode, Inventory, PowerAction, PowerState, Reading, Request,
+    RequestEnvelope, Response, ResponseEnvelope, Slot, CONSOLE_CHUNK,
 };
 use racklet_mgmt_proto::FrameReader;
 use racklet_pac1921::{EnergyAccumulator, Pac1921, DEFAULT_ADDRESS};
@@ -28,6 +30,10 @@ use rand_core::{CryptoRng, RngCore};
 use sha2::{Digest, Sha512};
 
 pub use power::{PowerConfig, PowerMachine};
+
+/// The key store's bytes at most: identity, keys and network boot fit with room to spare
+/// (a flash sector is 4 KiB).
+const KEY_STORE_BYTES: usize = 1024;
 pub use storage::{FirmwareSlots, FirmwareState, KeyStorage, KeyStore};
 
 /// Length of a PAC1921 integration window the BMC uses, microseconds.
@@ -98,6 +104,9 @@ where
     boot_mode: BootMode,
     link: BmcLink,
     reader: FrameReader,
+    /// The boot channel's frames and state.
+    boot_reader: FrameReader,
+    boot: boot::BootChannel,
     transfer: Option<Transfer>,
     booted_us: u64,
     pending_action: Option<Action>,
@@ -134,13 +143,13 @@ where
         slots: F,
         rng: &mut R,
     ) -> Result<Self, BootError<K::Error>> {
-        let mut buf = [0u8; 512];
+        let mut buf = [0u8; KEY_STORE_BYTES];
         let mut keys: KeyStore = match key_storage.load(&mut buf).map_err(BootError::Storage)? {
             // A key store that does not parse is never overwritten with defaults: that
             // would forget the identity, the trust anchors and the rollback floor.
             Some(n) => buf
                 .get(..n)
-                .and_then(|b| postcard::from_bytes(b).ok())
+                .and_then(KeyStore::decode)
                 .ok_or(BootError::Corrupt)?,
             None => KeyStore::default(),
         };
@@ -200,6 +209,8 @@ where
             boot_mode: BootMode::Local,
             link,
             reader: FrameReader::default(),
+            boot_reader: FrameReader::default(),
+            boot: boot::BootChannel::default(),
             transfer: None,
             booted_us: now,
             pending_action: None,
@@ -212,7 +223,7 @@ where
     }
 
     fn persist(&mut self) -> Result<(), K::Error> {
-        let mut buf = [0u8; 512];
+        let mut buf = [0u8; KEY_STORE_BYTES];
         match postcard::to_slice(&self.keys, &mut buf) {
             Ok(bytes) => self.key_storage.store(bytes),
             Err(_) => Ok(()), // the key store always fits its buffer
@@ -248,14 +259,35 @@ where
         self.persist()
     }
 
-    /// Raises the boot-metadata anti-rollback counter; it never goes down.
-    pub fn raise_rollback_counter(&mut self, version: u64) -> Result<bool, K::Error> {
-        if version < self.keys.rollback_counter {
-            return Ok(false);
+    /// Bytes from the boot channel (the compute unit's second UART); the answer to each
+    /// complete frame goes to `reply`, after any change it made is persisted.
+    pub fn boot_channel_bytes(&mut self, bytes: &[u8], mut reply: impl FnMut(&[u8])) {
+        for &b in bytes {
+            let answer = match self.boot_reader.push(b) {
+                None => continue,
+                Some(Err(_)) => FromBmc::Refused(Refusal::BadRequest),
+                Some(Ok(frame)) => {
+                    let mut plain = [0u8; boot_channel::MAX_MESSAGE];
+                    match boot_channel::decode::<FromHost>(&frame, &mut plain) {
+                        None => FromBmc::Refused(Refusal::BadRequest),
+                        Some(msg) => {
+                            let (answer, changed) =
+                                self.boot.answer(msg, self.boot_mode, &mut self.keys);
+                            if changed && self.persist().is_err() {
+                                // Counters that are not durable must not be promised.
+                                FromBmc::Refused(Refusal::BadRequest)
+                            } else {
+                                answer
+                            }
+                        }
+                    }
+                }
+            };
+            let mut out = [0u8; racklet_mgmt_proto::MAX_FRAME];
+            if let Some(n) = boot_channel::encode(&answer, &mut out) {
+                reply(&out[..n]);
+            }
         }
-        self.keys.rollback_counter = version;
-        self.persist()?;
-        Ok(true)
     }
 
     pub fn key_store(&self) -> &KeyStore {
@@ -404,6 +436,12 @@ where
             Request::Status => Response::Status(self.status()),
             Request::Power(action) => match self.power.act(*action, now) {
                 Ok(cmd) => {
+                    if matches!(
+                        action,
+                        PowerAction::On | PowerAction::ForceRestart | PowerAction::PowerCycle
+                    ) {
+                        self.boot.power_on();
+                    }
                     if cmd.is_some() {
                         let _ = self.console.write_all(b"poweroff\n");
                     }
@@ -430,6 +468,14 @@ where
                     data: heapless::Vec::from_slice(&data[..n]).unwrap_or_default(),
                 }
             }
+            Request::SetNetworkBoot(config) => {
+                self.keys.network_boot = config.clone();
+                match self.persist() {
+                    Ok(()) => Response::Ack,
+                    Err(_) => Response::Error(ErrorCode::InvalidState),
+                }
+            }
+            Request::BootReport => Response::BootReport(self.boot.report(&self.keys)),
             Request::SetBootMode(mode) => {
                 self.boot_mode = *mode;
                 self.keys.boot_mode = *mode;

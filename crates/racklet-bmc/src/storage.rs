@@ -1,8 +1,10 @@
 //! What the BMC keeps across resets, and where: the key store (identity, link key, trust
-//! anchors, anti-rollback counter) and the A/B firmware slots. On the RP2040 these are
-//! flash sectors; the twin keeps them in files.
+//! anchors, network boot and its anti-rollback counters) and the A/B firmware slots. On
+//! the RP2040 these are flash sectors; the twin keeps them in files. The key store is
+//! postcard, which has no field names: a layout change keeps a decoder for the layout
+//! before it, so an update never loses a BMC's identity.
 
-use racklet_mgmt_proto::message::BootMode;
+use racklet_mgmt_proto::message::{BootMode, BootVersions, NetworkBootConfig};
 use serde::{Deserialize, Serialize};
 
 /// Most trust anchors (Ed25519 public keys) the BMC holds.
@@ -17,13 +19,53 @@ pub struct KeyStore {
     pub link_key: Option<[u8; 32]>,
     /// Keys whose signatures the BMC accepts on firmware images and boot metadata.
     pub trust_anchors: heapless::Vec<[u8; 32], MAX_ANCHORS>,
-    /// Highest boot-metadata version seen (TUF rollback protection); never decreases.
-    pub rollback_counter: u64,
+    /// The highest TUF metadata versions a bootstrap accepted (anti-rollback); never lowered.
+    pub boot_accepted: BootVersions,
     /// Lowest firmware version the BMC will install.
     pub firmware_floor: u32,
     pub firmware: FirmwareState,
     /// The boot mode last asked for.
     pub boot_mode: BootMode,
+    /// Where and what the tray boots over the network.
+    pub network_boot: Option<NetworkBootConfig>,
+    /// The latest time (Unix seconds) a bootstrap has seen: a clock behind it is wrong.
+    pub boot_latest_time_unix: u64,
+}
+
+/// The layout before network boot (firmware of protocol version 1).
+#[derive(Deserialize)]
+struct KeyStoreV1 {
+    identity_seed: Option<[u8; 32]>,
+    link_key: Option<[u8; 32]>,
+    trust_anchors: heapless::Vec<[u8; 32], MAX_ANCHORS>,
+    rollback_counter: u64,
+    firmware_floor: u32,
+    firmware: FirmwareState,
+    boot_mode: BootMode,
+}
+
+impl KeyStore {
+    /// The key store in `bytes`, in the current layout or the one before it.
+    pub fn decode(bytes: &[u8]) -> Option<KeyStore> {
+        if let Ok(k) = postcard::from_bytes::<KeyStore>(bytes) {
+            return Some(k);
+        }
+        let v1: KeyStoreV1 = postcard::from_bytes(bytes).ok()?;
+        Some(KeyStore {
+            identity_seed: v1.identity_seed,
+            link_key: v1.link_key,
+            trust_anchors: v1.trust_anchors,
+            boot_accepted: BootVersions {
+                targets: v1.rollback_counter,
+                ..BootVersions::default()
+            },
+            firmware_floor: v1.firmware_floor,
+            firmware: v1.firmware,
+            boot_mode: v1.boot_mode,
+            network_boot: None,
+            boot_latest_time_unix: 0,
+        })
+    }
 }
 
 /// Which slot holds what.

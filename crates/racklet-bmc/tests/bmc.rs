@@ -395,3 +395,196 @@ fn eeprom_stays_protected_unless_released() {
     };
     assert!(!s.eeprom_write_protected);
 }
+
+fn network_boot_config() -> NetworkBootConfig {
+    NetworkBootConfig {
+        uri: heapless::String::try_from("https://10.0.2.2:8443/boot/").expect("short"),
+        profile: heapless::String::try_from("debian").expect("short"),
+        known_good: Some(heapless::String::try_from("debian-old").expect("short")),
+        root_version: 3,
+        root_sha256: [7; 32],
+        server_certificate_sha256: [9; 32],
+    }
+}
+
+/// One boot-channel message from the bootstrap, and the BMC's answer.
+fn on_boot_channel(bmc: &mut TwinBmc, msg: &FromHost) -> FromBmc {
+    let mut frame = [0u8; racklet_mgmt_proto::MAX_FRAME];
+    let n = boot_channel::encode(msg, &mut frame).expect("fits");
+    let mut answers = Vec::new();
+    bmc.boot_channel_bytes(&frame[..n], |bytes| answers.push(bytes.to_vec()));
+    assert_eq!(answers.len(), 1, "one answer per frame");
+    let answer = &answers[0];
+    let mut plain = [0u8; boot_channel::MAX_MESSAGE];
+    boot_channel::decode(&answer[..answer.len() - 1], &mut plain).expect("decodes")
+}
+
+fn versions(n: u64) -> BootVersions {
+    BootVersions {
+        root: 1,
+        targets: n,
+        snapshot: n,
+        timestamp: n,
+    }
+}
+
+#[test]
+fn the_boot_channel_is_refused_until_network_boot_is_chosen_and_configured() {
+    let twin = twin();
+    let mut bmc = boot(&twin, 2);
+    assert_eq!(
+        on_boot_channel(&mut bmc, &FromHost::GetConfig),
+        FromBmc::Refused(Refusal::LocalBoot)
+    );
+    assert_eq!(
+        ask(&mut bmc, Request::SetBootMode(BootMode::Network)),
+        Response::Ack
+    );
+    assert_eq!(
+        on_boot_channel(&mut bmc, &FromHost::GetConfig),
+        FromBmc::Refused(Refusal::NotConfigured)
+    );
+    let mut garbage = vec![0x55u8; 40];
+    garbage.push(0);
+    let mut answers = Vec::new();
+    bmc.boot_channel_bytes(&garbage, |b| answers.push(b.to_vec()));
+    assert_eq!(
+        answers.len(),
+        1,
+        "a frame that does not decode is answered, not acted on"
+    );
+}
+
+#[test]
+fn the_bmc_serves_its_configuration_and_never_lowers_its_counters_across_a_reset() {
+    let twin = twin();
+    let mut bmc = boot(&twin, 2);
+    ask(&mut bmc, Request::SetBootMode(BootMode::Network));
+    assert_eq!(
+        ask(
+            &mut bmc,
+            Request::SetNetworkBoot(Some(network_boot_config()))
+        ),
+        Response::Ack
+    );
+    let FromBmc::Config {
+        config,
+        accepted,
+        latest_time_unix,
+    } = on_boot_channel(&mut bmc, &FromHost::GetConfig)
+    else {
+        panic!("no configuration served");
+    };
+    assert_eq!(config, network_boot_config());
+    assert_eq!((accepted, latest_time_unix), (BootVersions::default(), 0));
+    let accept = |n, t| FromHost::Accept {
+        versions: versions(n),
+        time_unix: t,
+    };
+    assert_eq!(
+        on_boot_channel(&mut bmc, &accept(5, 1_800_000_000)),
+        FromBmc::Ack
+    );
+
+    // A BMC reset keeps the counters and the configuration: they are in its flash.
+    drop(bmc);
+    let mut bmc = boot(&twin, 2);
+    assert_eq!(
+        on_boot_channel(&mut bmc, &accept(4, 1_900_000_000)),
+        FromBmc::Refused(Refusal::Rollback)
+    );
+    let Response::BootReport(report) = ask(&mut bmc, Request::BootReport) else {
+        panic!("no report");
+    };
+    assert!(report.configured);
+    assert_eq!(report.accepted, versions(5));
+    assert_eq!(
+        report.latest_time_unix, 1_800_000_000,
+        "a refused message changes nothing"
+    );
+    assert_eq!(report.stage, BootStage::Failed);
+    assert!(
+        report.last_failure.contains("rollback"),
+        "{}",
+        report.last_failure
+    );
+    let FromBmc::Config {
+        accepted,
+        latest_time_unix,
+        ..
+    } = on_boot_channel(&mut bmc, &FromHost::GetConfig)
+    else {
+        panic!("no configuration served");
+    };
+    assert_eq!((accepted, latest_time_unix), (versions(5), 1_800_000_000));
+}
+
+#[test]
+fn a_measurement_is_reported_until_the_tray_is_switched_on_again() {
+    let twin = twin();
+    let mut bmc = boot(&twin, 2);
+    ask(&mut bmc, Request::SetBootMode(BootMode::Network));
+    ask(
+        &mut bmc,
+        Request::SetNetworkBoot(Some(network_boot_config())),
+    );
+    let measurement = Measurement {
+        profile: heapless::String::try_from("debian").expect("short"),
+        git_commit: [1; 20],
+        kernel_sha256: [2; 32],
+        initramfs_sha256: [3; 32],
+        versions: versions(1),
+        fell_back: false,
+    };
+    assert_eq!(
+        on_boot_channel(&mut bmc, &FromHost::Measured(measurement.clone())),
+        FromBmc::Ack
+    );
+    let report = |bmc: &mut TwinBmc| match ask(bmc, Request::BootReport) {
+        Response::BootReport(r) => r,
+        other => panic!("{other:?}"),
+    };
+    let r = report(&mut bmc);
+    assert_eq!(
+        (r.stage, r.measurement),
+        (BootStage::HandedOff, Some(measurement))
+    );
+    ask(&mut bmc, Request::Power(PowerAction::On));
+    let r = report(&mut bmc);
+    assert_eq!((r.stage, r.measurement), (BootStage::Idle, None));
+}
+
+#[test]
+fn a_key_store_written_before_network_boot_still_loads_with_its_identity() {
+    #[derive(serde::Serialize)]
+    struct KeyStoreV1 {
+        identity_seed: Option<[u8; 32]>,
+        link_key: Option<[u8; 32]>,
+        trust_anchors: heapless::Vec<[u8; 32], 4>,
+        rollback_counter: u64,
+        firmware_floor: u32,
+        firmware: racklet_bmc::FirmwareState,
+        boot_mode: BootMode,
+    }
+    let old = KeyStoreV1 {
+        identity_seed: Some([42; 32]),
+        link_key: Some([43; 32]),
+        trust_anchors: heapless::Vec::new(),
+        rollback_counter: 9,
+        firmware_floor: 1,
+        firmware: racklet_bmc::FirmwareState::default(),
+        boot_mode: BootMode::Network,
+    };
+    let bytes = postcard::to_allocvec(&old).expect("encodes");
+    let keys = racklet_bmc::KeyStore::decode(&bytes).expect("the old layout is read");
+    assert_eq!(keys.identity_seed, Some([42; 32]));
+    assert_eq!(keys.link_key, Some([43; 32]));
+    assert_eq!(keys.boot_mode, BootMode::Network);
+    assert_eq!(keys.boot_accepted.targets, 9);
+    assert!(keys.network_boot.is_none());
+}
+
+use racklet_mgmt_proto::boot_channel::{self, FromBmc, FromHost, Refusal};
+use racklet_mgmt_proto::message::{
+    BootMode, BootStage, BootVersions, Measurement, NetworkBootConfig,
+};

@@ -19,6 +19,7 @@
 // Without a heap, messages and events are fixed-size values; boxing big variants is not an option.
 #![allow(clippy::large_enum_variant)]
 
+pub mod boot_channel;
 pub mod bundle;
 pub mod link;
 pub mod message;
@@ -26,7 +27,7 @@ pub mod message;
 use serde::{Deserialize, Serialize};
 
 /// Version of the wire format and message set.
-pub const PROTOCOL_VERSION: u8 = 1;
+pub const PROTOCOL_VERSION: u8 = 2;
 /// Largest frame on the wire, COBS overhead and delimiter included.
 pub const MAX_FRAME: usize = 1024;
 /// Bytes of the plain header.

@@ -8,6 +8,12 @@ use serde::{Deserialize, Serialize};
 pub const CONSOLE_CHUNK: usize = 384;
 /// Largest firmware chunk in one message.
 pub const FIRMWARE_CHUNK: usize = 512;
+/// Longest boot repository URI.
+pub const BOOT_URI_LEN: usize = 160;
+/// Longest boot profile name (a Kubernetes-style name).
+pub const PROFILE_NAME_LEN: usize = 63;
+/// Longest failure message kept from a bootstrap.
+pub const FAILURE_LEN: usize = 120;
 
 /// A request from the rack management daemon to a BMC, with its id.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -55,6 +61,11 @@ pub enum Request {
     FirmwareConfirm,
     /// Restarts the BMC itself (the same firmware slot); tray power is not touched.
     Reboot,
+    /// Where and what the tray boots over the network (`None` forgets it). Kept in the
+    /// key store; served to the bootstrap on the boot channel.
+    SetNetworkBoot(Option<NetworkBootConfig>),
+    /// What the boot channel saw: accepted versions, stage, the last measurement.
+    BootReport,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -67,7 +78,88 @@ pub enum Response {
         data: Vec<u8, CONSOLE_CHUNK>,
     },
     Inventory(Inventory),
+    BootReport(BootReport),
     Error(ErrorCode),
+}
+
+/// A tray's network boot, as the daemon gives it to the BMC: where the boot repository
+/// is, which profile (and fallback) to boot, and the digests that anchor trust — of the
+/// TUF root the bootstrap starts from and of the boot server's certificate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkBootConfig {
+    pub uri: heapless::String<BOOT_URI_LEN>,
+    pub profile: heapless::String<PROFILE_NAME_LEN>,
+    pub known_good: Option<heapless::String<PROFILE_NAME_LEN>>,
+    pub root_version: u64,
+    pub root_sha256: [u8; 32],
+    pub server_certificate_sha256: [u8; 32],
+}
+
+/// TUF metadata versions (anti-rollback counters when a BMC keeps them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct BootVersions {
+    pub root: u64,
+    pub targets: u64,
+    pub snapshot: u64,
+    pub timestamp: u64,
+}
+
+impl BootVersions {
+    /// True when any of `self` is below `floor`'s.
+    pub fn below(&self, floor: &BootVersions) -> bool {
+        self.root < floor.root
+            || self.targets < floor.targets
+            || self.snapshot < floor.snapshot
+            || self.timestamp < floor.timestamp
+    }
+
+    /// The higher of each.
+    pub fn max(&self, other: &BootVersions) -> BootVersions {
+        BootVersions {
+            root: self.root.max(other.root),
+            targets: self.targets.max(other.targets),
+            snapshot: self.snapshot.max(other.snapshot),
+            timestamp: self.timestamp.max(other.timestamp),
+        }
+    }
+}
+
+/// What a bootstrap measured just before handing off to a kernel.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Measurement {
+    pub profile: heapless::String<PROFILE_NAME_LEN>,
+    /// The Git commit (SHA-1) the profile was published from.
+    pub git_commit: [u8; 20],
+    pub kernel_sha256: [u8; 32],
+    pub initramfs_sha256: [u8; 32],
+    pub versions: BootVersions,
+    /// It is the known-good fallback, booted after the profile failed.
+    pub fell_back: bool,
+}
+
+/// Where the boot channel stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum BootStage {
+    /// Nothing asked since the BMC started (or since the tray was powered on).
+    #[default]
+    Idle,
+    /// A bootstrap asked for the configuration.
+    ConfigServed,
+    /// A bootstrap reported its measurement and handed off.
+    HandedOff,
+    /// A bootstrap reported a failure.
+    Failed,
+}
+
+/// The BMC's view of network boot, for the daemon (and Redfish).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct BootReport {
+    pub configured: bool,
+    pub accepted: BootVersions,
+    pub latest_time_unix: u64,
+    pub stage: BootStage,
+    pub measurement: Option<Measurement>,
+    pub last_failure: heapless::String<FAILURE_LEN>,
 }
 
 /// Power actions (the Redfish `ResetType`s a tray supports).
