@@ -71,6 +71,12 @@ pub struct System {
     /// `Status.Health` (`OK`, `Warning`, `Critical`), if shown.
     pub state: Option<String>,
     pub health: Option<String>,
+    /// `Boot.HttpBootUri`, if shown.
+    pub http_boot_uri: Option<String>,
+    /// `Boot.Certificates`: the HTTPS boot certificates collection, if the service has one.
+    pub boot_certificates: Option<String>,
+    /// The resource as the service sent it, for vendor (`Oem`) properties.
+    pub body: Value,
     reset_target: Option<String>,
 }
 
@@ -479,9 +485,12 @@ impl Client {
                 .map(str::to_string),
             state: v["Status"]["State"].as_str().map(str::to_string),
             health: v["Status"]["Health"].as_str().map(str::to_string),
+            http_boot_uri: v["Boot"]["HttpBootUri"].as_str().map(str::to_string),
+            boot_certificates: odata_id(&v["Boot"]["Certificates"]),
             reset_target: v["Actions"]["#ComputerSystem.Reset"]["target"]
                 .as_str()
                 .map(str::to_string),
+            body: v,
         })
     }
 

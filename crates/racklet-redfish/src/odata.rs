@@ -63,6 +63,7 @@ fn collection(id: &str, kind: &str, name: &str, members: Vec<String>) -> Value {
 pub(crate) fn rmd_error(e: RmdError) -> RedfishError {
     match e {
         RmdError::NoTray(n) => RedfishError::not_found("ComputerSystem", &n.to_string()),
+        RmdError::Invalid(reason) => RedfishError::bad_request(Message::GeneralError(reason)),
         other => RedfishError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             Message::GeneralError(other.to_string()),

@@ -7,53 +7,14 @@
 
 use std::time::Duration;
 
-use axum::body::Body;
-use axum::http::{Method, Request, StatusCode};
+use axum::http::{Method, StatusCode};
 use racklet_twin::OsState;
-use serde_json::Value;
-use tower::ServiceExt;
 
 mod common;
-use common::{basic, wait_until, SimService as Fixture};
+use common::{admin, basic, call, message_id, wait_until, SimService as Fixture};
 
 fn fixture(name: &str) -> Fixture {
     common::start(name, |_, _| {})
-}
-
-async fn call(
-    f: &Fixture,
-    method: Method,
-    uri: &str,
-    auth: Option<String>,
-    body: &str,
-    extra: &[(&str, &str)],
-) -> (StatusCode, axum::http::HeaderMap, Value) {
-    let mut req = Request::builder()
-        .method(method)
-        .uri(uri)
-        .header("Content-Type", "application/json");
-    if let Some(a) = auth {
-        req = req.header("Authorization", a);
-    }
-    for (k, v) in extra {
-        req = req.header(*k, *v);
-    }
-    let resp = f
-        .app
-        .clone()
-        .oneshot(req.body(Body::from(body.to_string())).expect("request"))
-        .await
-        .expect("response");
-    let status = resp.status();
-    let headers = resp.headers().clone();
-    let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
-        .await
-        .expect("body");
-    (
-        status,
-        headers,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
 }
 
 /// A ReadOnly account `viewer` with password `viewer-pass-1`.
@@ -69,17 +30,6 @@ async fn add_viewer(f: &Fixture) {
     )
     .await;
     assert_eq!(s, StatusCode::CREATED);
-}
-
-fn message_id(v: &Value) -> String {
-    v["error"]["@Message.ExtendedInfo"][0]["MessageId"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string()
-}
-
-fn admin(f: &Fixture) -> Option<String> {
-    Some(basic("admin", &f.password))
 }
 
 #[tokio::test]

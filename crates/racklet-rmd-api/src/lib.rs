@@ -5,6 +5,7 @@
 use std::future::Future;
 
 use racklet_mgmt_proto::message::{BootMode, PowerAction, PowerState, Reading};
+pub use racklet_mgmt_proto::message::{BootStage, BootVersions};
 use serde::{Deserialize, Serialize};
 
 /// How far the daemon trusts the BMC in a slot.
@@ -223,6 +224,63 @@ impl BootOverride {
     }
 }
 
+/// A tray's network boot, owned and persisted by the daemon, kept by the BMC (which
+/// serves it to the bootstrap on the boot channel) and shown by Redfish: `HttpBootUri`,
+/// the `Boot/Certificates` collection, and Racklet's Oem properties for what Redfish has
+/// no words for (the profile, its fallback, the TUF root the bootstrap starts from).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkBoot {
+    /// The boot repository (`https://…/boot/`).
+    pub uri: String,
+    pub profile: String,
+    pub known_good: Option<String>,
+    pub trusted_root: TrustedRoot,
+    /// The boot server's certificate (PEM), which the bootstrap pins by its SHA-256.
+    pub certificate_pem: Option<String>,
+}
+
+/// The SHA-256 of a PEM certificate's DER: how the bootstrap pins the boot server, and
+/// the certificate's Redfish `Fingerprint`.
+pub fn certificate_sha256(pem: &str) -> Result<[u8; 32], RmdError> {
+    use rustls_pki_types::pem::PemObject as _;
+    use sha2::Digest as _;
+    let der = rustls_pki_types::CertificateDer::from_pem_slice(pem.as_bytes()).map_err(|e| {
+        RmdError::Invalid(format!("CertificateString is not a PEM certificate: {e}"))
+    })?;
+    Ok(sha2::Sha256::digest(der.as_ref()).into())
+}
+
+/// The TUF root a bootstrap starts from: its version and the SHA-256 of the file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrustedRoot {
+    pub version: u64,
+    /// Hex.
+    pub sha256: String,
+}
+
+/// What the BMC saw of network boot on its boot channel.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BootStatus {
+    pub stage: BootStage,
+    /// The anti-rollback counters: the highest TUF versions a bootstrap accepted.
+    pub accepted: BootVersions,
+    pub latest_time_unix: u64,
+    pub measurement: Option<BootMeasurement>,
+    /// Empty unless a bootstrap reported a failure.
+    pub last_failure: String,
+}
+
+/// The digests a bootstrap measured before its hand-off (hex).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BootMeasurement {
+    pub profile: String,
+    pub git_commit: String,
+    pub kernel_sha256: String,
+    pub initramfs_sha256: String,
+    pub versions: BootVersions,
+    pub fell_back: bool,
+}
+
 /// An error and its causes on one line ("a: b: c"), for text that crosses the wire or
 /// goes into one line (`RmdError` carries text; a Redfish message; a log line). Error
 /// messages never repeat their cause, so nothing is said twice.
@@ -258,6 +316,9 @@ pub enum RmdError {
     Busy(String),
     #[error("the daemon cannot use its data dir: {0}")]
     Storage(String),
+    /// A request with a value the daemon cannot use; says which and why.
+    #[error("{0}")]
+    Invalid(String),
 }
 
 /// The operations of one chassis' rack management daemon.
@@ -304,6 +365,20 @@ pub trait ChassisManager: Send + Sync {
         slot: u32,
         boot: BootOverride,
     ) -> impl Future<Output = Result<(), RmdError>> + Send;
+    /// The tray's network boot (`None` until one is set).
+    fn network_boot(
+        &self,
+        slot: u32,
+    ) -> impl Future<Output = Result<Option<NetworkBoot>, RmdError>> + Send;
+    /// Gives the tray's BMC its network boot (`None` forgets it), then persists it;
+    /// nothing is recorded if the BMC refuses or cannot be reached.
+    fn set_network_boot(
+        &self,
+        slot: u32,
+        boot: Option<NetworkBoot>,
+    ) -> impl Future<Output = Result<(), RmdError>> + Send;
+    /// What the tray's BMC saw on its boot channel (asked now).
+    fn boot_status(&self, slot: u32) -> impl Future<Output = Result<BootStatus, RmdError>> + Send;
     /// Trusts the BMC that showed this identity (hex Ed25519 public key) and enrolls it.
     fn approve(&self, identity: &str) -> impl Future<Output = Result<(), RmdError>> + Send;
     /// Forgets the enrollment key of the BMC in `slot` and enrolls it again with the

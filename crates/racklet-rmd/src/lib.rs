@@ -20,7 +20,8 @@ use std::time::Duration;
 use racklet_mgmt_proto::message::{PowerAction, PowerState, Request, Response};
 use racklet_mgmt_proto::DropCounters;
 use racklet_rmd_api::{
-    BootOverride, ChassisManager, ConsoleChunk, Event, FanInfo, RmdError, TrayInfo, UpdateProgress,
+    BootOverride, BootStatus, ChassisManager, ConsoleChunk, Event, FanInfo, NetworkBoot, RmdError,
+    TrayInfo, UpdateProgress,
 };
 
 pub use crate::backplane::Backplane;
@@ -274,6 +275,36 @@ impl<B: Backplane> ChassisManager for Rmd<B> {
         self.call(slot, Request::SetBootMode(boot.boot_mode()))
             .await?;
         self.core().set_boot_override(slot, boot)
+    }
+
+    async fn network_boot(&self, slot: u32) -> Result<Option<NetworkBoot>, RmdError> {
+        self.core().network_boot(slot)
+    }
+
+    async fn set_network_boot(&self, slot: u32, boot: Option<NetworkBoot>) -> Result<(), RmdError> {
+        self.core().network_boot(slot)?; // no such tray: say so before asking a BMC
+        let config = boot
+            .as_ref()
+            .map(core::network_boot::bmc_config)
+            .transpose()?;
+        match self.call(slot, Request::SetNetworkBoot(config)).await? {
+            Response::Ack => self.core().set_network_boot(slot, boot),
+            other => Err(RmdError::Refused {
+                slot,
+                reason: format!("{other:?}"),
+            }),
+        }
+    }
+
+    async fn boot_status(&self, slot: u32) -> Result<BootStatus, RmdError> {
+        self.core().network_boot(slot)?;
+        match self.call(slot, Request::BootReport).await? {
+            Response::BootReport(r) => Ok(core::network_boot::boot_status(r)),
+            other => Err(RmdError::Refused {
+                slot,
+                reason: format!("{other:?}"),
+            }),
+        }
     }
 
     async fn approve(&self, identity: &str) -> Result<(), RmdError> {

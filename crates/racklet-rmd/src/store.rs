@@ -1,5 +1,6 @@
 //! What the daemon keeps in its data dir: enrolled BMCs' link keys and approved
-//! identities (`state.json`), the trays' boot overrides (`boot.json`), both replaced
+//! identities (`state.json`), the trays' boot overrides (`boot.json`) and network boots
+//! (`network-boot.json`), each replaced
 //! atomically (owner-only temporary file, fsync, rename), and the event log
 //! (`events.jsonl`, appended).
 
@@ -8,7 +9,7 @@ use std::io::Write;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
-use racklet_rmd_api::BootOverride;
+use racklet_rmd_api::{BootOverride, NetworkBoot};
 use serde::{Deserialize, Serialize};
 
 /// Errors reading or writing the daemon's files. The message names the file and what to
@@ -113,6 +114,26 @@ impl Store {
         overrides: &BTreeMap<u32, BootOverride>,
     ) -> Result<(), StoreError> {
         self.write_json(&self.boot_path(), overrides)
+    }
+
+    fn network_boot_path(&self) -> PathBuf {
+        self.dir.join("network-boot.json")
+    }
+
+    /// The trays' network boots, by slot (none set: empty).
+    pub fn load_network_boots(&self) -> Result<BTreeMap<u32, NetworkBoot>, StoreError> {
+        let path = self.network_boot_path();
+        match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map_err(|source| StoreError::Corrupt { path, source }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeMap::new()),
+            Err(source) => Err(StoreError::Io { path, source }),
+        }
+    }
+
+    /// Replaces the trays' network boots, atomically.
+    pub fn save_network_boots(&self, boots: &BTreeMap<u32, NetworkBoot>) -> Result<(), StoreError> {
+        self.write_json(&self.network_boot_path(), boots)
     }
 
     /// Writes `value` as JSON to `path` atomically: an owner-only temporary file (link

@@ -13,6 +13,7 @@ use crate::error::RedfishError;
 use crate::AppState;
 
 mod accounts;
+mod boot;
 mod chassis;
 mod logs;
 mod managers;
@@ -36,6 +37,7 @@ pub(crate) fn routes<M: ChassisManager + Clone + 'static>() -> Router<Arc<AppSta
         .merge(accounts::routes::<M>())
         .merge(roles::routes::<M>())
         .merge(systems::routes::<M>())
+        .merge(boot::routes::<M>())
         .merge(chassis::routes::<M>())
         .merge(sensors::routes::<M>())
         .merge(thermal::routes::<M>())

@@ -170,6 +170,7 @@ async fn system<M: ChassisManager + Clone + 'static>(
     if let Some(power) = redfish_power(&t) {
         body["PowerState"] = json!(power);
     }
+    super::boot::show(&s, &id, t.slot, &mut body).await;
     Ok(with_allow(ok(body), "GET, HEAD, PATCH"))
 }
 
@@ -230,7 +231,12 @@ async fn patch_system<M: ChassisManager + Clone + 'static>(
     };
     only_known(
         boot,
-        &["BootSourceOverrideTarget", "BootSourceOverrideEnabled"],
+        &[
+            "BootSourceOverrideTarget",
+            "BootSourceOverrideEnabled",
+            "HttpBootUri",
+            "Oem",
+        ],
     )?;
     if let Some(m) = headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok()) {
         // The ETag of the system as a client last read it.
@@ -270,6 +276,7 @@ async fn patch_system<M: ChassisManager + Clone + 'static>(
         None => None,
     };
     let one_at_a_time = s.boot_changes.lock().await;
+    super::boot::patch(&s, t.slot, boot).await?;
     let mut new = s.manager.boot_override(t.slot).await.map_err(rmd_error)?;
     new.target = target.unwrap_or(new.target);
     new.enabled = enabled.unwrap_or(new.enabled);

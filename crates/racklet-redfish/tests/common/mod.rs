@@ -10,11 +10,15 @@ use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
 use axum::Router;
 use base64::Engine;
 use racklet_model::ManifestSet;
 use racklet_sim::{Rack, RunningRack};
 use racklet_twin::TwinConfig;
+use serde_json::Value;
+use tower::ServiceExt;
 
 pub struct SimService {
     /// The Redfish service's router, for in-process requests or [`serve`].
@@ -114,4 +118,54 @@ pub fn tray(twin: &racklet_twin::Twin, slot: u32) -> racklet_twin::TraySnapshot 
         .into_iter()
         .find(|t| t.slot == slot)
         .expect("the tray is in the twin")
+}
+
+/// One request to the service in process: status, headers and the JSON body (`Null`
+/// when there is none).
+pub async fn call(
+    f: &SimService,
+    method: Method,
+    uri: &str,
+    auth: Option<String>,
+    body: &str,
+    extra: &[(&str, &str)],
+) -> (StatusCode, axum::http::HeaderMap, Value) {
+    let mut req = Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("Content-Type", "application/json");
+    if let Some(a) = auth {
+        req = req.header("Authorization", a);
+    }
+    for (k, v) in extra {
+        req = req.header(*k, *v);
+    }
+    let resp = f
+        .app
+        .clone()
+        .oneshot(req.body(Body::from(body.to_string())).expect("request"))
+        .await
+        .expect("response");
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+        .await
+        .expect("body");
+    (
+        status,
+        headers,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+/// The `MessageId` of an error body's first message.
+pub fn message_id(v: &Value) -> String {
+    v["error"]["@Message.ExtendedInfo"][0]["MessageId"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+pub fn admin(f: &SimService) -> Option<String> {
+    Some(basic("admin", &f.password))
 }

@@ -13,6 +13,7 @@ mod cooling;
 mod events;
 mod firmware;
 mod indicators;
+pub mod network_boot;
 mod requests;
 mod session;
 
@@ -67,6 +68,8 @@ pub struct DaemonCore {
     identify: BTreeSet<u32>,
     /// Boot overrides by slot, as persisted in `boot.json`.
     boot: BTreeMap<u32, BootOverride>,
+    /// Network boots by slot, as persisted in `network-boot.json`.
+    network: BTreeMap<u32, racklet_rmd_api::NetworkBoot>,
 }
 
 impl DaemonCore {
@@ -80,6 +83,7 @@ impl DaemonCore {
         store.save(&trust)?;
         let events = EventLog::load(store.clone(), &config.chassis, EVENTS_KEPT)?;
         let boot = store.load_boot_overrides()?;
+        let network = store.load_network_boots()?;
         let rng = match seed {
             Some(s) => ChaCha20Rng::seed_from_u64(s),
             None => ChaCha20Rng::from_entropy(),
@@ -104,6 +108,7 @@ impl DaemonCore {
             shown: HashMap::new(),
             identify: BTreeSet::new(),
             boot,
+            network,
         })
     }
 
