@@ -283,6 +283,29 @@ pub fn describe(
         },
     };
     field(&mut out, "Boot:", &boot);
+    if let Some(b) = &n.status.boot {
+        let short = |d: &Option<String>| {
+            d.as_deref()
+                .map_or("<none>".to_string(), |d| d.chars().take(16).collect())
+        };
+        let mut seen = format!(
+            "{}, accepted targets version {}",
+            b.stage, b.accepted_targets_version
+        );
+        if let Some(p) = &b.profile {
+            seen.push_str(&format!(
+                "; booted {p}{} from {}: kernel sha256:{} initramfs sha256:{}",
+                if b.fell_back { " (fallback)" } else { "" },
+                short(&b.git_commit),
+                short(&b.kernel_sha256),
+                short(&b.initramfs_sha256)
+            ));
+        }
+        if !b.last_failure.is_empty() {
+            seen.push_str(&format!("; last failure: {}", b.last_failure));
+        }
+        field(&mut out, "Network boot:", &seen);
+    }
     field(&mut out, "Desired power:", n.spec.power_state.as_str());
     field(
         &mut out,
@@ -427,6 +450,7 @@ mod tests {
                     condition("Synced", sync.condition_status()),
                     condition("Healthy", health.condition_status()),
                 ],
+                boot: None,
             },
         }
     }
@@ -571,11 +595,25 @@ mod tests {
         n.spec.boot_mode = BootMode::Network;
         n.spec.boot_profile = Some("debian".into());
         n.spec.known_good = Some("debian-old".into());
+        n.status.boot = Some(racklet_client::NodeBoot {
+            stage: "HandedOff".into(),
+            accepted_targets_version: 4,
+            profile: Some("debian".into()),
+            git_commit: Some("0123456789abcdef0123456789abcdef01234567".into()),
+            kernel_sha256: Some("aa".repeat(32)),
+            initramfs_sha256: Some("bb".repeat(32)),
+            fell_back: false,
+            last_failure: String::new(),
+        });
         let page = describe(&n, &[], &Ok(Vec::new()));
         assert!(
             page.contains(
                 "Boot:               Network, profile debian (falls back to debian-old)\n"
             ),
+            "{page}"
+        );
+        assert!(
+            page.contains("Network boot:       HandedOff, accepted targets version 4; booted debian from 0123456789abcdef: kernel sha256:aaaaaaaaaaaaaaaa initramfs sha256:bbbbbbbbbbbbbbbb\n"),
             "{page}"
         );
     }

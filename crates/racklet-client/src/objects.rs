@@ -160,6 +160,32 @@ pub struct ComputeUnitStatus {
     pub health: Health,
     /// `Synced` and `Healthy`.
     pub conditions: Vec<Condition>,
+    /// What the node's BMC saw of its network boot; absent for a node that boots locally.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot: Option<NodeBoot>,
+}
+
+/// A node's network boot as its BMC saw it on the boot channel: the stage, the highest
+/// TUF targets version accepted (its anti-rollback counter), and the digests and Git
+/// commit the bootstrap measured before its hand-off.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeBoot {
+    /// `Idle`, `ConfigServed`, `HandedOff` or `Failed`.
+    pub stage: String,
+    pub accepted_targets_version: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub git_commit: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kernel_sha256: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub initramfs_sha256: Option<String>,
+    #[serde(default)]
+    pub fell_back: bool,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub last_failure: String,
 }
 
 impl ComputeUnit {

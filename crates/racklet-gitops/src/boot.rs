@@ -10,8 +10,11 @@ use std::time::{Duration, Instant};
 
 use racklet_boot_repo::{BootRepository, KeyStore, Lifetimes, ProfilePayload, Published, Versions};
 
+use sha2_std::Digest as _;
+
 use crate::desired::{Desired, DesiredBootProfile};
 use crate::events::EventReason;
+use crate::power::network_boot::BootServer;
 use crate::store::{StateStore, StateStoreExt as _, StoreError};
 use crate::{short, ControlPlane};
 
@@ -36,6 +39,33 @@ impl<S: StateStore> ControlPlane<S> {
     /// The directory the boot repository is published in.
     pub fn boot_repository(&self) -> BootRepository {
         BootRepository::new(self.config().dir.join("boot"))
+    }
+
+    /// Where nodes reach the boot repository: `https://HOST:PORT/boot/`. The API sets its
+    /// own address when it starts unless this was set first (a twin whose VMs reach the
+    /// host at another address).
+    pub fn set_boot_uri(&self, uri: String, replace: bool) {
+        if let Ok(mut u) = self.boot_uri.lock() {
+            if replace || u.is_none() {
+                *u = Some(uri);
+            }
+        }
+    }
+
+    /// What network-booting nodes are given: the repository's URL, the newest root of the
+    /// boot keys and the API's certificate. `None` without boot keys or before the API runs.
+    pub fn boot_server(&self) -> Option<BootServer> {
+        let uri = self.boot_uri.lock().ok()?.clone()?;
+        let keys = KeyStore::open(self.config().boot_keys.clone()?);
+        let (root_version, root, _) = keys.latest_root().ok()?;
+        let certificate_pem =
+            std::fs::read_to_string(self.config().dir.join("tls").join("cert.pem")).ok()?;
+        Some(BootServer {
+            uri,
+            root_version,
+            root_sha256: hex::encode(sha2_std::Sha256::digest(&root)),
+            certificate_pem,
+        })
     }
 
     /// One pass of the boot repository reconciler. Does nothing without boot keys or

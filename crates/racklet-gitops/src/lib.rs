@@ -143,6 +143,8 @@ pub struct ControlPlane<S> {
     observed: Notify,
     power_passes: tokio::sync::watch::Sender<u64>,
     boot: Mutex<boot::BootState>,
+    /// The boot repository's URL as nodes reach it (the API sets it when it starts).
+    boot_uri: std::sync::Mutex<Option<String>>,
 }
 
 impl<S: StateStore> ControlPlane<S> {
@@ -168,6 +170,7 @@ impl<S: StateStore> ControlPlane<S> {
             observed: Notify::new(),
             power_passes: tokio::sync::watch::Sender::new(0),
             boot: Mutex::new(boot::BootState::default()),
+            boot_uri: std::sync::Mutex::new(None),
         }))
     }
 
@@ -326,11 +329,12 @@ impl<S: StateStore> ControlPlane<S> {
     /// One pass of the power and boot-mode reconciler over the applied revision.
     pub async fn reconcile_power(&self) -> Result<(), StoreError> {
         let revision = self.source_status().await?.applied.unwrap_or_default();
-        self.reconciler
-            .lock()
-            .await
+        let mut reconciler = self.reconciler.lock().await;
+        reconciler.set_boot_server(self.boot_server());
+        reconciler
             .reconcile(&*self.store, &revision, &self.events)
             .await?;
+        drop(reconciler);
         self.power_passes.send_modify(|n| *n += 1);
         Ok(())
     }

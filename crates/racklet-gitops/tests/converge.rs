@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use racklet_gitops::git::{commit_files, current_branch, Reference, SourceSpec};
 use racklet_gitops::power::{ChassisEndpoint, DriftPolicy, NodeStatus};
-use racklet_gitops::store::RedbStore;
+use racklet_gitops::store::{RedbStore, StateStoreExt as _};
 use racklet_gitops::{Config, ControlPlane};
 use racklet_redfish_client::Client;
 use racklet_sim::RunningRack;
@@ -128,8 +128,10 @@ async fn bench_timed(
             systems: Default::default(),
         }],
         drift,
-        boot_keys: None,
+        boot_keys: Some(dir.join("boot-keys")),
     };
+    racklet_boot_repo::KeyStore::open_or_init(dir.join("boot-keys"), jiff::Timestamp::now())
+        .expect("boot keys");
     let store = Arc::new(RedbStore::open(&dir.join("controlplane/state.redb")).expect("store"));
     let plane = ControlPlane::new(config, store).await.expect("plane");
     tokio::spawn(plane.clone().run());
@@ -373,15 +375,19 @@ async fn an_unreachable_chassis_backs_off_forgets_nothing_and_converges_when_it_
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_commit_sets_a_nodes_boot_mode_through_redfish() {
+async fn a_commit_sets_a_nodes_network_boot_through_redfish() {
     let b = bench("boot", DriftPolicy::Correct).await;
+    // Where the nodes reach the boot repository, and the certificate they pin.
+    let id = racklet_tls::load_or_create(&b.dir.join("controlplane/tls")).expect("tls");
+    b.plane
+        .set_boot_uri("https://10.0.2.2:8443/boot/".into(), true);
     until(&b, "node-3", "On from the seed", converged("On")).await;
-    let network: Vec<(String, Vec<u8>)> = examples()
+    let network: Vec<(String, Vec<u8>)> = common::with_boot_profile(b"a kernel")
         .into_iter()
         .map(|(p, bytes)| {
             let text = String::from_utf8_lossy(&bytes).replace(
                 "tray: 3, board: rpi4b, powerState: On}",
-                "tray: 3, board: rpi4b, powerState: On, bootMode: Network}",
+                "tray: 3, board: rpi4b, powerState: On, bootMode: Network, bootProfile: debian}",
             );
             (p, text.into_bytes())
         })
@@ -395,8 +401,19 @@ async fn a_commit_sets_a_nodes_boot_mode_through_redfish() {
             .system("/redfish/v1/Systems/3")
             .await
             .expect("system");
-        if s.boots_from_network() {
-            assert_eq!(s.boot_target.as_deref(), Some("Pxe"));
+        if s.boots_from_network() && s.http_boot_uri.is_some() {
+            assert_eq!(s.boot_target.as_deref(), Some("UefiHttp"));
+            assert_eq!(
+                s.http_boot_uri.as_deref(),
+                Some("https://10.0.2.2:8443/boot/")
+            );
+            let racklet = &s.body["Boot"]["Oem"]["Racklet"];
+            assert_eq!(racklet["BootProfile"], "debian");
+            let root = std::fs::read(b.dir.join("boot-keys/root/1.root.json")).expect("root");
+            assert_eq!(
+                racklet["TrustedRoot"]["Sha256"].as_str(),
+                Some(hex::encode(<sha2_std::Sha256 as sha2_std::Digest>::digest(&root)).as_str())
+            );
             break;
         }
         assert!(tokio::time::Instant::now() < deadline, "{s:?}");
@@ -415,6 +432,25 @@ async fn a_commit_sets_a_nodes_boot_mode_through_redfish() {
             .filter(|e| e.message == "node-3: boot mode set to Network")
             .count(),
         1,
+        "{events:?}"
+    );
+    // The certificate is pinned on the BMC, and what the BMC saw is in the node's status.
+    let collection = "/redfish/v1/Systems/3/Boot/Certificates/1";
+    let pinned = b.redfish.get(collection).await.expect("certificate");
+    let pem = std::fs::read_to_string(&id.cert).expect("pem");
+    assert_eq!(pinned["CertificateString"].as_str(), Some(pem.as_str()));
+    let boot: racklet_client::NodeBoot = b
+        .plane
+        .store()
+        .get_json(&racklet_gitops::power::network_boot::status_key("node-3"))
+        .await
+        .expect("store")
+        .expect("the BMC's boot report is published");
+    assert_eq!(boot.stage, "Idle");
+    assert!(
+        events.iter().any(|e| e
+            .message
+            .starts_with("node-3: boots profile debian from https://10.0.2.2:8443/boot/")),
         "{events:?}"
     );
     let _ = std::fs::remove_dir_all(&b.dir);

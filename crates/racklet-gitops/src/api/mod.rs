@@ -159,6 +159,7 @@ pub async fn serve<S: StateStore>(
     let local = listener
         .local_addr()
         .map_err(|source| ApiError::Bind { addr, source })?;
+    plane.set_boot_uri(format!("https://{local}/boot/"), false);
     let app = routes(plane, token, webhook_secret);
     tokio::spawn(async move {
         if let Err(e) = axum_server::from_tcp_rustls(listener, config)
@@ -293,13 +294,14 @@ async fn nodes<S: StateStore>(State(api): State<Arc<Api<S>>>) -> Response {
         Ok::<_, StoreError>((
             node_statuses(&**api.plane.store()).await?,
             applied(&api).await?,
+            crate::power::network_boot::boot_statuses(&**api.plane.store()).await?,
         ))
     };
     match read.await {
-        Ok((nodes, desired)) => Json(List::new(
+        Ok((nodes, desired, boots)) => Json(List::new(
             nodes
                 .iter()
-                .map(|n| objects::compute_unit(n, &desired))
+                .map(|n| objects::compute_unit(n, &desired, boots.get(&n.name)))
                 .collect(),
         ))
         .into_response(),
@@ -315,9 +317,16 @@ async fn node<S: StateStore>(
         Ok(n) => n,
         Err(r) => return r,
     };
-    match applied(&api).await {
-        Ok(desired) => Json(objects::compute_unit(&n, &desired)).into_response(),
-        Err(e) => failed(e),
+    let boot = api
+        .plane
+        .store()
+        .get_json::<racklet_client::NodeBoot>(&crate::power::network_boot::status_key(&name))
+        .await;
+    match (applied(&api).await, boot) {
+        (Ok(desired), Ok(boot)) => {
+            Json(objects::compute_unit(&n, &desired, boot.as_ref())).into_response()
+        }
+        (Err(e), _) | (_, Err(e)) => failed(e),
     }
 }
 

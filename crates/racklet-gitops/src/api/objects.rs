@@ -24,7 +24,11 @@ fn meta(name: &str, generation: u64) -> ObjectMeta {
 }
 
 /// A node's published status as a `ComputeUnit`.
-pub fn compute_unit(n: &NodeStatus, desired: &Desired) -> ComputeUnit {
+pub fn compute_unit(
+    n: &NodeStatus,
+    desired: &Desired,
+    boot: Option<&racklet_client::NodeBoot>,
+) -> ComputeUnit {
     let condition =
         |type_: &str, status: ConditionStatus, reason: &str, message: &str, since: u64| Condition {
             type_: type_.into(),
@@ -99,6 +103,7 @@ pub fn compute_unit(n: &NodeStatus, desired: &Desired) -> ComputeUnit {
                     n.health_since_unix_ms,
                 ),
             ],
+            boot: boot.cloned(),
         },
     }
 }

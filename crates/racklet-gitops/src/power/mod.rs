@@ -18,6 +18,7 @@ use racklet_redfish_client::{Client, ClientError, Endpoint};
 use serde::{Deserialize, Serialize};
 
 mod decide;
+pub mod network_boot;
 mod undeclared;
 pub use decide::{decide, hardware_health, History, NodeReason, ResetType, Verdict};
 
@@ -133,6 +134,8 @@ pub struct PowerReconciler {
     /// Behind a lock because chassis are reconciled concurrently.
     last_action: std::sync::Mutex<HashMap<String, (Power, Instant)>>,
     last_boot_action: std::sync::Mutex<HashMap<String, Instant>>,
+    /// Where network-booting nodes boot from (none: no boot repository).
+    boot_server: std::sync::Mutex<Option<network_boot::BootServer>>,
 }
 
 impl PowerReconciler {
@@ -154,7 +157,19 @@ impl PowerReconciler {
             backoff: HashMap::new(),
             last_action: std::sync::Mutex::new(HashMap::new()),
             last_boot_action: std::sync::Mutex::new(HashMap::new()),
+            boot_server: std::sync::Mutex::new(None),
         })
+    }
+
+    /// Sets where network-booting nodes boot from, for the passes to come.
+    pub fn set_boot_server(&self, server: Option<network_boot::BootServer>) {
+        if let Ok(mut s) = self.boot_server.lock() {
+            *s = server;
+        }
+    }
+
+    fn boot_server(&self) -> Option<network_boot::BootServer> {
+        self.boot_server.lock().ok().and_then(|s| s.clone())
     }
 
     /// The writes that adopt a newly applied revision: the generation of every node whose
@@ -439,7 +454,7 @@ impl PowerReconciler {
                 .insert(spec.name.clone(), Instant::now());
             let (body, mode) = if want_network {
                 (
-                    serde_json::json!({"Boot": {"BootSourceOverrideTarget": "Pxe", "BootSourceOverrideEnabled": "Continuous"}}),
+                    serde_json::json!({"Boot": {"BootSourceOverrideTarget": "UefiHttp", "BootSourceOverrideEnabled": "Continuous"}}),
                     "Network",
                 )
             } else {
@@ -471,6 +486,18 @@ impl PowerReconciler {
                 )
                 .await?;
         }
+        let server = self.boot_server();
+        match network_boot::converge(client, &system, &spec, server.as_ref()).await {
+            Ok(Some(done)) => {
+                events
+                    .record_node(EventReason::BootModeSet, &spec.name, &done)
+                    .await?
+            }
+            Ok(None) => {}
+            // The next pass tries again; the event log is for what changed.
+            Err(e) => tracing::warn!("{}: cannot set network boot: {e}", spec.name),
+        }
+        network_boot::publish(store, &spec.name, &system).await?;
         let status_key = format!("status/nodes/{}", spec.name);
         let drift_reported = store
             .get_json::<NodeStatus>(&status_key)
