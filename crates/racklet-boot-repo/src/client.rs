@@ -63,6 +63,131 @@ impl HttpsTransport {
             .map_err(|e| ClientError::Certificate(e.to_string()))?;
         Ok(HttpsTransport { client })
     }
+
+    /// Trusts exactly the server certificate whose DER has this SHA-256 (what a BMC
+    /// pins), whatever name or issuer it has; the TLS handshake's signatures are still
+    /// verified, so only the holder of that certificate's key gets through.
+    pub fn pinned_sha256(sha256: [u8; 32], read_timeout: Duration) -> Result<Self, ClientError> {
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let tls = rustls::ClientConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| ClientError::Certificate(e.to_string()))?
+            .dangerous()
+            .with_custom_certificate_verifier(std::sync::Arc::new(DigestPin { sha256, provider }))
+            .with_no_client_auth();
+        let client = reqwest::Client::builder()
+            .use_preconfigured_tls(tls)
+            .connect_timeout(Duration::from_secs(10))
+            .read_timeout(read_timeout)
+            .build()
+            .map_err(|e| ClientError::Certificate(e.to_string()))?;
+        Ok(HttpsTransport { client })
+    }
+
+    /// GETs `url` whole (a root file, before any metadata is trusted), at most `limit`
+    /// bytes.
+    pub async fn get(&self, url: &Url, limit: usize) -> Result<Vec<u8>, ClientError> {
+        let failed = |reason: String| ClientError::Transport {
+            url: url.to_string(),
+            reason,
+        };
+        let mut response = self
+            .client
+            .get(url.clone())
+            .send()
+            .await
+            .map_err(|e| failed(chain(&e)))?;
+        if !response.status().is_success() {
+            return Err(failed(format!("HTTP {}", response.status())));
+        }
+        let mut out = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(|e| failed(chain(&e)))? {
+            if out.len() + chunk.len() > limit {
+                return Err(failed(format!("more than {limit} bytes")));
+            }
+            out.extend_from_slice(&chunk);
+        }
+        Ok(out)
+    }
+}
+
+/// The certificate a BMC pinned is not the one the server presented. Its `Debug` is its
+/// message too: rustls shows the cause of a refused certificate with `Debug`.
+struct PinMismatch;
+
+impl std::fmt::Display for PinMismatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the boot server presented a certificate other than the one its BMC pinned")
+    }
+}
+
+impl std::fmt::Debug for PinMismatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
+}
+
+impl std::error::Error for PinMismatch {}
+
+#[derive(Debug)]
+struct DigestPin {
+    sha256: [u8; 32],
+    provider: std::sync::Arc<rustls::crypto::CryptoProvider>,
+}
+
+impl rustls::client::danger::ServerCertVerifier for DigestPin {
+    fn verify_server_cert(
+        &self,
+        end_entity: &rustls::pki_types::CertificateDer<'_>,
+        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        if crate::publish::sha256(end_entity.as_ref()) == self.sha256 {
+            Ok(rustls::client::danger::ServerCertVerified::assertion())
+        } else {
+            Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::Other(rustls::OtherError(std::sync::Arc::new(
+                    PinMismatch,
+                ))),
+            ))
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
 }
 
 #[tough::async_trait]
@@ -247,6 +372,11 @@ impl VerifiedRepository {
             reason: e.to_string(),
         })
     }
+}
+
+/// The SHA-256 of `bytes` (a root file a BMC pinned by its digest).
+pub fn sha256(bytes: &[u8]) -> [u8; 32] {
+    crate::publish::sha256(bytes)
 }
 
 /// tough's error as one of ours, with its cause chain in one line.
