@@ -301,14 +301,24 @@ mod tests {
     fn a_confirmed_trial_slot_stays_and_the_next_payload_goes_to_the_other_slot() {
         let dir = tempfile::tempdir().expect("tmp");
         let mut disk = AbDisk::create(dir.path().join("d.img"), 1024).expect("disk");
-        disk.hand_off(&payload(dir.path(), b"one")).expect("hand off");
+        disk.hand_off(&payload(dir.path(), b"one"))
+            .expect("hand off");
         assert_eq!(disk.next_boot().expect("boot"), Slot::B);
         disk.confirm().expect("confirm");
-        assert_eq!(disk.next_boot().expect("boot"), Slot::B, "confirmed: B is active");
-        disk.hand_off(&payload(dir.path(), b"two")).expect("hand off");
+        assert_eq!(
+            disk.next_boot().expect("boot"),
+            Slot::B,
+            "confirmed: B is active"
+        );
+        disk.hand_off(&payload(dir.path(), b"two"))
+            .expect("hand off");
         assert_eq!(disk.next_boot().expect("boot"), Slot::A);
         assert_eq!(disk.read_slot(Slot::A).expect("slot").0, b"two");
-        assert_eq!(disk.read_slot(Slot::B).expect("slot").0, b"one", "the good slot is kept");
+        assert_eq!(
+            disk.read_slot(Slot::B).expect("slot").0,
+            b"one",
+            "the good slot is kept"
+        );
     }
 
     #[test]

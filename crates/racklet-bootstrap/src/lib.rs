@@ -13,6 +13,7 @@
 pub mod channel;
 pub mod flow;
 pub mod handoff;
+pub mod initramfs;
 
 pub use channel::{BmcChannel, ChannelError};
 pub use flow::{BootError, Bootstrap, Outcome, Retry};

@@ -129,3 +129,45 @@ fn show(store: &KeyStore) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[derive(Args)]
+pub struct InitramfsArgs {
+    /// The static bootstrap binary (PID 1).
+    #[arg(long)]
+    init: PathBuf,
+    /// The kernel whose modules go in (`/lib/modules/RELEASE`); none: no modules.
+    #[arg(long)]
+    kernel_release: Option<String>,
+    /// Modules to load, with their dependencies.
+    #[arg(long, value_delimiter = ',', default_values_t = racklet_bootstrap::initramfs::VIRTIO_NET.iter().map(|m| m.to_string()))]
+    modules: Vec<String>,
+    /// Where the gzip'd cpio goes.
+    #[arg(short, long)]
+    output: PathBuf,
+}
+
+pub fn build_initramfs(args: &InitramfsArgs) -> anyhow::Result<()> {
+    let spec = racklet_bootstrap::initramfs::Spec {
+        init: args.init.clone(),
+        modules_dir: args
+            .kernel_release
+            .as_ref()
+            .map(|r| Path::new("/lib/modules").join(r)),
+        modules: if args.kernel_release.is_some() {
+            args.modules.clone()
+        } else {
+            Vec::new()
+        },
+    };
+    let image = racklet_bootstrap::initramfs::build(&spec)?;
+    std::fs::write(&args.output, &image.gzip)
+        .with_context(|| format!("cannot write {}", args.output.display()))?;
+    println!(
+        "{}: {} bytes compressed ({} uncompressed), {} modules; u-root's goal is 3 MB",
+        args.output.display(),
+        image.gzip.len(),
+        image.uncompressed_bytes,
+        image.modules.len()
+    );
+    Ok(())
+}

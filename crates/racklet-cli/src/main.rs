@@ -177,6 +177,12 @@ enum BootCommand {
     /// The boot repository's TUF keys: init, rotate, show.
     #[command(subcommand)]
     Keys(boot::KeysCommand),
+    /// Build the bootstrap initramfs (reproducible): the static bootstrap as /init and
+    /// the kernel's network modules; prints its compressed size.
+    #[command(
+        after_help = "Examples:\n  RUSTFLAGS='-C target-feature=+crt-static' cargo build --release -p racklet-bootstrap --target x86_64-unknown-linux-gnu\n  racklet boot build-initramfs --init target/x86_64-unknown-linux-gnu/release/racklet-bootstrap --kernel-release 6.1.0-57-amd64 -o bootstrap.img"
+    )]
+    BuildInitramfs(boot::InitramfsArgs),
 }
 
 #[derive(Subcommand)]
@@ -232,6 +238,7 @@ fn main() -> ExitCode {
         }
         Command::Firmware(FirmwareCommand::Bundle(args)) => firmware::bundle(args),
         Command::Boot(BootCommand::Keys(command)) => boot::keys(&data_dir, command),
+        Command::Boot(BootCommand::BuildInitramfs(args)) => boot::build_initramfs(&args),
         Command::Console { node } => console::attach(&data_dir, &node),
         Command::Completions { shell } => {
             use clap::CommandFactory;

@@ -1,0 +1,257 @@
+//! `racklet-bootstrap`, PID 1 of the bootstrap initramfs: mounts the kernel's file
+//! systems, loads the network modules listed in `/etc/racklet/modules`, brings `eth0` up
+//! with the address on the kernel command line (`racklet.ip=ADDR/PREFIX racklet.gw=GW`),
+//! opens the boot channel (`racklet.channel=/dev/ttyS1`, raw, 115200 baud) and runs the
+//! bootstrap with the kexec hand-off. When nothing verifies it stays, and tries again a
+//! minute later. Started with `racklet.stage=booted`, it is the booted system's first
+//! program instead and says so on the console (the node agent grows from here).
+
+use std::ffi::CString;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use racklet_bootstrap::{BmcChannel, Bootstrap, Kexec, Outcome, Retry};
+
+fn main() {
+    let pid1 = std::process::id() == 1;
+    if pid1 {
+        for (source, target, fstype) in [
+            ("proc", "/proc", "proc"),
+            ("sysfs", "/sys", "sysfs"),
+            ("devtmpfs", "/dev", "devtmpfs"),
+            ("tmpfs", "/tmp", "tmpfs"),
+        ] {
+            if let Err(e) = mount(source, target, fstype) {
+                say(&format!("cannot mount {target}: {e}"));
+            }
+        }
+    }
+    let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
+    let arg = |key: &str| {
+        cmdline
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix(key).and_then(|v| v.strip_prefix('=')))
+            .map(str::to_string)
+    };
+    if arg("racklet.stage").as_deref() == Some("booted") {
+        println!("racklet-node: booted; the node agent starts here");
+        park(pid1);
+    }
+    load_modules();
+    if let Some(ip) = arg("racklet.ip") {
+        if let Err(e) = net::up("eth0", &ip, arg("racklet.gw").as_deref()) {
+            say(&format!("cannot bring eth0 up with {ip}: {e}"));
+        }
+    }
+    let channel = arg("racklet.channel").unwrap_or_else(|| "/dev/ttyS1".into());
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            say(&format!("cannot start: {e}"));
+            park(pid1);
+        }
+    };
+    loop {
+        let outcome = runtime.block_on(boot(&channel));
+        if let Outcome::HandedOff { .. } = outcome {
+            // A kexec hand-off never returns; anything else means it failed.
+            say("the hand-off returned; starting over");
+        }
+        std::thread::sleep(Duration::from_secs(60));
+    }
+}
+
+async fn boot(channel: &str) -> Outcome {
+    let wire = match open_serial(channel) {
+        Ok(f) => tokio::fs::File::from_std(f),
+        Err(e) => {
+            say(&format!("cannot open the boot channel {channel}: {e}"));
+            return Outcome::GaveUp;
+        }
+    };
+    let mut bootstrap = Bootstrap {
+        channel: BmcChannel::new(wire, Duration::from_secs(5)),
+        handoff: Kexec,
+        work_dir: PathBuf::from("/tmp/racklet"),
+        retry: Retry::default(),
+        console: Box::new(|line| println!("{line}")),
+    };
+    bootstrap.run().await
+}
+
+fn say(line: &str) {
+    println!("racklet-bootstrap: {line}");
+}
+
+/// PID 1 must never exit (the kernel would panic); anything else may.
+fn park(pid1: bool) -> ! {
+    if !pid1 {
+        std::process::exit(1);
+    }
+    loop {
+        std::thread::sleep(Duration::from_secs(3600));
+    }
+}
+
+fn mount(source: &str, target: &str, fstype: &str) -> std::io::Result<()> {
+    let _ = std::fs::create_dir_all(target);
+    let c = |s: &str| CString::new(s).map_err(std::io::Error::other);
+    let (source, target, fstype) = (c(source)?, c(target)?, c(fstype)?);
+    // SAFETY: the three strings are NUL-terminated and live across the call; no data
+    // argument is passed (null is allowed for these file systems).
+    let rc = unsafe {
+        libc::mount(
+            source.as_ptr(),
+            target.as_ptr(),
+            fstype.as_ptr(),
+            0,
+            std::ptr::null(),
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// Loads each module listed in `/etc/racklet/modules`, in order.
+fn load_modules() {
+    use std::os::fd::AsRawFd as _;
+    let list = std::fs::read_to_string("/etc/racklet/modules").unwrap_or_default();
+    for path in list.lines().filter(|l| !l.trim().is_empty()) {
+        let file = match std::fs::File::open(path) {
+            Ok(f) => f,
+            Err(e) => {
+                say(&format!("cannot open module {path}: {e}"));
+                continue;
+            }
+        };
+        let params = c"";
+        // SAFETY: the descriptor is an open module file for the call's duration and the
+        // parameter string is NUL-terminated; flags 0.
+        let rc =
+            unsafe { libc::syscall(libc::SYS_finit_module, file.as_raw_fd(), params.as_ptr(), 0) };
+        if rc != 0 {
+            let e = std::io::Error::last_os_error();
+            if e.raw_os_error() != Some(libc::EEXIST) {
+                say(&format!("cannot load module {path}: {e}"));
+            }
+        }
+    }
+}
+
+/// The serial device in raw mode at 115200 baud.
+fn open_serial(path: &str) -> std::io::Result<std::fs::File> {
+    use std::os::fd::AsRawFd as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NOCTTY)
+        .open(path)?;
+    // SAFETY: termios is plain data filled by tcgetattr before use; the descriptor is
+    // open for the whole block.
+    unsafe {
+        let mut t: libc::termios = std::mem::zeroed();
+        if libc::tcgetattr(f.as_raw_fd(), &mut t) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        libc::cfmakeraw(&mut t);
+        // Set by hand: a static glibc lacks cfsetspeed's versioned symbol.
+        t.c_cflag = (t.c_cflag & !libc::CBAUD) | libc::B115200;
+        t.c_ispeed = libc::B115200;
+        t.c_ospeed = libc::B115200;
+        if libc::tcsetattr(f.as_raw_fd(), libc::TCSANOW, &t) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(f)
+}
+
+mod net {
+    //! An interface up with a static IPv4 address and a default route, by ioctl: the
+    //! initramfs has no `ip` program.
+
+    use std::net::Ipv4Addr;
+
+    fn sockaddr(ip: Ipv4Addr) -> libc::sockaddr {
+        let sin = libc::sockaddr_in {
+            // AF_INET is 2: it fits.
+            sin_family: libc::sa_family_t::try_from(libc::AF_INET).unwrap_or_default(),
+            sin_port: 0,
+            sin_addr: libc::in_addr {
+                s_addr: u32::from(ip).to_be(),
+            },
+            sin_zero: [0; 8],
+        };
+        // SAFETY: sockaddr_in and sockaddr have the same size on Linux; the generic form
+        // is what the ioctls take.
+        unsafe { std::mem::transmute::<libc::sockaddr_in, libc::sockaddr>(sin) }
+    }
+
+    fn ifreq(name: &str) -> libc::ifreq {
+        // SAFETY: ifreq is plain data; all zero is a valid value.
+        let mut r: libc::ifreq = unsafe { std::mem::zeroed() };
+        for (d, s) in r.ifr_name.iter_mut().zip(name.bytes().take(15)) {
+            *d = s as libc::c_char;
+        }
+        r
+    }
+
+    fn ioctl(fd: i32, request: libc::Ioctl, arg: *mut libc::c_void) -> std::io::Result<()> {
+        // SAFETY: each caller passes a pointer to the struct the request expects, alive
+        // for the call.
+        if unsafe { libc::ioctl(fd, request, arg) } == 0 {
+            Ok(())
+        } else {
+            Err(std::io::Error::last_os_error())
+        }
+    }
+
+    pub fn up(name: &str, cidr: &str, gateway: Option<&str>) -> std::io::Result<()> {
+        let bad = |what: &str| std::io::Error::other(format!("not an IPv4 {what}: {cidr}"));
+        let (addr, prefix) = cidr.split_once('/').ok_or_else(|| bad("ADDR/PREFIX"))?;
+        let addr: Ipv4Addr = addr.parse().map_err(|_| bad("address"))?;
+        let prefix: u32 = prefix.parse().map_err(|_| bad("prefix"))?;
+        let mask = Ipv4Addr::from(u32::MAX.checked_shl(32 - prefix.min(32)).unwrap_or(0));
+        // SAFETY: a plain socket call; the descriptor is closed below.
+        let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM, 0) };
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let result = (|| {
+            for ifname in ["lo", name] {
+                let mut r = ifreq(ifname);
+                ioctl(fd, libc::SIOCGIFFLAGS, (&raw mut r).cast())?;
+                let up = i16::try_from(libc::IFF_UP | libc::IFF_RUNNING).unwrap_or_default();
+                // SAFETY: SIOCGIFFLAGS filled the flags member of the union.
+                unsafe { r.ifr_ifru.ifru_flags |= up };
+                ioctl(fd, libc::SIOCSIFFLAGS, (&raw mut r).cast())?;
+            }
+            let mut r = ifreq(name);
+            r.ifr_ifru.ifru_addr = sockaddr(addr);
+            ioctl(fd, libc::SIOCSIFADDR, (&raw mut r).cast())?;
+            let mut r = ifreq(name);
+            r.ifr_ifru.ifru_netmask = sockaddr(mask);
+            ioctl(fd, libc::SIOCSIFNETMASK, (&raw mut r).cast())?;
+            if let Some(gw) = gateway {
+                let gw: Ipv4Addr = gw.parse().map_err(|_| bad("gateway"))?;
+                // SAFETY: rtentry is plain data; all zero is a valid value.
+                let mut route: libc::rtentry = unsafe { std::mem::zeroed() };
+                route.rt_dst = sockaddr(Ipv4Addr::UNSPECIFIED);
+                route.rt_genmask = sockaddr(Ipv4Addr::UNSPECIFIED);
+                route.rt_gateway = sockaddr(gw);
+                route.rt_flags = libc::RTF_UP | libc::RTF_GATEWAY;
+                ioctl(fd, libc::SIOCADDRT, (&raw mut route).cast())?;
+            }
+            Ok(())
+        })();
+        // SAFETY: fd is the socket opened above, closed once.
+        unsafe { libc::close(fd) };
+        result
+    }
+}
