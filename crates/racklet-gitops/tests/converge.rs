@@ -439,13 +439,24 @@ async fn a_commit_sets_a_nodes_network_boot_through_redfish() {
     let pinned = b.redfish.get(collection).await.expect("certificate");
     let pem = std::fs::read_to_string(&id.cert).expect("pem");
     assert_eq!(pinned["CertificateString"].as_str(), Some(pem.as_str()));
-    let boot: racklet_client::NodeBoot = b
-        .plane
-        .store()
-        .get_json(&racklet_gitops::power::network_boot::status_key("node-3"))
-        .await
-        .expect("store")
-        .expect("the BMC's boot report is published");
+    // Published by the pass that reads the system after it was configured.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let boot: racklet_client::NodeBoot = loop {
+        let published = b
+            .plane
+            .store()
+            .get_json(&racklet_gitops::power::network_boot::status_key("node-3"))
+            .await
+            .expect("store");
+        if let Some(boot) = published {
+            break boot;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the BMC's boot report is never published"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     assert_eq!(boot.stage, "Idle");
     assert!(
         events.iter().any(|e| e
