@@ -15,6 +15,7 @@ pub mod client;
 pub mod keys;
 pub mod profile;
 pub mod publish;
+#[cfg(feature = "serve")]
 pub mod serve;
 
 pub use client::{ClientError, HttpsTransport, VerifiedRepository};
