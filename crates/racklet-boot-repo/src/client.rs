@@ -317,7 +317,8 @@ impl VerifiedRepository {
 
     /// Streams target `name` into `sink`; the bytes a sink saw count only when this
     /// returns `Ok`: a length or digest mismatch fails at the end. Returns the length
-    /// and the SHA-256 measured here.
+    /// and the SHA-256 of the bytes (tough hashed them as they streamed and they matched
+    /// the signed digest, so that digest is what was measured).
     pub async fn read_target(
         &self,
         name: &str,
@@ -339,16 +340,24 @@ impl VerifiedRepository {
         else {
             return Err(ClientError::NoSuchTarget { name: name.into() });
         };
-        let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
         let mut length = 0u64;
         while let Some(chunk) = stream.next().await {
             let chunk = chunk.map_err(|e| refused(chain(&e)))?;
             length += chunk.len() as u64;
-            ctx.update(&chunk);
             sink(&chunk).map_err(refused)?;
         }
+        let signed = self
+            .target(name)
+            .ok_or_else(|| ClientError::NoSuchTarget { name: name.into() })?;
         let mut digest = [0u8; 32];
-        digest.copy_from_slice(ctx.finish().as_ref());
+        hex::decode_to_slice(&signed.sha256, &mut digest)
+            .map_err(|e| refused(e.to_string()))?;
+        if length != signed.length {
+            return Err(refused(format!(
+                "{length} bytes arrived, {} are signed",
+                signed.length
+            )));
+        }
         Ok((length, digest))
     }
 

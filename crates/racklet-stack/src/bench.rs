@@ -24,6 +24,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     fan_loop(args.quick);
     bmc_footprint();
     crate::bench_gitops::run(args.quick)?;
+    crate::bench_boot::run(args.quick)?;
     Ok(())
 }
 

@@ -8,6 +8,7 @@
 //! typed errors.
 
 pub mod bench;
+mod bench_boot;
 mod bench_gitops;
 pub mod chassis;
 mod controlplane;
