@@ -51,6 +51,9 @@ impl BootChannel {
         let Some(config) = keys.network_boot.clone() else {
             return (FromBmc::Refused(Refusal::NotConfigured), false);
         };
+        if self.stage == BootStage::HandedOff {
+            return (FromBmc::Refused(Refusal::HandedOff), false);
+        }
         match msg {
             FromHost::GetConfig => {
                 self.stage = BootStage::ConfigServed;

@@ -271,10 +271,13 @@ where
                     match boot_channel::decode::<FromHost>(&frame, &mut plain) {
                         None => FromBmc::Refused(Refusal::BadRequest),
                         Some(msg) => {
+                            let before = self.keys.clone();
                             let (answer, changed) =
                                 self.boot.answer(msg, self.boot_mode, &mut self.keys);
                             if changed && self.persist().is_err() {
-                                // Counters that are not durable must not be promised.
+                                // Counters that are not durable are not promised, nor kept
+                                // in memory only: a retry must try to store them again.
+                                self.keys = before;
                                 FromBmc::Refused(Refusal::BadRequest)
                             } else {
                                 answer

@@ -47,10 +47,13 @@ struct KeyStoreV1 {
 impl KeyStore {
     /// The key store in `bytes`, in the current layout or the one before it.
     pub fn decode(bytes: &[u8]) -> Option<KeyStore> {
-        if let Ok(k) = postcard::from_bytes::<KeyStore>(bytes) {
+        // A layout must use every byte: a damaged store must not pass for an older one.
+        if let Ok((k, [])) = postcard::take_from_bytes::<KeyStore>(bytes) {
             return Some(k);
         }
-        let v1: KeyStoreV1 = postcard::from_bytes(bytes).ok()?;
+        let (v1, []) = postcard::take_from_bytes::<KeyStoreV1>(bytes).ok()? else {
+            return None;
+        };
         Some(KeyStore {
             identity_seed: v1.identity_seed,
             link_key: v1.link_key,

@@ -549,6 +549,16 @@ fn a_measurement_is_reported_until_the_tray_is_switched_on_again() {
         (r.stage, r.measurement),
         (BootStage::HandedOff, Some(measurement))
     );
+    // The booted system may not raise the counters or rewrite the measurement.
+    let raise = FromHost::Accept {
+        versions: versions(u64::MAX),
+        time_unix: u64::MAX,
+    };
+    assert_eq!(
+        on_boot_channel(&mut bmc, &raise),
+        FromBmc::Refused(Refusal::HandedOff)
+    );
+    assert_eq!(report(&mut bmc).accepted, BootVersions::default());
     ask(&mut bmc, Request::Power(PowerAction::On));
     let r = report(&mut bmc);
     assert_eq!((r.stage, r.measurement), (BootStage::Idle, None));

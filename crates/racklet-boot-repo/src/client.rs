@@ -350,8 +350,7 @@ impl VerifiedRepository {
             .target(name)
             .ok_or_else(|| ClientError::NoSuchTarget { name: name.into() })?;
         let mut digest = [0u8; 32];
-        hex::decode_to_slice(&signed.sha256, &mut digest)
-            .map_err(|e| refused(e.to_string()))?;
+        hex::decode_to_slice(&signed.sha256, &mut digest).map_err(|e| refused(e.to_string()))?;
         if length != signed.length {
             return Err(refused(format!(
                 "{length} bytes arrived, {} are signed",

@@ -157,7 +157,16 @@ impl BootRepository {
         if let Some(c) = &current {
             let same_targets = serde_json::to_value(&c.targets.signed.targets).ok()
                 == serde_json::to_value(&targets).ok();
-            if same_targets && c.versions.root == root_version && now < c.earliest_half_life {
+            // Versions below the floor (another leader published higher ones) are republished
+            // above it at once: the nodes' BMCs would refuse them as a rollback.
+            let above_floor = c.versions.targets >= floor.targets
+                && c.versions.snapshot >= floor.snapshot
+                && c.versions.timestamp >= floor.timestamp;
+            if same_targets
+                && above_floor
+                && c.versions.root == root_version
+                && now < c.earliest_half_life
+            {
                 return Ok(Published {
                     versions: c.versions,
                     git_commit: commit.to_string(),
@@ -220,7 +229,6 @@ impl BootRepository {
             let name = path.file_name().unwrap_or_default();
             copy(&path, &metadata.join(name))?;
         }
-        copy(&keys.latest_root_path()?, &metadata.join("root.json"))?;
         for name in [
             format!("{}.targets.json", versions.targets),
             format!("{}.snapshot.json", versions.snapshot),
@@ -228,6 +236,9 @@ impl BootRepository {
         ] {
             copy(&staging.join(&name), &metadata.join(&name))?;
         }
+        // Last: `root.json` says which root the metadata in force is signed under, so a
+        // pass cut short before here is done again by the next one.
+        copy(&keys.latest_root_path()?, &metadata.join("root.json"))?;
         let _ = std::fs::remove_dir_all(&staging);
         self.collect_garbage(&versions, &files);
         Ok(Published {

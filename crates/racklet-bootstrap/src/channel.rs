@@ -28,6 +28,7 @@ fn refusal_text(r: Refusal) -> &'static str {
         Refusal::NotConfigured => "no network boot is configured for this tray",
         Refusal::Rollback => "metadata versions below the ones it accepted before (rollback)",
         Refusal::BadRequest => "it could not read the request",
+        Refusal::HandedOff => "this boot was already handed off",
     }
 }
 

@@ -21,14 +21,14 @@ use crate::handoff::{Handoff, HandoffError, Payload};
 pub enum BootError {
     #[error(transparent)]
     Channel(#[from] ChannelError),
-    #[error("the BMC answered {0} where a configuration was expected")]
+    #[error("the BMC answered {0}")]
     Unexpected(&'static str),
     #[error("the clock says {now}, before {latest}, the latest time a boot has seen; refusing to judge expiry with it")]
     ClockBehind {
         now: jiff::Timestamp,
         latest: jiff::Timestamp,
     },
-    #[error("the BMC's boot URI {0:?} is not a URL")]
+    #[error("the BMC's boot URI {0:?} is not an https:// URL")]
     Uri(String),
     #[error(
         "root version {version} from the boot server does not have the SHA-256 the BMC pinned"
@@ -174,7 +174,10 @@ impl<W: AsyncRead + AsyncWrite + Unpin, H: Handoff> Bootstrap<W, H> {
         if now < latest {
             return Err(BootError::ClockBehind { now, latest });
         }
-        let base = Url::parse(&config.uri).map_err(|_| BootError::Uri(config.uri.to_string()))?;
+        let base = Url::parse(&config.uri)
+            .ok()
+            .filter(|u| u.scheme() == "https")
+            .ok_or_else(|| BootError::Uri(config.uri.to_string()))?;
         let transport = HttpsTransport::pinned_sha256(
             config.server_certificate_sha256,
             self.retry.read_timeout,
@@ -205,12 +208,14 @@ impl<W: AsyncRead + AsyncWrite + Unpin, H: Handoff> Bootstrap<W, H> {
         // The counters go up before anything is fetched: a replay of this metadata later
         // is a rollback even if this boot fails.
         let now_unix = u64::try_from(now.as_second()).unwrap_or(0);
-        self.channel
-            .ask(&FromHost::Accept {
-                versions,
-                time_unix: now_unix,
-            })
-            .await?;
+        expect_ack(
+            self.channel
+                .ask(&FromHost::Accept {
+                    versions,
+                    time_unix: now_unix,
+                })
+                .await?,
+        )?;
         let doc = repo.profile(profile).await?;
         let here = std::env::consts::ARCH;
         if doc.architecture != here {
@@ -237,16 +242,18 @@ impl<W: AsyncRead + AsyncWrite + Unpin, H: Handoff> Bootstrap<W, H> {
             name.push(c)
                 .map_err(|_| stage_err("profile name too long".into()))?;
         }
-        self.channel
-            .ask(&FromHost::Measured(Measurement {
-                profile: name,
-                git_commit,
-                kernel_sha256,
-                initramfs_sha256,
-                versions,
-                fell_back,
-            }))
-            .await?;
+        expect_ack(
+            self.channel
+                .ask(&FromHost::Measured(Measurement {
+                    profile: name,
+                    git_commit,
+                    kernel_sha256,
+                    initramfs_sha256,
+                    versions,
+                    fell_back,
+                }))
+                .await?,
+        )?;
         self.say(&format!(
             "verified {profile} from commit {}: kernel sha256:{} initramfs sha256:{}; handing off",
             doc.git_commit,
@@ -260,6 +267,16 @@ impl<W: AsyncRead + AsyncWrite + Unpin, H: Handoff> Bootstrap<W, H> {
             command_line: doc.command_line,
         })?;
         Ok(())
+    }
+}
+
+/// Only an `Ack` acknowledges; anything else (a late answer to an earlier request) is not.
+fn expect_ack(answer: FromBmc) -> Result<(), BootError> {
+    match answer {
+        FromBmc::Ack => Ok(()),
+        _ => Err(BootError::Unexpected(
+            "something other than an acknowledgement",
+        )),
     }
 }
 

@@ -259,6 +259,12 @@ impl Handoff for AbDisk {
                 h.slot_bytes
             )));
         }
+        // The slot is emptied in the header before its bytes change: a write cut short
+        // leaves nothing the loader would boot.
+        h.trial = None;
+        h.trial_started = false;
+        h.slots[usize::from(target == Slot::B)] = None;
+        self.write_header(&h)?;
         let mut f = OpenOptions::new()
             .write(true)
             .open(&self.path)

@@ -65,8 +65,13 @@ fn main() {
 }
 
 async fn boot(channel: &str) -> Outcome {
-    let wire = match open_serial(channel) {
-        Ok(f) => tokio::fs::File::from_std(f),
+    let registered = open_serial(channel).and_then(|f| {
+        // SAFETY: `f` is an open File the AsyncFd owns from here on; a File's descriptor
+        // stays the same and open until it is dropped with the AsyncFd.
+        unsafe { tokio::io::unix::AsyncFd::register(f) }.map_err(std::io::Error::from)
+    });
+    let wire = match registered {
+        Ok(f) => serial::Serial(f),
         Err(e) => {
             say(&format!("cannot open the boot channel {channel}: {e}"));
             return Outcome::GaveUp;
@@ -151,7 +156,8 @@ fn open_serial(path: &str) -> std::io::Result<std::fs::File> {
     let f = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
-        .custom_flags(libc::O_NOCTTY)
+        // Non-blocking, for the reactor: a read that timed out leaves nothing behind.
+        .custom_flags(libc::O_NOCTTY | libc::O_NONBLOCK)
         .open(path)?;
     // SAFETY: termios is plain data filled by tcgetattr before use; the descriptor is
     // open for the whole block.
@@ -168,8 +174,68 @@ fn open_serial(path: &str) -> std::io::Result<std::fs::File> {
         if libc::tcsetattr(f.as_raw_fd(), libc::TCSANOW, &t) != 0 {
             return Err(std::io::Error::last_os_error());
         }
+        // Answers to an earlier run's requests are not answers to this one's.
+        libc::tcflush(f.as_raw_fd(), libc::TCIFLUSH);
     }
     Ok(f)
+}
+
+mod serial {
+    //! The serial device on tokio's reactor.
+
+    use std::io::{Read as _, Write as _};
+    use std::pin::Pin;
+    use std::task::{ready, Context, Poll};
+
+    use tokio::io::unix::AsyncFd;
+    use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+    pub struct Serial(pub AsyncFd<std::fs::File>);
+
+    impl AsyncRead for Serial {
+        fn poll_read(
+            self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &mut ReadBuf<'_>,
+        ) -> Poll<std::io::Result<()>> {
+            loop {
+                let mut guard = ready!(self.0.poll_read_ready(cx))?;
+                let unfilled = buf.initialize_unfilled();
+                match guard.try_io(|f| f.get_ref().read(unfilled)) {
+                    Ok(Ok(n)) => {
+                        buf.advance(n);
+                        return Poll::Ready(Ok(()));
+                    }
+                    Ok(Err(e)) => return Poll::Ready(Err(e)),
+                    Err(_would_block) => continue,
+                }
+            }
+        }
+    }
+
+    impl AsyncWrite for Serial {
+        fn poll_write(
+            self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            data: &[u8],
+        ) -> Poll<std::io::Result<usize>> {
+            loop {
+                let mut guard = ready!(self.0.poll_write_ready(cx))?;
+                match guard.try_io(|f| f.get_ref().write(data)) {
+                    Ok(result) => return Poll::Ready(result),
+                    Err(_would_block) => continue,
+                }
+            }
+        }
+
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
 }
 
 mod net {

@@ -121,8 +121,13 @@ impl<S: StateStore> ControlPlane<S> {
         };
         state.last_error = None;
         state.settled = Some((commit.clone(), published.versions.root, Instant::now()));
-        if published.changed {
+        let stored = self.store().get_json::<Published>(PUBLISHED_KEY).await?;
+        if stored.as_ref().map(|s| s.versions) != Some(published.versions) {
+            // The floor for the next publisher, written whenever it moved (also when an
+            // earlier pass published but could not record it).
             self.store().put_json(PUBLISHED_KEY, &published).await?;
+        }
+        if published.changed {
             let Versions {
                 root,
                 targets,

@@ -58,6 +58,9 @@ pub enum Refusal {
     Rollback,
     /// A frame that does not decode.
     BadRequest,
+    /// The boot was handed off: the booted system gets no say over the counters or the
+    /// measurement; the channel opens again at the next power-on.
+    HandedOff,
 }
 
 /// Largest encoded boot-channel message.
