@@ -7,41 +7,26 @@
 // reason: tests may unwrap and expect, helpers included: a panic is their failure report.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{Read as _, Write as _};
-use std::path::Path;
+mod common;
+use common::{ask, bmc_on_twin, serve_boot_channel, serve_https, TwinBmc};
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::Router;
-use racklet_bmc::{Bmc, BmcConfig, PowerConfig};
 use racklet_boot_repo::{
-    serve, BootRepository, KeyOptions, KeyStore, Lifetimes, ProfilePayload, Versions,
+    BootRepository, KeyOptions, KeyStore, Lifetimes, ProfilePayload, Versions,
 };
 use racklet_bootstrap::handoff::Slot;
 use racklet_bootstrap::{AbDisk, BmcChannel, Bootstrap, Outcome, Retry};
 use racklet_mgmt_proto::boot_channel::FromHost;
 use racklet_mgmt_proto::message::{
-    BootMode, BootReport, BootVersions, NetworkBootConfig, Request, RequestEnvelope, Response,
+    BootMode, BootReport, BootVersions, NetworkBootConfig, Request, Response,
 };
-use racklet_model::ManifestSet;
-use racklet_twin::hal::{TwinFlash, TwinTrayPeripherals};
-use racklet_twin::{Twin, TwinConfig};
-use rand_chacha::rand_core::SeedableRng;
+use racklet_twin::Twin;
 use rustls::pki_types::pem::PemObject as _;
 use sha2_std::Digest as _;
 
 const COMMIT: &str = "0123456789abcdef0123456789abcdef01234567";
-
-type TwinBmc = Bmc<
-    racklet_twin::hal::TwinPin,
-    racklet_twin::hal::TwinPin,
-    racklet_twin::hal::TwinI2c,
-    racklet_twin::hal::TwinConsole,
-    racklet_twin::hal::TwinTemperature,
-    racklet_twin::VirtualClock,
-    TwinFlash,
-    TwinFlash,
->;
 
 fn profile(name: &str, kernel: &[u8]) -> ProfilePayload {
     ProfilePayload {
@@ -63,39 +48,6 @@ struct Rig {
     agent_end: Option<std::os::unix::net::UnixStream>,
     config: NetworkBootConfig,
     lines: Arc<Mutex<Vec<String>>>,
-}
-
-fn bmc_on_twin() -> (Twin, TwinBmc) {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
-    let (set, diags) = ManifestSet::load(&[dir]);
-    assert!(diags.is_empty(), "{diags:?}");
-    let twin = Twin::new(&set, &TwinConfig::default()).unwrap();
-    let p: TwinTrayPeripherals = twin.tray_peripherals("chassis-1", 2).unwrap();
-    let (_, flash) = twin.bmc_usb_and_flash("chassis-1", 2).unwrap();
-    let config = BmcConfig {
-        serial: 2,
-        board: heapless::String::try_from("rpi4b").unwrap(),
-        firmware_version: 1,
-        pac_gain: (2 << 3) | 2,
-        power: PowerConfig::default(),
-        reset_by_watchdog: false,
-    };
-    let bmc = Bmc::boot(
-        config,
-        p,
-        flash.clone(),
-        flash,
-        &mut rand_chacha::ChaCha8Rng::seed_from_u64(2),
-    )
-    .unwrap();
-    (twin, bmc)
-}
-
-fn ask(bmc: &Mutex<TwinBmc>, request: Request) -> Response {
-    bmc.lock()
-        .unwrap()
-        .handle(&RequestEnvelope { id: 1, request })
-        .response
 }
 
 /// A published repository with `debian` and its fallback `debian-old`, served over HTTPS,
@@ -122,21 +74,8 @@ async fn rig(publish_at: jiff::Timestamp) -> Rig {
     )
     .await
     .unwrap();
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let id = racklet_tls::load_or_create(&tmp.path().join("tls")).unwrap();
-    let tls = axum_server::tls_rustls::RustlsConfig::from_pem_file(&id.cert, &id.key)
-        .await
-        .unwrap();
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.set_nonblocking(true).unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let app = Router::new().nest("/boot", serve::routes(repo.clone()));
-    tokio::spawn(async move {
-        axum_server::from_tcp_rustls(listener, tls)
-            .serve(app.into_make_service())
-            .await
-    });
-    let der = rustls::pki_types::CertificateDer::from_pem_file(&id.cert).unwrap();
+    let (port, cert) = serve_https(repo.clone(), &tmp.path().join("tls")).await;
+    let der = rustls::pki_types::CertificateDer::from_pem_file(&cert).unwrap();
     let root = std::fs::read(tmp.path().join("keys/root/1.root.json")).unwrap();
     let config = NetworkBootConfig {
         uri: heapless::String::try_from(format!("https://localhost:{port}/boot/").as_str())
@@ -148,7 +87,6 @@ async fn rig(publish_at: jiff::Timestamp) -> Rig {
         server_certificate_sha256: sha2_std::Sha256::digest(der.as_ref()).into(),
     };
     let (twin, bmc) = bmc_on_twin();
-    let bmc = Arc::new(Mutex::new(bmc));
     assert_eq!(
         ask(&bmc, Request::SetBootMode(BootMode::Network)),
         Response::Ack
@@ -159,24 +97,7 @@ async fn rig(publish_at: jiff::Timestamp) -> Rig {
     );
     // The BMC's side of the boot channel: bytes in, answers out.
     let (bmc_end, agent_end) = std::os::unix::net::UnixStream::pair().unwrap();
-    let serving = bmc.clone();
-    std::thread::spawn(move || {
-        let mut wire = bmc_end;
-        let mut buf = [0u8; 256];
-        while let Ok(n) = wire.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            let mut out = Vec::new();
-            serving
-                .lock()
-                .unwrap()
-                .boot_channel_bytes(&buf[..n], |answer| out.extend_from_slice(answer));
-            if wire.write_all(&out).is_err() {
-                break;
-            }
-        }
-    });
+    serve_boot_channel(bmc.clone(), bmc_end);
     Rig {
         tmp,
         repo,

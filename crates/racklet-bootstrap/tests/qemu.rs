@@ -9,25 +9,19 @@
 // reason: tests may unwrap and expect, helpers included: a panic is their failure report.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead as _, Read as _, Write as _};
+mod common;
+use common::{ask, bmc_on_twin, serve_boot_channel, serve_https};
+
+use std::io::BufRead as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::Router;
-use racklet_bmc::{Bmc, BmcConfig, PowerConfig};
 use racklet_boot_repo::{
-    serve, BootRepository, KeyOptions, KeyStore, Lifetimes, ProfilePayload, Versions,
+    BootRepository, KeyOptions, KeyStore, Lifetimes, ProfilePayload, Versions,
 };
 use racklet_bootstrap::initramfs::{self, Spec};
-use racklet_mgmt_proto::message::{
-    BootMode, NetworkBootConfig, Request, RequestEnvelope, Response,
-};
-use racklet_model::ManifestSet;
-use racklet_twin::hal::{TwinFlash, TwinTrayPeripherals};
-use racklet_twin::{Twin, TwinConfig};
-use rand_chacha::rand_core::SeedableRng;
+use racklet_mgmt_proto::message::{BootMode, NetworkBootConfig, Request, Response};
 use rustls::pki_types::pem::PemObject as _;
 use sha2_std::Digest as _;
 
@@ -105,51 +99,12 @@ async fn a_qemu_vm_boots_the_verified_profile_by_kexec_and_its_bmc_holds_the_dig
     )
     .await
     .unwrap();
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let id = racklet_tls::load_or_create(&tmp.path().join("tls")).unwrap();
-    let tls = axum_server::tls_rustls::RustlsConfig::from_pem_file(&id.cert, &id.key)
-        .await
-        .unwrap();
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.set_nonblocking(true).unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let app = Router::new().nest("/boot", serve::routes(repo.clone()));
-    tokio::spawn(async move {
-        axum_server::from_tcp_rustls(listener, tls)
-            .serve(app.into_make_service())
-            .await
-    });
+    let (port, cert) = serve_https(repo.clone(), &tmp.path().join("tls")).await;
 
     // The tray's BMC, configured the way the daemon configures it.
-    let set_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
-    let (set, diags) = ManifestSet::load(&[set_dir]);
-    assert!(diags.is_empty());
-    let twin = Twin::new(&set, &TwinConfig::default()).unwrap();
-    let p: TwinTrayPeripherals = twin.tray_peripherals("chassis-1", 2).unwrap();
-    let (_, flash) = twin.bmc_usb_and_flash("chassis-1", 2).unwrap();
-    let bmc: Bmc<_, _, _, _, _, _, TwinFlash, TwinFlash> = Bmc::boot(
-        BmcConfig {
-            serial: 2,
-            board: heapless::String::try_from("rpi4b").unwrap(),
-            firmware_version: 1,
-            pac_gain: (2 << 3) | 2,
-            power: PowerConfig::default(),
-            reset_by_watchdog: false,
-        },
-        p,
-        flash.clone(),
-        flash,
-        &mut rand_chacha::ChaCha8Rng::seed_from_u64(2),
-    )
-    .unwrap();
-    let bmc = Arc::new(Mutex::new(bmc));
-    let ask = |request| {
-        bmc.lock()
-            .unwrap()
-            .handle(&RequestEnvelope { id: 1, request })
-            .response
-    };
-    let der = rustls::pki_types::CertificateDer::from_pem_file(&id.cert).unwrap();
+    let (twin, bmc) = bmc_on_twin();
+    let ask = |request| ask(&bmc, request);
+    let der = rustls::pki_types::CertificateDer::from_pem_file(&cert).unwrap();
     let root = std::fs::read(tmp.path().join("keys/root/1.root.json")).unwrap();
     let config = NetworkBootConfig {
         uri: heapless::String::try_from(format!("https://10.0.2.2:{port}/boot/").as_str()).unwrap(),
@@ -165,24 +120,10 @@ async fn a_qemu_vm_boots_the_verified_profile_by_kexec_and_its_bmc_holds_the_dig
     // The boot channel: the VM's second serial port connects to this socket.
     let channel_path = tmp.path().join("boot-channel.sock");
     let channel = std::os::unix::net::UnixListener::bind(&channel_path).unwrap();
-    let serving = bmc.clone();
+    let bmc_for_channel = bmc.clone();
     std::thread::spawn(move || {
-        let Ok((mut wire, _)) = channel.accept() else {
-            return;
-        };
-        let mut buf = [0u8; 256];
-        while let Ok(n) = wire.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            let mut out = Vec::new();
-            serving
-                .lock()
-                .unwrap()
-                .boot_channel_bytes(&buf[..n], |a| out.extend_from_slice(a));
-            if wire.write_all(&out).is_err() {
-                break;
-            }
+        if let Ok((wire, _)) = channel.accept() {
+            serve_boot_channel(bmc_for_channel, wire);
         }
     });
 
