@@ -75,6 +75,10 @@ async fn network_boot_reaches_the_bmc_with_its_certificate_and_bad_values_change
     assert_eq!(v["BootProgress"]["LastState"], "None", "{v}");
     assert_eq!(v["Oem"]["Racklet"]["NetworkBoot"]["Stage"], "Idle", "{v}");
     assert_eq!(
+        v["Oem"]["Racklet"]["NetworkBoot"]["Configured"], true,
+        "{v}"
+    );
+    assert_eq!(
         v["Oem"]["Racklet"]["NetworkBoot"]["AcceptedVersions"]["Targets"],
         0
     );

@@ -261,6 +261,8 @@ pub struct TrustedRoot {
 /// What the BMC saw of network boot on its boot channel.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BootStatus {
+    /// The BMC holds a network boot configuration (false after its flash was replaced).
+    pub configured: bool,
     pub stage: BootStage,
     /// The anti-rollback counters: the highest TUF versions a bootstrap accepted.
     pub accepted: BootVersions,

@@ -69,7 +69,9 @@ pub(super) async fn converge(
         && racklet["BootProfile"].as_str() == Some(profile.as_str())
         && racklet["KnownGoodProfile"].as_str() == spec.known_good.as_deref()
         && racklet["TrustedRoot"]["Version"].as_u64() == Some(server.root_version)
-        && racklet["TrustedRoot"]["Sha256"].as_str() == Some(server.root_sha256.as_str());
+        && racklet["TrustedRoot"]["Sha256"].as_str() == Some(server.root_sha256.as_str())
+        // A BMC that lost its configuration (new flash) is given it again.
+        && system.body["Oem"]["Racklet"]["NetworkBoot"]["Configured"].as_bool() != Some(false);
     if !same {
         client
             .patch(

@@ -88,6 +88,7 @@ fn status_json(status: &BootStatus) -> Value {
         BootStage::Failed => "Failed",
     };
     let mut out = json!({
+        "Configured": status.configured,
         "Stage": stage,
         "AcceptedVersions": versions(&status.accepted),
         "LatestTimeUnix": status.latest_time_unix,

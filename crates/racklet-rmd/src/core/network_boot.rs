@@ -64,6 +64,7 @@ fn digest_hex(what: &str, hex_text: &str) -> Result<[u8; 32], RmdError> {
 /// The BMC's report in API terms.
 pub fn boot_status(report: BootReport) -> BootStatus {
     BootStatus {
+        configured: report.configured,
         stage: report.stage,
         accepted: report.accepted,
         latest_time_unix: report.latest_time_unix,
