@@ -12,22 +12,13 @@ use racklet_gitops::events::EventReason;
 use racklet_gitops::git::commit_files;
 
 mod common;
-use common::{branch_source, plane_with_boot_keys, with_boot_profile as revision};
+use common::{served_plane_with_boot_keys, with_boot_profile as revision};
 
 #[tokio::test]
 async fn each_applied_revision_is_published_as_a_tuf_repository_naming_its_commit() {
     let dir = std::env::temp_dir().join(format!("racklet-boot-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let (first, plane, api) = served_plane_with_boot_keys(&dir, &revision(b"kernel one")).await;
     let repo = dir.join("repo");
-    let first = commit_files(&repo, &revision(b"kernel one"), "seed").expect("seed");
-    let plane = plane_with_boot_keys(&dir, branch_source(&repo)).await;
-    let api = racklet_gitops::api::serve(
-        plane.clone(),
-        &dir.join("controlplane"),
-        "127.0.0.1:0".parse().expect("addr"),
-    )
-    .await
-    .expect("serve");
     plane.sync().await.expect("sync");
     plane.reconcile_boot().await.expect("boot");
 

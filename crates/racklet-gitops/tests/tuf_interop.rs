@@ -7,25 +7,15 @@
 #![allow(clippy::expect_used)]
 
 use racklet_boot_repo::{KeyStore, Role};
-use racklet_gitops::git::commit_files;
 
 mod common;
-use common::{branch_source, plane_with_boot_keys, with_boot_profile};
+use common::{served_plane_with_boot_keys, with_boot_profile};
 
 #[tokio::test]
 async fn python_tufs_reference_client_verifies_the_boot_repository_after_a_root_rotation() {
     let dir = std::env::temp_dir().join(format!("racklet-tuf-interop-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let repo = dir.join("repo");
-    let commit = commit_files(&repo, &with_boot_profile(b"a kernel"), "seed").expect("seed");
-    let plane = plane_with_boot_keys(&dir, branch_source(&repo)).await;
-    let api = racklet_gitops::api::serve(
-        plane.clone(),
-        &dir.join("controlplane"),
-        "127.0.0.1:0".parse().expect("addr"),
-    )
-    .await
-    .expect("serve");
+    let (commit, plane, api) =
+        served_plane_with_boot_keys(&dir, &with_boot_profile(b"a kernel")).await;
     let root_v1 = dir.join("boot-keys/root/1.root.json");
     let keys = KeyStore::open(dir.join("boot-keys"));
     let year = jiff::SignedDuration::from_hours(24 * 365);

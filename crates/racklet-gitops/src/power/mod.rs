@@ -135,7 +135,7 @@ pub struct PowerReconciler {
     last_action: std::sync::Mutex<HashMap<String, (Power, Instant)>>,
     last_boot_action: std::sync::Mutex<HashMap<String, Instant>>,
     /// Where network-booting nodes boot from (none: no boot repository).
-    boot_server: std::sync::Mutex<Option<network_boot::BootServer>>,
+    boot_server: Option<network_boot::BootServer>,
 }
 
 impl PowerReconciler {
@@ -157,19 +157,13 @@ impl PowerReconciler {
             backoff: HashMap::new(),
             last_action: std::sync::Mutex::new(HashMap::new()),
             last_boot_action: std::sync::Mutex::new(HashMap::new()),
-            boot_server: std::sync::Mutex::new(None),
+            boot_server: None,
         })
     }
 
     /// Sets where network-booting nodes boot from, for the passes to come.
-    pub fn set_boot_server(&self, server: Option<network_boot::BootServer>) {
-        if let Ok(mut s) = self.boot_server.lock() {
-            *s = server;
-        }
-    }
-
-    fn boot_server(&self) -> Option<network_boot::BootServer> {
-        self.boot_server.lock().ok().and_then(|s| s.clone())
+    pub fn set_boot_server(&mut self, server: Option<network_boot::BootServer>) {
+        self.boot_server = server;
     }
 
     /// The writes that adopt a newly applied revision: the generation of every node whose
@@ -486,8 +480,7 @@ impl PowerReconciler {
                 )
                 .await?;
         }
-        let server = self.boot_server();
-        match network_boot::converge(client, &system, &spec, server.as_ref()).await {
+        match network_boot::converge(client, &system, &spec, self.boot_server.as_ref()).await {
             Ok(Some(done)) => {
                 events
                     .record_node(EventReason::BootModeSet, &spec.name, &done)

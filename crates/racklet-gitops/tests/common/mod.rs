@@ -59,6 +59,30 @@ pub async fn plane_with_boot_keys(dir: &Path, source: SourceSpec) -> Arc<Control
     plane_with(dir, source, Some(keys)).await
 }
 
+/// A repository at `dir/repo` seeded with `files`, a control plane with boot keys on it,
+/// and its HTTPS API: (seed commit, plane, where the API runs).
+pub async fn served_plane_with_boot_keys(
+    dir: &Path,
+    files: &[(String, Vec<u8>)],
+) -> (
+    String,
+    Arc<ControlPlane<RedbStore>>,
+    racklet_gitops::api::Running,
+) {
+    let _ = std::fs::remove_dir_all(dir);
+    let repo = dir.join("repo");
+    let commit = racklet_gitops::git::commit_files(&repo, files, "seed").expect("seed");
+    let plane = plane_with_boot_keys(dir, branch_source(&repo)).await;
+    let api = racklet_gitops::api::serve(
+        plane.clone(),
+        &dir.join("controlplane"),
+        "127.0.0.1:0".parse().expect("addr"),
+    )
+    .await
+    .expect("serve");
+    (commit, plane, api)
+}
+
 async fn plane_with(
     dir: &Path,
     source: SourceSpec,
