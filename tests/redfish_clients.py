@@ -45,7 +45,7 @@ def main():
         out = open(os.path.join(work, "up.out"), "w+")
         # 10x real time: trays boot in seconds; the twin stays deterministic.
         # These clients power trays by hand: the control plane only reports that drift.
-        up = subprocess.Popen([racklet, "up", "--data-dir", data, "--speed", "10", "--duration", "600",
+        up = subprocess.Popen([racklet, "up", "--compute", "emulated", "--data-dir", data, "--speed", "10", "--duration", "600",
                                "--drift", "report"],
                               stdout=out, stderr=subprocess.DEVNULL)
         try:

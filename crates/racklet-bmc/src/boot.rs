@@ -11,6 +11,21 @@ use racklet_mgmt_proto::message::{BootMode, BootReport, BootStage, Measurement, 
 
 use crate::storage::KeyStore;
 
+/// Domain separation of the node identity from the BMC's own identity.
+const NODE_IDENTITY_CONTEXT: &[u8] = b"racklet node identity v1";
+
+/// The seed of the node's identity: SHA-256 over a context and the BMC's identity seed, so
+/// it is the same at every boot of this tray and tells nothing of the BMC's own key.
+/// `None` before the BMC has an identity.
+pub fn node_identity_seed(keys: &KeyStore) -> Option<[u8; 32]> {
+    use sha2::Digest as _;
+    let seed = keys.identity_seed?;
+    let mut h = sha2::Sha256::new();
+    h.update(NODE_IDENTITY_CONTEXT);
+    h.update(seed);
+    Some(h.finalize().into())
+}
+
 /// The boot channel's state between power-ons (the counters live in the key store).
 #[derive(Debug, Default)]
 pub struct BootChannel {
@@ -27,7 +42,13 @@ impl BootChannel {
     }
 
     pub fn report(&self, keys: &KeyStore) -> BootReport {
+        let node_identity = node_identity_seed(keys).map_or([0; 32], |seed| {
+            ed25519_dalek::SigningKey::from_bytes(&seed)
+                .verifying_key()
+                .to_bytes()
+        });
         BootReport {
+            node_identity,
             configured: keys.network_boot.is_some(),
             accepted: keys.boot_accepted,
             latest_time_unix: keys.boot_latest_time_unix,
@@ -81,6 +102,10 @@ impl BootChannel {
                 keys.boot_latest_time_unix = latest;
                 (FromBmc::Ack, changed)
             }
+            FromHost::NodeIdentity => match node_identity_seed(keys) {
+                Some(seed) => (FromBmc::NodeIdentity { seed }, false),
+                None => (FromBmc::Refused(Refusal::NotConfigured), false),
+            },
             FromHost::Measured(m) => {
                 if m.versions.below(&keys.boot_accepted) {
                     self.fail("refused a measurement of metadata below the accepted versions");

@@ -40,6 +40,8 @@ pub use storage::{FirmwareSlots, FirmwareState, KeyStorage, KeyStore};
 pub const WINDOW_US: u64 = 500_000;
 /// A measurement older than this reads as stale.
 pub const STALE_US: u64 = 2_000_000;
+/// How long the graceful shutdown holds the power button.
+pub const BUTTON_PRESS_US: u64 = 200_000;
 /// A new firmware slot must confirm within this long of booting, or the BMC falls back.
 pub const TRIAL_US: u64 = 120_000_000;
 /// Ed25519ph context for firmware image signatures.
@@ -86,6 +88,9 @@ where
     config: BmcConfig,
     dcdc: D,
     eeprom_wp: W,
+    power_button: W,
+    /// While the power button is held: until when (microseconds).
+    button_until_us: Option<u64>,
     pac: Pac1921<I>,
     pac_ready: bool,
     console: C,
@@ -179,6 +184,8 @@ where
         let on = dcdc.is_set_high().unwrap_or(false);
         let mut eeprom_wp = p.eeprom_wp;
         let _ = eeprom_wp.set_high(); // protected unless asked otherwise
+        let mut power_button = p.power_button;
+        let _ = power_button.set_low();
         let now = p.clock.now_micros();
         // A fresh key store starts at the version this firmware was built as.
         let firmware_version = if keys.firmware.boot_count <= 1 {
@@ -193,6 +200,8 @@ where
             config,
             dcdc,
             eeprom_wp,
+            power_button,
+            button_until_us: None,
             pac_ready: false,
             console: p.console,
             history: console::ConsoleHistory::default(),
@@ -333,6 +342,10 @@ where
             Reading::Milli(m) => Some(m as f64 / 1000.0),
             _ => None,
         };
+        if self.button_until_us.is_some_and(|t| now >= t) {
+            self.button_until_us = None;
+            let _ = self.power_button.set_low();
+        }
         self.power.tick(now, watts, celsius);
         self.apply_power();
         if self.keys.firmware.trial && now.saturating_sub(self.booted_us) > TRIAL_US {
@@ -446,7 +459,9 @@ where
                         self.boot.power_on();
                     }
                     if cmd.is_some() {
-                        let _ = self.console.write_all(b"poweroff\n");
+                        // A press the OS sees (a short one, as a finger's).
+                        let _ = self.power_button.set_high();
+                        self.button_until_us = Some(now + BUTTON_PRESS_US);
                     }
                     self.apply_power();
                     Response::Status(self.status())

@@ -117,6 +117,65 @@ fn power_on_settles_then_graceful_shutdown_reaches_off() {
         panic!("status")
     };
     assert!(s.energy_millijoules > 50_000, "{} mJ", s.energy_millijoules);
+    // It was the power button: pressed once, and let go.
+    let (presses, held) = twin
+        .lock()
+        .tray_mut("chassis-1", 1)
+        .map(|t| (t.button_presses, t.power_button))
+        .expect("tray");
+    assert_eq!((presses, held), (1, false));
+}
+
+#[test]
+fn the_node_identity_goes_to_the_bootstrap_before_the_hand_off_and_only_its_public_key_to_the_daemon(
+) {
+    let twin = twin();
+    let mut bmc = boot(&twin, 3);
+    ask(&mut bmc, Request::SetBootMode(BootMode::Network));
+    ask(
+        &mut bmc,
+        Request::SetNetworkBoot(Some(network_boot_config())),
+    );
+    let FromBmc::NodeIdentity { seed } = on_boot_channel(&mut bmc, &FromHost::NodeIdentity) else {
+        panic!("no identity")
+    };
+    let Response::BootReport(r) = ask(&mut bmc, Request::BootReport) else {
+        panic!("report")
+    };
+    let public = ed25519_dalek::SigningKey::from_bytes(&seed)
+        .verifying_key()
+        .to_bytes();
+    assert_eq!(r.node_identity, public);
+    assert_ne!(
+        seed, public,
+        "the report carries the public key, not the seed"
+    );
+    assert_ne!(
+        public,
+        bmc.identity().to_bytes(),
+        "the node's identity is not the BMC's own"
+    );
+    // The same at every boot of this BMC; another BMC has another.
+    let mut again = boot(&twin, 3);
+    ask(&mut again, Request::SetBootMode(BootMode::Network));
+    assert_eq!(
+        on_boot_channel(&mut again, &FromHost::NodeIdentity),
+        FromBmc::NodeIdentity { seed }
+    );
+    let measurement = Measurement {
+        profile: heapless::String::try_from("debian").expect("short"),
+        git_commit: [1; 20],
+        kernel_sha256: [2; 32],
+        initramfs_sha256: [3; 32],
+        versions: versions(1),
+        fell_back: false,
+    };
+    on_boot_channel(&mut again, &FromHost::Measured(measurement));
+    assert_eq!(
+        on_boot_channel(&mut again, &FromHost::NodeIdentity),
+        FromBmc::Refused(Refusal::HandedOff),
+        "the booted system cannot ask for it again"
+    );
 }
 
 #[test]

@@ -43,6 +43,32 @@ pub enum ClientError {
     Certificate(String),
 }
 
+/// A client certificate and its key, for mutual TLS.
+pub type ClientIdentity = (
+    Vec<rustls::pki_types::CertificateDer<'static>>,
+    rustls::pki_types::PrivateKeyDer<'static>,
+);
+
+/// TLS that trusts exactly the server certificate whose DER has this SHA-256 (see
+/// [`HttpsTransport::pinned_sha256`]), presenting `client` if given.
+pub fn pinned_sha256_tls(
+    sha256: [u8; 32],
+    client: Option<ClientIdentity>,
+) -> Result<rustls::ClientConfig, ClientError> {
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| ClientError::Certificate(e.to_string()))?
+        .dangerous()
+        .with_custom_certificate_verifier(std::sync::Arc::new(DigestPin { sha256, provider }));
+    match client {
+        None => Ok(builder.with_no_client_auth()),
+        Some((certs, key)) => builder
+            .with_client_auth_cert(certs, key)
+            .map_err(|e| ClientError::Certificate(e.to_string())),
+    }
+}
+
 /// HTTPS transport with one pinned certificate (or CA), bounded connect and read times:
 /// a server that stalls mid-file fails the download instead of hanging the boot.
 #[derive(Debug, Clone)]
@@ -68,13 +94,7 @@ impl HttpsTransport {
     /// pins), whatever name or issuer it has; the TLS handshake's signatures are still
     /// verified, so only the holder of that certificate's key gets through.
     pub fn pinned_sha256(sha256: [u8; 32], read_timeout: Duration) -> Result<Self, ClientError> {
-        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-        let tls = rustls::ClientConfig::builder_with_provider(provider.clone())
-            .with_safe_default_protocol_versions()
-            .map_err(|e| ClientError::Certificate(e.to_string()))?
-            .dangerous()
-            .with_custom_certificate_verifier(std::sync::Arc::new(DigestPin { sha256, provider }))
-            .with_no_client_auth();
+        let tls = pinned_sha256_tls(sha256, None)?;
         let client = reqwest::Client::builder()
             .use_preconfigured_tls(tls)
             .connect_timeout(Duration::from_secs(10))

@@ -89,6 +89,8 @@ pub struct Bootstrap<W, H> {
     pub retry: Retry,
     /// Where console lines go (the console on a board).
     pub console: Box<dyn FnMut(&str) + Send>,
+    /// The node's address, handed to the booted system.
+    pub network: Option<crate::node::Network>,
 }
 
 impl<W: AsyncRead + AsyncWrite + Unpin, H: Handoff> Bootstrap<W, H> {
@@ -242,6 +244,31 @@ impl<W: AsyncRead + AsyncWrite + Unpin, H: Handoff> Bootstrap<W, H> {
             name.push(c)
                 .map_err(|_| stage_err("profile name too long".into()))?;
         }
+        // The identity goes to the booted system with the payload; asked before the
+        // measurement, after which the BMC answers nothing until the next power-on.
+        let seed = match self.channel.ask(&FromHost::NodeIdentity).await? {
+            FromBmc::NodeIdentity { seed } => seed,
+            _ => {
+                return Err(BootError::Unexpected(
+                    "something other than the node identity",
+                ))
+            }
+        };
+        let handover = crate::node::Handover {
+            control_plane: base
+                .join("/")
+                .map_err(|_| BootError::Uri(config.uri.to_string()))?
+                .to_string(),
+            server_certificate_sha256: hex::encode(config.server_certificate_sha256),
+            profile: profile.into(),
+            git_commit: doc.git_commit.clone(),
+            kernel_sha256: hex::encode(kernel_sha256),
+            initramfs_sha256: hex::encode(initramfs_sha256),
+            network: self.network.clone(),
+            identity_seed: hex::encode(seed),
+        }
+        .archive()
+        .map_err(|e| stage_err(e.to_string()))?;
         expect_ack(
             self.channel
                 .ask(&FromHost::Measured(Measurement {
@@ -265,6 +292,7 @@ impl<W: AsyncRead + AsyncWrite + Unpin, H: Handoff> Bootstrap<W, H> {
             kernel: kernel_path,
             initramfs: initramfs_path,
             command_line: doc.command_line,
+            handover,
         })?;
         Ok(())
     }

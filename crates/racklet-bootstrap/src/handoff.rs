@@ -17,6 +17,10 @@ pub struct Payload {
     pub kernel: PathBuf,
     pub initramfs: PathBuf,
     pub command_line: String,
+    /// A cpio archive for the booted system (`node::Handover`), appended to the
+    /// initramfs in memory. It holds the node identity's seed: a hand-off never writes it
+    /// to a disk.
+    pub handover: Vec<u8>,
 }
 
 /// Why a hand-off did not happen; nothing was started.
@@ -43,6 +47,28 @@ pub trait Handoff {
     fn hand_off(&mut self, payload: &Payload) -> Result<(), HandoffError>;
 }
 
+/// The verified initramfs with the handover after it, in an anonymous memory file (never on
+/// a disk).
+fn with_handover(initramfs: &Path, handover: &[u8]) -> Result<std::fs::File, HandoffError> {
+    use std::io::Write as _;
+    use std::os::fd::FromRawFd as _;
+    let failed = |source| HandoffError::Open {
+        path: initramfs.to_path_buf(),
+        source,
+    };
+    // SAFETY: the name is NUL-terminated; the call takes no other pointer.
+    let fd = unsafe { libc::memfd_create(c"initramfs".as_ptr(), libc::MFD_CLOEXEC) };
+    if fd < 0 {
+        return Err(failed(std::io::Error::last_os_error()));
+    }
+    // SAFETY: memfd_create returned a new descriptor that nothing else owns.
+    let mut memory = unsafe { std::fs::File::from_raw_fd(fd) };
+    let mut verified = std::fs::File::open(initramfs).map_err(failed)?;
+    std::io::copy(&mut verified, &mut memory).map_err(failed)?;
+    memory.write_all(handover).map_err(failed)?;
+    Ok(memory)
+}
+
 /// `kexec_file_load` of the kernel and initramfs, then `reboot(LINUX_REBOOT_CMD_KEXEC)`.
 #[derive(Debug, Default)]
 pub struct Kexec;
@@ -57,7 +83,7 @@ impl Handoff for Kexec {
             })
         };
         let kernel = open(&payload.kernel)?;
-        let initramfs = open(&payload.initramfs)?;
+        let initramfs = with_handover(&payload.initramfs, &payload.handover)?;
         let cmdline = std::ffi::CString::new(payload.command_line.as_bytes())
             .map_err(|_| HandoffError::CommandLine)?;
         let len = cmdline.as_bytes_with_nul().len();
@@ -137,7 +163,9 @@ pub struct SlotContent {
 /// Bytes of the header region.
 pub const HEADER_BYTES: u64 = 4096;
 
-/// An A/B disk image: a header and two equal slots.
+/// An A/B disk image: a header and two equal slots. The handover (with the node
+/// identity) is not written: a secret does not go to a disk; such a board's agent has no
+/// identity yet.
 #[derive(Debug, Clone)]
 pub struct AbDisk {
     path: PathBuf,
@@ -300,7 +328,25 @@ mod tests {
             kernel: dir.join("k"),
             initramfs: dir.join("i"),
             command_line: "console=ttyS0".into(),
+            handover: b"HANDOVER-WITH-A-SECRET".to_vec(),
         }
+    }
+
+    #[test]
+    fn the_handover_follows_the_verified_initramfs_in_memory_and_never_reaches_the_ab_disk() {
+        use std::io::{Read as _, Seek as _};
+        let tmp = tempfile::tempdir().expect("tmp");
+        let p = payload(tmp.path(), b"kernel");
+        let mut memory = with_handover(&p.initramfs, &p.handover).expect("memfd");
+        memory.rewind().expect("rewind");
+        let mut both = Vec::new();
+        memory.read_to_end(&mut both).expect("read");
+        assert_eq!(both, b"initramfsHANDOVER-WITH-A-SECRET");
+        let mut disk = AbDisk::create(tmp.path().join("disk.img"), 1 << 12).expect("disk");
+        disk.hand_off(&p).expect("written");
+        let image = std::fs::read(tmp.path().join("disk.img")).expect("image");
+        assert!(image.windows(9).any(|w| w == b"initramfs"));
+        assert!(!image.windows(8).any(|w| w == b"HANDOVER"));
     }
 
     #[test]

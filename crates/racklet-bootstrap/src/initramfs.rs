@@ -35,8 +35,9 @@ pub struct Spec {
     pub modules: Vec<String>,
 }
 
-/// The network modules a QEMU compute unit needs (virtio-net over PCI).
-pub const VIRTIO_NET: &[&str] = &["virtio_pci", "virtio_net"];
+/// The modules a QEMU compute unit needs: virtio-net over PCI, and the ACPI power button
+/// as an input device (what the BMC's graceful shutdown presses).
+pub const QEMU_MODULES: &[&str] = &["virtio_pci", "virtio_net", "button", "evdev"];
 
 /// A built image and what is in it.
 #[derive(Debug, Clone)]
@@ -145,6 +146,47 @@ pub fn build(spec: &Spec) -> Result<Image, InitramfsError> {
         },
     );
 
+    let (gzip, uncompressed_bytes) = pack(&entries)?;
+    Ok(Image {
+        gzip,
+        uncompressed_bytes,
+        modules: order,
+    })
+}
+
+/// A gzip'd cpio archive of `files` (path, bytes, mode) and their directories, to append
+/// to an image: the kernel unpacks concatenated archives in order.
+pub fn overlay(files: &[(&str, Vec<u8>, u32)]) -> Result<Vec<u8>, InitramfsError> {
+    let mut entries: BTreeMap<String, Entry> = BTreeMap::new();
+    for (path, bytes, mode) in files {
+        let mut dir = String::new();
+        for part in path
+            .split('/')
+            .rev()
+            .skip(1)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+        {
+            if !dir.is_empty() {
+                dir.push('/');
+            }
+            dir.push_str(part);
+            entries.insert(dir.clone(), Entry::Dir);
+        }
+        entries.insert(
+            (*path).to_string(),
+            Entry::File {
+                bytes: bytes.clone(),
+                mode: *mode,
+            },
+        );
+    }
+    Ok(pack(&entries)?.0)
+}
+
+/// The entries as a gzip'd newc cpio archive, and its uncompressed size.
+fn pack(entries: &BTreeMap<String, Entry>) -> Result<(Vec<u8>, usize), InitramfsError> {
     let mut archive = Vec::new();
     for (ino, (name, entry)) in entries.iter().enumerate() {
         let b = cpio::newc::Builder::new(name)
@@ -176,9 +218,5 @@ pub fn build(spec: &Spec) -> Result<Image, InitramfsError> {
         .mtime(0)
         .write(Vec::new(), flate2::Compression::best());
     gz.write_all(&archive)?;
-    Ok(Image {
-        gzip: gz.finish()?,
-        uncompressed_bytes,
-        modules: order,
-    })
+    Ok((gz.finish()?, uncompressed_bytes))
 }

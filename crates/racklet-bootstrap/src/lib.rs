@@ -8,12 +8,15 @@
 //! the digests to the BMC and hands off ([`handoff`]: `kexec_file_load`, or an A/B slot
 //! with one trial boot for boards without kexec). Any failure is one precise console line;
 //! it retries with back-off, then boots the known-good profile, and never hands off
-//! anything unverified ([`flow`]).
+//! anything unverified ([`flow`]). It hands the booted system its node identity and what
+//! it booted ([`node::Handover`]); the booted system's node agent ([`node::Agent`]) then
+//! reports to the control plane over mutual TLS.
 
 pub mod channel;
 pub mod flow;
 pub mod handoff;
 pub mod initramfs;
+pub mod node;
 
 pub use channel::{BmcChannel, ChannelError};
 pub use flow::{BootError, Bootstrap, Outcome, Retry};

@@ -4,7 +4,10 @@
 //! opens the boot channel (`racklet.channel=/dev/ttyS1`, raw, 115200 baud) and runs the
 //! bootstrap with the kexec hand-off. When nothing verifies it stays, and tries again a
 //! minute later. Started with `racklet.stage=booted`, it is the booted system's first
-//! program instead and says so on the console (the node agent grows from here).
+//! program instead: the node agent, which reads the handover the bootstrap appended to
+//! its initramfs, brings the network up again and reports to the control plane over
+//! mutual TLS. In both stages the ACPI power button (what the BMC's graceful shutdown
+//! presses) powers the machine off.
 
 use std::ffi::CString;
 use std::path::PathBuf;
@@ -33,17 +36,10 @@ fn main() {
             .find_map(|w| w.strip_prefix(key).and_then(|v| v.strip_prefix('=')))
             .map(str::to_string)
     };
-    if arg("racklet.stage").as_deref() == Some("booted") {
-        println!("racklet-node: booted; the node agent starts here");
-        park(pid1);
-    }
     load_modules();
-    if let Some(ip) = arg("racklet.ip") {
-        if let Err(e) = net::up("eth0", &ip, arg("racklet.gw").as_deref()) {
-            say(&format!("cannot bring eth0 up with {ip}: {e}"));
-        }
+    if pid1 {
+        power_button::watch();
     }
-    let channel = arg("racklet.channel").unwrap_or_else(|| "/dev/ttyS1".into());
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -54,8 +50,22 @@ fn main() {
             park(pid1);
         }
     };
+    if arg("racklet.stage").as_deref() == Some("booted") {
+        println!("racklet-node: booted");
+        runtime.block_on(agent());
+    }
+    let network = arg("racklet.ip").map(|address| racklet_bootstrap::node::Network {
+        address,
+        gateway: arg("racklet.gw"),
+    });
+    if let Some(n) = &network {
+        if let Err(e) = net::up("eth0", &n.address, n.gateway.as_deref()) {
+            say(&format!("cannot bring eth0 up with {}: {e}", n.address));
+        }
+    }
+    let channel = arg("racklet.channel").unwrap_or_else(|| "/dev/ttyS1".into());
     loop {
-        let outcome = runtime.block_on(boot(&channel));
+        let outcome = runtime.block_on(boot(&channel, network.clone()));
         if let Outcome::HandedOff { .. } = outcome {
             // A kexec hand-off never returns; anything else means it failed.
             say("the hand-off returned; starting over");
@@ -64,7 +74,40 @@ fn main() {
     }
 }
 
-async fn boot(channel: &str) -> Outcome {
+/// The node agent, for good: a booted system without a handover says why and stays.
+async fn agent() -> ! {
+    use racklet_bootstrap::node::{Agent, Handover, HANDOVER_PATH};
+    let say = |line: &str| println!("racklet-node: {line}");
+    let handover: Handover = match std::fs::read(format!("/{HANDOVER_PATH}"))
+        .map_err(|e| e.to_string())
+        .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
+    {
+        Ok(h) => h,
+        Err(e) => {
+            say(&format!(
+                "no handover in /{HANDOVER_PATH} ({e}): this system was not booted by the bootstrap; no agent"
+            ));
+            park(true);
+        }
+    };
+    if let Some(n) = &handover.network {
+        if let Err(e) = net::up("eth0", &n.address, n.gateway.as_deref()) {
+            say(&format!("cannot bring eth0 up with {}: {e}", n.address));
+        }
+    }
+    let boot_id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default();
+    match Agent::new(&handover, boot_id) {
+        Ok(agent) => agent.run(|line| println!("{line}")).await,
+        Err(e) => {
+            say(&e.to_string());
+            park(true);
+        }
+    }
+}
+
+async fn boot(channel: &str, network: Option<racklet_bootstrap::node::Network>) -> Outcome {
     let registered = open_serial(channel).and_then(|f| {
         // SAFETY: `f` is an open File the AsyncFd owns from here on; a File's descriptor
         // stays the same and open until it is dropped with the AsyncFd.
@@ -83,6 +126,7 @@ async fn boot(channel: &str) -> Outcome {
         work_dir: PathBuf::from("/tmp/racklet"),
         retry: Retry::default(),
         console: Box::new(|line| println!("{line}")),
+        network,
     };
     bootstrap.run().await
 }
@@ -178,6 +222,50 @@ fn open_serial(path: &str) -> std::io::Result<std::fs::File> {
         libc::tcflush(f.as_raw_fd(), libc::TCIFLUSH);
     }
     Ok(f)
+}
+
+mod power_button {
+    //! The ACPI power button (`button` and `evdev` modules): a press powers off.
+
+    use std::io::Read as _;
+
+    /// `struct input_event` on 64-bit Linux: a timeval, type, code, value.
+    const EVENT_BYTES: usize = 24;
+    const EV_KEY: u16 = 1;
+    const KEY_POWER: u16 = 116;
+
+    /// Watches every input device for a power-button press, each on its own thread.
+    pub fn watch() {
+        let Ok(devices) = std::fs::read_dir("/dev/input") else {
+            return;
+        };
+        for d in devices.flatten() {
+            let path = d.path();
+            if !d.file_name().to_string_lossy().starts_with("event") {
+                continue;
+            }
+            std::thread::spawn(move || {
+                let Ok(mut f) = std::fs::File::open(&path) else {
+                    return;
+                };
+                let mut e = [0u8; EVENT_BYTES];
+                while f.read_exact(&mut e).is_ok() {
+                    let type_ = u16::from_ne_bytes([e[16], e[17]]);
+                    let code = u16::from_ne_bytes([e[18], e[19]]);
+                    let value = i32::from_ne_bytes([e[20], e[21], e[22], e[23]]);
+                    if type_ == EV_KEY && code == KEY_POWER && value == 1 {
+                        println!("racklet-node: the power button was pressed; powering off");
+                        // SAFETY: sync and reboot take no pointers; POWER_OFF ends the
+                        // machine, which is what the button asks.
+                        unsafe {
+                            libc::sync();
+                            libc::reboot(libc::LINUX_REBOOT_CMD_POWER_OFF);
+                        }
+                    }
+                }
+            });
+        }
+    }
 }
 
 mod serial {

@@ -126,6 +126,7 @@ impl Rig {
                 read_timeout: Duration::from_secs(5),
             },
             console: Box::new(move |l| lines.lock().unwrap().push(l.to_string())),
+            network: None,
         }
     }
 

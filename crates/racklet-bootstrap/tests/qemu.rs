@@ -59,18 +59,14 @@ async fn a_qemu_vm_boots_the_verified_profile_by_kexec_and_its_bmc_holds_the_dig
     let boot_image = initramfs::build(&Spec {
         init: bootstrap.clone(),
         modules_dir: Some(modules),
-        modules: initramfs::VIRTIO_NET
+        modules: initramfs::QEMU_MODULES
             .iter()
             .map(|m| m.to_string())
             .collect(),
     })
     .unwrap();
-    let node_image = initramfs::build(&Spec {
-        init: bootstrap,
-        modules_dir: None,
-        modules: Vec::new(),
-    })
-    .unwrap();
+    // The booted system runs the same program as its node agent (racklet.stage=booted).
+    let node_image = boot_image.clone();
     std::fs::write(tmp.path().join("bootstrap.img"), &boot_image.gzip).unwrap();
     let kernel_bytes = std::fs::read(&kernel).unwrap();
 

@@ -139,7 +139,7 @@ pub struct InitramfsArgs {
     #[arg(long)]
     kernel_release: Option<String>,
     /// Modules to load, with their dependencies.
-    #[arg(long, value_delimiter = ',', default_values_t = racklet_bootstrap::initramfs::VIRTIO_NET.iter().map(|m| m.to_string()))]
+    #[arg(long, value_delimiter = ',', default_values_t = racklet_bootstrap::initramfs::QEMU_MODULES.iter().map(|m| m.to_string()))]
     modules: Vec<String>,
     /// Where the gzip'd cpio goes.
     #[arg(short, long)]

@@ -76,7 +76,14 @@ pub fn nodes(list: &List<ComputeUnit>, output: Output) -> String {
         "NAME", "CHASSIS", "TRAY", "DESIRED", "OBSERVED", "SYNC", "HEALTH",
     ];
     if wide {
-        headers.extend(["GENERATION", "REVISION", "REASON", "MESSAGE"]);
+        headers.extend([
+            "GENERATION",
+            "REVISION",
+            "BOOTED",
+            "AGENT",
+            "REASON",
+            "MESSAGE",
+        ]);
     }
     let rows: Vec<Vec<String>> = list
         .items
@@ -96,9 +103,17 @@ pub fn nodes(list: &List<ComputeUnit>, output: Output) -> String {
             ];
             if wide {
                 let synced = n.condition("Synced");
+                // The reasons say more than True/False (Measured, Reporting, AgentSilent);
+                // only a node that boots from the network has these: "-" otherwise.
+                let of = |type_: &str| {
+                    n.condition(type_)
+                        .map_or("-".to_string(), |c| c.reason.clone())
+                };
                 r.extend([
                     format!("{}/{}", n.status.observed_generation, n.metadata.generation),
                     short(&n.status.revision).to_string(),
+                    of("Booted"),
+                    of("AgentReady"),
                     synced.map(|c| c.reason.clone()).unwrap_or_default(),
                     synced.map(|c| c.message.clone()).unwrap_or_default(),
                 ]);
@@ -306,6 +321,22 @@ pub fn describe(
         }
         field(&mut out, "Network boot:", &seen);
     }
+    if let Some(a) = &n.status.agent {
+        let short = |d: &str| d.chars().take(16).collect::<String>();
+        field(
+            &mut out,
+            "Node agent:",
+            &format!(
+                "booted {} from {}: kernel sha256:{} initramfs sha256:{}; up since {}, last report {}",
+                a.profile,
+                short(&a.git_commit),
+                short(&a.kernel_sha256),
+                short(&a.initramfs_sha256),
+                a.booted_at,
+                a.last_heartbeat
+            ),
+        );
+    }
     field(&mut out, "Desired power:", n.spec.power_state.as_str());
     field(
         &mut out,
@@ -326,12 +357,12 @@ pub fn describe(
     // As `kubectl describe` shows conditions: type, True/False/Unknown, reason, message.
     out.push_str("Conditions:\n");
     out.push_str(&format!(
-        "  {:<9}{:<9}{:<15}{:<22}{}\n",
+        "  {:<12}{:<9}{:<20}{:<22}{}\n",
         "TYPE", "STATUS", "REASON", "SINCE", "MESSAGE"
     ));
     for c in &n.status.conditions {
         out.push_str(&format!(
-            "  {:<9}{:<9}{:<15}{:<22}{}\n",
+            "  {:<12}{:<9}{:<20}{:<22}{}\n",
             c.type_,
             c.status.as_str(),
             c.reason,
@@ -441,6 +472,7 @@ mod tests {
                 known_good: None,
             },
             status: ComputeUnitStatus {
+                agent: None,
                 observed_generation: 2,
                 revision: REVISION.into(),
                 power_state: observed,
@@ -604,6 +636,7 @@ mod tests {
             initramfs_sha256: Some("bb".repeat(32)),
             fell_back: false,
             last_failure: String::new(),
+            node_identity: String::new(),
         });
         let page = describe(&n, &[], &Ok(Vec::new()));
         assert!(

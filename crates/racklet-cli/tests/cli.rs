@@ -342,7 +342,7 @@ fn a_commit_to_the_up_repository_powers_a_tray_on() {
         .expect("runs");
     let page = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{page}");
-    assert!(page.contains("  Synced   True     Converged"), "{page}");
+    assert!(page.contains("  Synced      True     Converged"), "{page}");
     let power = page
         .lines()
         .find(|l| l.trim_start().starts_with("Tray 6 power"))

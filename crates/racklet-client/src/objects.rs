@@ -163,6 +163,40 @@ pub struct ComputeUnitStatus {
     /// What the node's BMC saw of its network boot; absent for a node that boots locally.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub boot: Option<NodeBoot>,
+    /// What the node agent of the booted system reported over mutual TLS; absent until
+    /// one has reported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<NodeAgent>,
+}
+
+/// The node agent's report: what it booted (as the bootstrap measured it and handed it
+/// over), sent at start and then as its heartbeat (`POST /v1/agent/report`, mutual TLS
+/// with the node identity its BMC derived).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentReport {
+    pub profile: String,
+    pub git_commit: String,
+    pub kernel_sha256: String,
+    pub initramfs_sha256: String,
+    /// The booted kernel's boot id (`/proc/sys/kernel/random/boot_id`): a new one is a
+    /// new boot.
+    pub boot_id: String,
+}
+
+/// A node agent as the control plane last heard it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeAgent {
+    pub profile: String,
+    pub git_commit: String,
+    pub kernel_sha256: String,
+    pub initramfs_sha256: String,
+    pub boot_id: String,
+    /// RFC 3339: the first report of this boot.
+    pub booted_at: String,
+    /// RFC 3339: the latest report.
+    pub last_heartbeat: String,
 }
 
 /// A node's network boot as its BMC saw it on the boot channel: the stage, the highest
@@ -186,6 +220,10 @@ pub struct NodeBoot {
     pub fell_back: bool,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub last_failure: String,
+    /// The Ed25519 public key (hex) the BMC derived for the node: the node agent's
+    /// client certificate must carry it.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub node_identity: String,
 }
 
 impl ComputeUnit {

@@ -11,6 +11,7 @@
 //! (embedded redb by default), so a restart resumes where it stopped. [`api`] serves
 //! status, events and the sync trigger over HTTPS with a bearer token.
 
+pub mod agent;
 pub mod api;
 pub mod boot;
 pub mod desired;

@@ -38,19 +38,22 @@ pub trait TemperatureSensor {
 /// Everything one BMC drives on its tray.
 ///
 /// `I2C` carries the PAC1921 power monitor (address 0x4C); `DcdcEnable` switches the
-/// compute unit's DC-DC converter; `EepromWp` is the compute unit's EEPROM write-protect
-/// line (high = protected); `Console` is the compute unit's UART.
-pub struct TrayPeripherals<DcdcEnable, EepromWp, I2cBus, Console, Temp, Clock>
+/// compute unit's DC-DC converter; `Line` is a GPIO line to the compute unit (its EEPROM
+/// write-protect and its power button); `Console` is the compute unit's UART.
+pub struct TrayPeripherals<DcdcEnable, Line, I2cBus, Console, Temp, Clock>
 where
     DcdcEnable: StatefulOutputPin,
-    EepromWp: StatefulOutputPin,
+    Line: StatefulOutputPin,
     I2cBus: I2c,
     Console: Read + Write + ReadReady,
     Temp: TemperatureSensor,
     Clock: Monotonic,
 {
     pub dcdc_enable: DcdcEnable,
-    pub eeprom_wp: EepromWp,
+    pub eeprom_wp: Line,
+    /// The compute unit's power button (high = pressed): on a Raspberry Pi the shutdown
+    /// GPIO, in a QEMU tray the ACPI power button. The BMC's graceful shutdown presses it.
+    pub power_button: Line,
     pub i2c: I2cBus,
     pub console: Console,
     pub soc_temperature: Temp,

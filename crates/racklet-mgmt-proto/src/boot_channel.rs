@@ -25,6 +25,8 @@ pub enum FromHost {
         versions: BootVersions,
         time_unix: u64,
     },
+    /// The node's identity for the booted system; asked just before `Measured`.
+    NodeIdentity,
     /// The digests of what is about to run; sent just before the hand-off.
     Measured(Measurement),
     /// The bootstrap gave up on a profile (the message is what its console said).
@@ -44,6 +46,12 @@ pub enum FromBmc {
         latest_time_unix: u64,
     },
     Ack,
+    /// The seed of the node's Ed25519 identity, derived from the BMC's own; the booted
+    /// system proves it in mutual TLS to the control plane, which knows the public key
+    /// from Redfish. It crosses only this wire and stays in the booted system's memory.
+    NodeIdentity {
+        seed: [u8; 32],
+    },
     Refused(Refusal),
 }
 

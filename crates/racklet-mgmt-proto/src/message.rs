@@ -160,6 +160,10 @@ pub struct BootReport {
     pub stage: BootStage,
     pub measurement: Option<Measurement>,
     pub last_failure: heapless::String<FAILURE_LEN>,
+    /// The Ed25519 public key of the node's identity (see `boot_channel::FromBmc::
+    /// NodeIdentity`): the control plane accepts the node agent's TLS client certificate
+    /// by it. Not a secret.
+    pub node_identity: [u8; 32],
 }
 
 /// Power actions (the Redfish `ResetType`s a tray supports).

@@ -270,6 +270,9 @@ pub struct BootStatus {
     pub measurement: Option<BootMeasurement>,
     /// Empty unless a bootstrap reported a failure.
     pub last_failure: String,
+    /// The Ed25519 public key (hex) of the node's identity: the node agent's TLS client
+    /// certificate carries it. Empty while the BMC has no identity.
+    pub node_identity: String,
 }
 
 /// The digests a bootstrap measured before its hand-off (hex).

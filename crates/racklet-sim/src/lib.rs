@@ -9,6 +9,7 @@
 
 pub mod backplane;
 pub mod flash;
+pub mod qemu;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -198,6 +199,20 @@ impl BmcRunner {
                 }
             }
         }
+        // The boot channel: the compute unit's second UART.
+        let incoming: Vec<u8> = self
+            .twin
+            .lock()
+            .tray_mut(&self.chassis, self.slot)
+            .map(|t| t.boot_to_bmc.drain(..).collect())
+            .unwrap_or_default();
+        if !incoming.is_empty() {
+            let mut answers = Vec::new();
+            bmc.boot_channel_bytes(&incoming, |frame| answers.extend_from_slice(frame));
+            if let Ok(t) = self.twin.lock().tray_mut(&self.chassis, self.slot) {
+                t.boot_to_machine.extend(answers);
+            }
+        }
         bmc.tick();
         self.watchdog.feed();
         if bmc.take_action() == Some(Action::Reboot) {
@@ -222,6 +237,8 @@ pub struct Rack {
     epoch: Duration,
     /// Where each BMC's flash is kept, and its write count when it was last kept.
     kept_flash: Vec<(std::path::PathBuf, u64)>,
+    /// Trays whose compute unit is a QEMU VM (see [`Rack::use_qemu`]).
+    qemu: Option<qemu::QemuTrays>,
 }
 
 impl Rack {
@@ -284,9 +301,25 @@ impl Rack {
             daemons,
             epoch,
             kept_flash,
+            qemu: None,
         };
         rack.keep_flash()?;
         Ok(rack)
+    }
+
+    /// Makes the compute units of `trays` QEMU virtual machines from now on.
+    pub fn use_qemu(
+        &mut self,
+        config: qemu::QemuConfig,
+        trays: Vec<(String, u32)>,
+    ) -> Result<(), qemu::QemuError> {
+        self.qemu = Some(qemu::QemuTrays::new(config, &self.twin, trays)?);
+        Ok(())
+    }
+
+    /// QEMU VMs running now.
+    pub fn machines_running(&self) -> usize {
+        self.qemu.as_ref().map_or(0, qemu::QemuTrays::running)
     }
 
     /// Writes every BMC flash that changed since it was last kept.
@@ -310,6 +343,9 @@ impl Rack {
             self.twin.advance(dt);
             for b in &mut self.bmcs {
                 b.tick();
+            }
+            if let Some(q) = &mut self.qemu {
+                q.pump(&self.twin);
             }
             for d in &self.daemons {
                 d.step();

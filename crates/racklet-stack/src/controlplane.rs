@@ -16,7 +16,8 @@ use racklet_gitops::{Config, ControlPlane};
 pub type Plane = Arc<ControlPlane<RedbStore>>;
 
 /// Starts the control plane on `repo` and its API; returns where the API listens and the
-/// control plane (for its events).
+/// control plane (for its events). Nodes find the boot repository at `boot_host` (the
+/// API's port) when given, else at the API's own address.
 pub async fn start(
     data_dir: &DataDir,
     repo: &Path,
@@ -24,6 +25,7 @@ pub async fn start(
     poll: Duration,
     drift: DriftPolicy,
     addr: SocketAddr,
+    boot_host: Option<&str>,
 ) -> anyhow::Result<(racklet_gitops::api::Running, Plane)> {
     let dir = data_dir.control_plane();
     let repo = std::fs::canonicalize(repo).unwrap_or(repo.to_path_buf());
@@ -49,5 +51,9 @@ pub async fn start(
     let plane = ControlPlane::new(config, store).await?;
     tokio::spawn(plane.clone().run());
     let api = racklet_gitops::api::serve(plane.clone(), &dir, addr).await?;
+    if let Some(host) = boot_host {
+        // Set before the reconcilers next run (nothing awaited since `serve` returned).
+        plane.set_boot_uri(format!("https://{host}:{}/boot/", api.addr.port()), true);
+    }
     Ok((api, plane))
 }

@@ -26,6 +26,20 @@ const EXAMPLES: [(&str, &str); 2] = [
     ),
 ];
 
+/// The example rack when its workers are QEMU VMs that boot over the network; the
+/// kernel and initramfs are added beside them at seed time.
+const QEMU_EXAMPLES: [(&str, &str); 3] = [
+    ("rack.yaml", include_str!("../../../examples/rack.yaml")),
+    (
+        "compute-units.yaml",
+        include_str!("../../../examples-qemu/compute-units.yaml"),
+    ),
+    (
+        "boot-profiles.yaml",
+        include_str!("../../../examples-qemu/boot-profiles.yaml"),
+    ),
+];
+
 /// Fastest virtual clock `up` runs (the twin of a 7-tray chassis manages ~3000x).
 const MAX_SPEED: f64 = 1000.0;
 
@@ -65,6 +79,62 @@ pub struct UpArgs {
     /// converged (e.g. powered off by hand through Redfish): put it back, or only report it.
     #[arg(long, value_enum, default_value = "correct")]
     drift: Drift,
+    /// What the compute units are: QEMU virtual machines that really boot (over the
+    /// network, from the repository), or the twin's emulated OS. Default: QEMU when
+    /// `qemu-system-x86_64`, a kernel in /boot and the static bootstrap are here.
+    #[arg(long, value_enum, env = "RACKLET_COMPUTE")]
+    compute: Option<ComputeKind>,
+    /// The static `racklet-bootstrap`, PID 1 of the VMs' initramfs
+    /// (`scripts/build-bootstrap` builds it and prints its path).
+    #[arg(long, env = "RACKLET_BOOTSTRAP_BIN")]
+    bootstrap: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ComputeKind {
+    Qemu,
+    Emulated,
+}
+
+/// What QEMU compute units need, found and built at start.
+struct QemuSetup {
+    config: racklet_sim::qemu::QemuConfig,
+    kernel: PathBuf,
+    /// The initramfs: the bootstrap, and as the booted system the node agent.
+    image: Vec<u8>,
+}
+
+fn prepare_qemu(args: &UpArgs, data_dir: &Path) -> anyhow::Result<QemuSetup> {
+    let qemu = racklet_sim::qemu::find_qemu()?;
+    let (kernel, modules) = racklet_sim::qemu::find_kernel()?;
+    let bootstrap = args.bootstrap.clone().context(
+        "no static racklet-bootstrap: build it with scripts/build-bootstrap and pass its path with --bootstrap or RACKLET_BOOTSTRAP_BIN",
+    )?;
+    let image = racklet_bootstrap::initramfs::build(&racklet_bootstrap::initramfs::Spec {
+        init: bootstrap,
+        modules_dir: Some(modules),
+        modules: racklet_bootstrap::initramfs::QEMU_MODULES
+            .iter()
+            .map(|m| m.to_string())
+            .collect(),
+    })?;
+    let work_dir = data_dir.join("qemu");
+    std::fs::create_dir_all(&work_dir)
+        .with_context(|| format!("cannot create {}", work_dir.display()))?;
+    let initramfs = work_dir.join("bootstrap.img");
+    racklet_files::write_atomic(&initramfs, &image.gzip, racklet_files::Access::Public)?;
+    Ok(QemuSetup {
+        config: racklet_sim::qemu::QemuConfig {
+            qemu,
+            kernel: kernel.clone(),
+            initramfs,
+            memory_mib: 512,
+            accel: racklet_sim::qemu::accelerator(),
+            work_dir,
+        },
+        kernel,
+        image: image.gzip,
+    })
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -75,19 +145,32 @@ enum Drift {
 
 /// The repository the control plane follows; made on first start from `seed` (a
 /// directory of manifests) or the examples. Returns its path.
-fn seed_repository(data_dir: &DataDir, seed: Option<&Path>) -> anyhow::Result<PathBuf> {
+fn seed_repository(
+    data_dir: &DataDir,
+    seed: Option<&Path>,
+    qemu: Option<&QemuSetup>,
+) -> anyhow::Result<PathBuf> {
     let repo = data_dir.repository();
     if repo.join(".git").exists() {
         return Ok(repo);
     }
     let mut files: Vec<(String, Vec<u8>)> = Vec::new();
-    match seed {
-        None => {
+    match (seed, qemu) {
+        (None, Some(q)) => {
+            for (name, text) in QEMU_EXAMPLES {
+                files.push((format!("rack/{name}"), text.as_bytes().to_vec()));
+            }
+            let kernel = std::fs::read(&q.kernel)
+                .with_context(|| format!("cannot read {}", q.kernel.display()))?;
+            files.push(("rack/boot/vmlinuz".into(), kernel));
+            files.push(("rack/boot/node.img".into(), q.image.clone()));
+        }
+        (None, None) => {
             for (name, text) in EXAMPLES {
                 files.push((format!("rack/{name}"), text.as_bytes().to_vec()));
             }
         }
-        Some(seed) => {
+        (Some(seed), _) => {
             let paths: Vec<PathBuf> = if seed.is_dir() {
                 std::fs::read_dir(seed)
                     .with_context(|| format!("cannot read the manifests in {}", seed.display()))?
@@ -143,7 +226,22 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
         "--poll must be at least 0.1 seconds"
     );
     let data_dir = DataDir::new(&args.data_dir);
-    let repo = seed_repository(&data_dir, args.manifests.as_deref())?;
+    let qemu = match args.compute {
+        Some(ComputeKind::Emulated) => None,
+        Some(ComputeKind::Qemu) => {
+            Some(prepare_qemu(&args, &args.data_dir).context("--compute qemu cannot run here")?)
+        }
+        None => {
+            match prepare_qemu(&args, &args.data_dir) {
+                Ok(q) => Some(q),
+                Err(e) => {
+                    eprintln!("racklet: QEMU compute units cannot run here ({e:#}); the twin emulates the OS");
+                    None
+                }
+            }
+        }
+    };
+    let repo = seed_repository(&data_dir, args.manifests.as_deref(), qemu.as_ref())?;
     // The twin is the hardware: built once from the repository's manifests at start.
     let manifests = repo.join("rack");
     let (set, diags) = ManifestSet::load(std::slice::from_ref(&manifests));
@@ -180,9 +278,26 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
         args.seed,
         args.speed
     );
-    eprintln!(
-        "racklet: compute units are simulated by the twin (QEMU boot arrives with the boot layer)"
-    );
+    // The workers are the VMs; the RMC is where the daemon runs, so it stays the twin's.
+    let machine_trays: Vec<(String, u32)> = set
+        .compute_units()
+        .filter(|(_, cu)| cu.spec.role != racklet_model::compute_unit::Role::Rmc)
+        .map(|(_, cu)| (cu.spec.chassis.clone(), cu.spec.tray))
+        .collect();
+    match &qemu {
+        Some(q) => {
+            eprintln!(
+                "racklet: compute units are QEMU virtual machines ({}, {} MiB each, kernel {}, accelerator {}): {} trays; they boot over the network when powered",
+                q.config.qemu.display(),
+                q.config.memory_mib,
+                q.kernel.display(),
+                q.config.accel,
+                machine_trays.len()
+            );
+            rack.use_qemu(q.config.clone(), machine_trays.clone())?;
+        }
+        None => eprintln!("racklet: compute units are emulated by the twin (--compute emulated)"),
+    }
     eprintln!(
         "racklet: {} BMC firmware cores and {} rack management daemon(s); the daemons trust the BMCs this run created",
         rack.bmcs.len(),
@@ -286,6 +401,8 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
             Drift::Report => racklet_gitops::power::DriftPolicy::Report,
         },
         SocketAddr::from(([127, 0, 0, 1], args.controlplane_port)),
+        // A VM reaches the host's loopback at QEMU's user-network gateway.
+        qemu.as_ref().map(|_| "10.0.2.2"),
     ))?;
     eprintln!(
         "racklet: the control plane's API token is in {}; Git servers sign webhook calls to /v1/webhook with the secret in {}",
@@ -336,7 +453,12 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
         )))
         .collect();
     let view = crate::up_view::LiveView::new(std::io::stdout().is_terminal(), header);
-    runtime.block_on(drive(&mut rack, &args, signals, view, &plane))?;
+    let machines: std::collections::HashSet<(String, u32)> = if qemu.is_some() {
+        machine_trays.into_iter().collect()
+    } else {
+        Default::default()
+    };
+    runtime.block_on(drive(&mut rack, &args, signals, view, &plane, &machines))?;
     println!("racklet stopped");
     Ok(())
 }
@@ -347,6 +469,7 @@ async fn drive(
     (mut interrupt, mut terminate): (tokio::signal::unix::Signal, tokio::signal::unix::Signal),
     mut view: crate::up_view::LiveView,
     plane: &crate::controlplane::Plane,
+    machines: &std::collections::HashSet<(String, u32)>,
 ) -> anyhow::Result<()> {
     let started = Instant::now();
     let mut tick = tokio::time::interval(Duration::from_millis(50));
@@ -373,7 +496,8 @@ async fn drive(
         last = now;
         let t = rack.twin.now().as_secs_f64();
         for s in rack.twin.snapshot() {
-            if s.hostname.is_some() {
+            // A VM's load is its own CPU use.
+            if s.hostname.is_some() && !machines.contains(&(s.chassis.clone(), s.slot)) {
                 rack.twin
                     .set_load(&s.chassis, s.slot, workload(s.slot, t))?;
             }

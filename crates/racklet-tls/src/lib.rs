@@ -57,6 +57,32 @@ pub fn load_or_create(dir: &Path) -> Result<Identity, TlsError> {
     Ok(identity)
 }
 
+/// PKCS#8 v1 (RFC 8410) of an Ed25519 private key: this prefix, then the 32-byte seed.
+const ED25519_PKCS8_PREFIX: [u8; 16] = [
+    0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20,
+];
+
+/// A client certificate for mutual TLS with an Ed25519 key given by its seed (a node's
+/// identity): self-signed, since what the server checks is the key. Returns the
+/// certificate's DER and the key's PKCS#8 DER (secret: keep it in memory).
+pub fn ed25519_client_certificate(
+    seed: &[u8; 32],
+    common_name: &str,
+) -> Result<(Vec<u8>, Vec<u8>), TlsError> {
+    let mut pkcs8 = ED25519_PKCS8_PREFIX.to_vec();
+    pkcs8.extend_from_slice(seed);
+    let key = rcgen::KeyPair::from_pkcs8_der_and_sign_algo(
+        &rustls_pki_types::PrivatePkcs8KeyDer::from(pkcs8.as_slice()),
+        &rcgen::PKCS_ED25519,
+    )?;
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new())?;
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, common_name);
+    let cert = params.self_signed(&key)?;
+    Ok((cert.der().to_vec(), pkcs8))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -81,5 +107,20 @@ mod tests {
             "not made twice"
         );
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_client_certificate_carries_the_key_of_its_seed() {
+        let (a, key_a) = ed25519_client_certificate(&[7; 32], "node").expect("made");
+        let (b, _) = ed25519_client_certificate(&[8; 32], "node").expect("made");
+        assert_eq!(&key_a[16..], &[7; 32]);
+        // The key's public half is in the certificate; another seed gives another one.
+        let public = rcgen::KeyPair::try_from(key_a.as_slice())
+            .expect("key")
+            .public_key_raw()
+            .to_vec();
+        assert_eq!(public.len(), 32);
+        assert!(a.windows(32).any(|w| w == public.as_slice()));
+        assert!(!b.windows(32).any(|w| w == public.as_slice()));
     }
 }

@@ -40,6 +40,7 @@ impl TrayRef {
 pub enum Line {
     DcdcEnable,
     EepromWriteProtect,
+    PowerButton,
 }
 
 /// A BMC output pin.
@@ -52,13 +53,14 @@ pub struct TwinPin {
 impl TwinPin {
     fn set(&mut self, high: bool) {
         let line = self.line;
-        self.tray.with(|t, _| {
+        self.tray.with(|t, now| {
             if t.installed.is_none() {
                 return;
             }
             match line {
                 Line::DcdcEnable => t.dcdc_en = high,
                 Line::EepromWriteProtect => t.eeprom_wp = high,
+                Line::PowerButton => t.press_power_button(high, now),
             }
         });
     }
@@ -86,6 +88,7 @@ impl StatefulOutputPin for TwinPin {
         Ok(self.tray.with(|t, _| match line {
             Line::DcdcEnable => t.dcdc_en,
             Line::EepromWriteProtect => t.eeprom_wp,
+            Line::PowerButton => t.power_button,
         }))
     }
 
@@ -319,6 +322,10 @@ impl Twin {
             eeprom_wp: TwinPin {
                 tray: tray.clone(),
                 line: Line::EepromWriteProtect,
+            },
+            power_button: TwinPin {
+                tray: tray.clone(),
+                line: Line::PowerButton,
             },
             i2c: TwinI2c { tray: tray.clone() },
             console: TwinConsole { tray: tray.clone() },

@@ -25,7 +25,7 @@ use rand_chacha::ChaCha8Rng;
 pub use chassis::{ChassisTwin, FanTwin, RailTwin};
 pub use clock::VirtualClock;
 pub use pac1921::SensorFault;
-pub use tray::{BmcFlash, Installed, OsState, TrayTwin};
+pub use tray::{BmcFlash, Compute, Installed, OsState, TrayTwin};
 
 /// Errors building or driving the twin.
 #[derive(Debug, thiserror::Error)]

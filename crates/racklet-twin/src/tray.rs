@@ -41,6 +41,18 @@ impl OsState {
     }
 }
 
+/// What runs on a tray's compute unit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Compute {
+    /// The twin's own OS model: a scripted boot, a tiny shell, power by OS state.
+    #[default]
+    Emulated,
+    /// A real machine outside the twin (a QEMU VM, `racklet_sim::qemu`): the twin
+    /// switches its power and carries its serial ports; the machine's driver says when it
+    /// runs and halts and how busy its CPU is.
+    Machine,
+}
+
 /// A board in a tray slot.
 #[derive(Debug, Clone)]
 pub struct Installed {
@@ -59,6 +71,19 @@ pub struct TrayTwin {
     pub dcdc_en: bool,
     /// High = the compute unit's EEPROM is write-protected (the safe default).
     pub eeprom_wp: bool,
+    /// The compute unit's power button, as the BMC holds it (high = pressed).
+    pub power_button: bool,
+    /// Presses of the power button so far (a machine's driver passes each on).
+    pub button_presses: u64,
+    pub compute: Compute,
+    /// Times the compute unit got power: a machine started for an earlier one is stale.
+    pub power_ons: u64,
+    /// Console bytes for a [`Compute::Machine`] (the BMC typing at its serial port).
+    pub console_to_machine: VecDeque<u8>,
+    /// The boot channel, the compute unit's second UART: bytes to the BMC, and to the
+    /// machine.
+    pub boot_to_bmc: VecDeque<u8>,
+    pub boot_to_machine: VecDeque<u8>,
     pub os: OsState,
     os_since: f64,
     powered_since: f64,
@@ -112,6 +137,13 @@ impl TrayTwin {
             bmc_serial,
             dcdc_en: false,
             eeprom_wp: true,
+            power_button: false,
+            button_presses: 0,
+            compute: Compute::Emulated,
+            power_ons: 0,
+            console_to_machine: VecDeque::new(),
+            boot_to_bmc: VecDeque::new(),
+            boot_to_machine: VecDeque::new(),
             os: OsState::Off,
             os_since: 0.0,
             powered_since: 0.0,
@@ -158,8 +190,58 @@ impl TrayTwin {
         self.os_since = now;
     }
 
+    /// Output of a [`Compute::Machine`]'s console.
+    pub fn machine_console(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            if self.console_out.len() >= CONSOLE_BUFFER {
+                self.console_out.pop_front();
+                self.console_dropped += 1;
+            }
+            self.console_out.push_back(b);
+        }
+    }
+
+    /// A [`Compute::Machine`] started running (`true`) or ended while powered (`false`:
+    /// it halted, and draws what a halted board draws).
+    pub fn machine_running(&mut self, running: bool, now: f64) {
+        match (running, self.os) {
+            (true, OsState::Booting) => self.set_os(OsState::Running, now),
+            (false, OsState::Booting | OsState::Running | OsState::ShuttingDown) => {
+                self.set_os(OsState::Halted, now);
+            }
+            _ => {}
+        }
+    }
+
+    /// The BMC presses (`true`) or releases the power button.
+    pub fn press_power_button(&mut self, pressed: bool, now: f64) {
+        if pressed && !self.power_button {
+            self.button_presses += 1;
+            if self.compute == Compute::Emulated && self.os == OsState::Running {
+                self.emit("\r\nsystemd-logind: Power key pressed short.\r\n");
+                self.begin_shutdown(now);
+            }
+        }
+        self.power_button = pressed;
+    }
+
+    fn begin_shutdown(&mut self, now: f64) {
+        self.emit("[  OK  ] Stopped target multi-user.target\r\n");
+        self.set_os(OsState::ShuttingDown, now);
+    }
+
     /// Bytes written by the host (the BMC) to the compute unit's console.
     pub fn console_input(&mut self, bytes: &[u8], now: f64) {
+        if self.compute == Compute::Machine {
+            if self.os != OsState::Off {
+                for &b in bytes {
+                    if self.console_to_machine.len() < CONSOLE_BUFFER {
+                        self.console_to_machine.push_back(b);
+                    }
+                }
+            }
+            return;
+        }
         if !matches!(self.os, OsState::Booting | OsState::Running) {
             return; // nobody is listening
         }
@@ -194,8 +276,7 @@ impl TrayTwin {
         match line {
             "" => {}
             "poweroff" | "halt" | "shutdown -h now" => {
-                self.emit("[  OK  ] Stopped target multi-user.target\r\n");
-                self.set_os(OsState::ShuttingDown, now);
+                self.begin_shutdown(now);
                 return;
             }
             "reboot" => {
@@ -279,11 +360,23 @@ impl TrayTwin {
         let start = now - dt;
         if !powered && self.os != OsState::Off {
             self.set_os(OsState::Off, start);
+            self.console_to_machine.clear();
+            self.boot_to_bmc.clear();
+            self.boot_to_machine.clear();
         } else if powered && self.os == OsState::Off {
             self.powered_since = start;
-            self.start_boot(start);
+            self.power_ons += 1;
+            match self.compute {
+                Compute::Emulated => self.start_boot(start),
+                // The machine's driver starts it and says when it runs.
+                Compute::Machine => self.set_os(OsState::Booting, start),
+            }
         }
-        if let Some(inst) = self.installed.clone() {
+        if let Some(inst) = self
+            .installed
+            .clone()
+            .filter(|_| self.compute == Compute::Emulated)
+        {
             match self.os {
                 OsState::Booting if now - self.os_since >= inst.board.boot_seconds => {
                     self.set_os(OsState::Running, now);

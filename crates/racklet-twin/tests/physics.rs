@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use embedded_hal::digital::OutputPin;
 use embedded_hal::pwm::SetDutyCycle;
-use embedded_io::{Read, Write};
+use embedded_io::{Read, ReadReady, Write};
 use racklet_hal::{PortState, SensorError, Tachometer, TemperatureSensor, UsbHub};
 use racklet_model::chassis::Rail;
 use racklet_model::ManifestSet;
@@ -322,6 +322,77 @@ fn console_shows_boot_and_poweroff_halts_the_os() {
         tray(&twin, 1, |t| (t.os, t.board_watts)),
         (OsState::Halted, 0.12)
     );
+}
+
+#[test]
+fn the_power_button_shuts_the_emulated_os_down() {
+    let twin = example_twin(Duration::from_millis(1), 1);
+    let mut p = twin.tray_peripherals(CH, 1).expect("tray");
+    p.dcdc_enable.set_high().ok();
+    twin.advance(Duration::from_secs(21));
+    assert_eq!(tray(&twin, 1, |t| t.os), OsState::Running);
+    p.power_button.set_high().ok();
+    p.power_button.set_low().ok();
+    twin.advance(Duration::from_secs(4));
+    assert_eq!(
+        tray(&twin, 1, |t| (t.os, t.button_presses)),
+        (OsState::Halted, 1)
+    );
+}
+
+#[test]
+fn a_machine_tray_carries_its_serial_ports_and_halts_when_its_machine_ends() {
+    let twin = example_twin(Duration::from_millis(1), 1);
+    let mut p = twin.tray_peripherals(CH, 1).expect("tray");
+    let with = |f: &mut dyn FnMut(&mut racklet_twin::TrayTwin)| {
+        f(twin.lock().tray_mut(CH, 1).expect("tray"));
+    };
+    with(&mut |t| t.compute = racklet_twin::Compute::Machine);
+    p.dcdc_enable.set_high().ok();
+    twin.advance(Duration::from_secs(30));
+    // No scripted boot: the machine's driver says when it runs.
+    assert_eq!(tray(&twin, 1, |t| t.os), OsState::Booting);
+    assert!(!p.console.read_ready().expect("ready"));
+    with(&mut |t| {
+        t.machine_running(true, 30.0);
+        t.machine_console(b"[    0.000000] Linux version 6.1\r\n");
+        t.boot_to_bmc.extend(b"frame");
+    });
+    let mut buf = [0u8; 256];
+    let n = p.console.read(&mut buf).expect("read");
+    assert_eq!(&buf[..n], b"[    0.000000] Linux version 6.1\r\n");
+    p.console.write_all(b"typed\n").expect("write");
+    assert_eq!(
+        tray(&twin, 1, |t| t
+            .console_to_machine
+            .iter()
+            .copied()
+            .collect::<Vec<u8>>()),
+        b"typed\n"
+    );
+    // The load the driver measured sets the draw.
+    with(&mut |t| t.load = 1.0);
+    twin.advance(Duration::from_secs(1));
+    let busy = tray(&twin, 1, |t| t.board_watts);
+    with(&mut |t| t.load = 0.0);
+    twin.advance(Duration::from_secs(1));
+    assert!(tray(&twin, 1, |t| t.board_watts) < busy);
+    // The machine powered itself off: halted, drawing what a halted board draws.
+    with(&mut |t| t.machine_running(false, 32.0));
+    twin.advance(Duration::from_millis(100));
+    assert_eq!(
+        tray(&twin, 1, |t| (t.os, t.board_watts)),
+        (OsState::Halted, 0.12)
+    );
+    // Power off: the wires are cut, a new power-on is counted.
+    let ons = tray(&twin, 1, |t| t.power_ons);
+    p.dcdc_enable.set_low().ok();
+    twin.advance(Duration::from_millis(100));
+    assert!(tray(&twin, 1, |t| t.boot_to_bmc.is_empty()
+        && t.os == OsState::Off));
+    p.dcdc_enable.set_high().ok();
+    twin.advance(Duration::from_millis(100));
+    assert_eq!(tray(&twin, 1, |t| t.power_ons), ons + 1);
 }
 
 #[test]

@@ -10,8 +10,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// The binary; a `racklet up` it starts emulates the compute units' OS (deterministic and
+/// light) unless a test asks for QEMU with `--compute qemu`.
 pub fn racklet() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_racklet"))
+    let mut c = Command::new(env!("CARGO_BIN_EXE_racklet"));
+    c.env("RACKLET_COMPUTE", "emulated");
+    c
 }
 
 pub fn root() -> PathBuf {

@@ -128,6 +128,8 @@ pub fn routes<S: StateStore>(
         .route("/v1/sync", post(sync::<S>))
         .route("/v1/webhook", post(sync::<S>))
         .layer(middleware::from_fn_with_state(state.clone(), auth::<S>))
+        // Node agents authenticate by their client certificate's key, not a token.
+        .route("/v1/agent/report", post(agent_report::<S>))
         .with_state(state)
         // The boot repository is public and verifies itself (TUF): no token.
         .nest("/boot", racklet_boot_repo::serve::routes(boot))
@@ -147,10 +149,7 @@ pub async fn serve<S: StateStore>(
     let (token, token_file) = secret(dir, "token")?;
     let (webhook_secret, webhook_secret_file) = secret(dir, "webhook-secret")?;
     let identity = racklet_tls::load_or_create(&dir.join("tls"))?;
-    let config =
-        axum_server::tls_rustls::RustlsConfig::from_pem_file(&identity.cert, &identity.key)
-            .await
-            .map_err(ApiError::Certificate)?;
+    let config = tls_config(&identity)?;
     let listener =
         std::net::TcpListener::bind(addr).map_err(|source| ApiError::Bind { addr, source })?;
     listener
@@ -162,7 +161,10 @@ pub async fn serve<S: StateStore>(
     plane.set_boot_uri(format!("https://{local}/boot/"), false);
     let app = routes(plane, token, webhook_secret);
     tokio::spawn(async move {
-        if let Err(e) = axum_server::from_tcp_rustls(listener, config)
+        if let Err(e) = axum_server::from_tcp(listener)
+            .acceptor(crate::agent::Acceptor::new(
+                axum_server::tls_rustls::RustlsAcceptor::new(config),
+            ))
             .serve(app.into_make_service())
             .await
         {
@@ -175,6 +177,70 @@ pub async fn serve<S: StateStore>(
         webhook_secret_file,
         cert_file: identity.cert,
     })
+}
+
+/// The API's TLS: its certificate, and a client certificate asked for (node agents) but
+/// not demanded.
+fn tls_config(
+    identity: &racklet_tls::Identity,
+) -> Result<axum_server::tls_rustls::RustlsConfig, ApiError> {
+    use rustls::pki_types::pem::PemObject as _;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let bad = |e: rustls::pki_types::pem::Error| ApiError::Certificate(std::io::Error::other(e));
+    let certs = CertificateDer::pem_file_iter(&identity.cert)
+        .map_err(bad)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(bad)?;
+    let key = PrivateKeyDer::from_pem_file(&identity.key).map_err(bad)?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .and_then(|b| {
+            b.with_client_cert_verifier(Arc::new(crate::agent::OptionalClientKey::new(provider)))
+                .with_single_cert(certs, key)
+        })
+        .map_err(|e| ApiError::Certificate(std::io::Error::other(e)))?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(axum_server::tls_rustls::RustlsConfig::from_config(
+        Arc::new(config),
+    ))
+}
+
+/// A node agent's report: accepted from the node whose BMC-derived identity key the
+/// connection's client certificate carries, and from nobody else.
+async fn agent_report<S: StateStore>(
+    State(api): State<Arc<Api<S>>>,
+    key: Option<axum::Extension<crate::agent::ClientKey>>,
+    Json(report): Json<racklet_client::AgentReport>,
+) -> Response {
+    let Some(key) = key.and_then(|k| k.0 .0) else {
+        return (
+            StatusCode::UNAUTHORIZED,
+            Json(serde_json::json!({"error": "a node agent authenticates with the client certificate of its node identity (mutual TLS); none was presented"})),
+        )
+            .into_response();
+    };
+    let store = &**api.plane.store();
+    let boots = match crate::power::network_boot::boot_statuses(store).await {
+        Ok(b) => b,
+        Err(e) => return failed(e),
+    };
+    let wanted = hex::encode(key);
+    let Some(node) = boots
+        .iter()
+        .find(|(_, b)| b.node_identity == wanted)
+        .map(|(n, _)| n.clone())
+    else {
+        return (
+            StatusCode::FORBIDDEN,
+            Json(serde_json::json!({"error": format!("the client key {wanted} is no node's identity; a node's BMC reports its key through Redfish once the node boots from the network")})),
+        )
+            .into_response();
+    };
+    match crate::agent::record(store, &node, report, crate::unix_ms()).await {
+        Ok(()) => Json(serde_json::json!({"node": node})).into_response(),
+        Err(e) => failed(e),
+    }
 }
 
 /// True when `signature` (`sha256=HEX`) is the HMAC-SHA256 of `body` keyed with `secret`.
@@ -295,13 +361,17 @@ async fn nodes<S: StateStore>(State(api): State<Arc<Api<S>>>) -> Response {
             node_statuses(&**api.plane.store()).await?,
             applied(&api).await?,
             crate::power::network_boot::boot_statuses(&**api.plane.store()).await?,
+            crate::agent::records(&**api.plane.store()).await?,
         ))
     };
+    let now = crate::unix_ms();
     match read.await {
-        Ok((nodes, desired, boots)) => Json(List::new(
+        Ok((nodes, desired, boots, agents)) => Json(List::new(
             nodes
                 .iter()
-                .map(|n| objects::compute_unit(n, &desired, boots.get(&n.name)))
+                .map(|n| {
+                    objects::compute_unit(n, &desired, boots.get(&n.name), agents.get(&n.name), now)
+                })
                 .collect(),
         ))
         .into_response(),
@@ -322,11 +392,21 @@ async fn node<S: StateStore>(
         .store()
         .get_json::<racklet_client::NodeBoot>(&crate::power::network_boot::status_key(&name))
         .await;
-    match (applied(&api).await, boot) {
-        (Ok(desired), Ok(boot)) => {
-            Json(objects::compute_unit(&n, &desired, boot.as_ref())).into_response()
-        }
-        (Err(e), _) | (_, Err(e)) => failed(e),
+    let agent = api
+        .plane
+        .store()
+        .get_json::<crate::agent::AgentRecord>(&crate::agent::status_key(&name))
+        .await;
+    match (applied(&api).await, boot, agent) {
+        (Ok(desired), Ok(boot), Ok(agent)) => Json(objects::compute_unit(
+            &n,
+            &desired,
+            boot.as_ref(),
+            agent.as_ref(),
+            crate::unix_ms(),
+        ))
+        .into_response(),
+        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => failed(e),
     }
 }
 

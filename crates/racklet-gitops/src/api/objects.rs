@@ -9,6 +9,7 @@ use racklet_client::{
     RackStatus, Role, RolloutPhase, RolloutSummary, Sync, TrayPhase, TrayRollout, API_VERSION,
 };
 
+use crate::agent::AgentRecord;
 use crate::desired::Desired;
 use crate::events;
 use crate::firmware::{Rollout, RolloutState, Step};
@@ -23,11 +24,14 @@ fn meta(name: &str, generation: u64) -> ObjectMeta {
     }
 }
 
-/// A node's published status as a `ComputeUnit`.
+/// A node's published status as a `ComputeUnit`, with its network boot and node agent as
+/// of `now_ms`.
 pub fn compute_unit(
     n: &NodeStatus,
     desired: &Desired,
     boot: Option<&racklet_client::NodeBoot>,
+    agent: Option<&AgentRecord>,
+    now_ms: u64,
 ) -> ComputeUnit {
     let condition =
         |type_: &str, status: ConditionStatus, reason: &str, message: &str, since: u64| Condition {
@@ -61,6 +65,47 @@ pub fn compute_unit(
         metadata.labels = d.labels.clone();
         metadata.annotations = d.annotations.clone();
     }
+    let network = matches!(
+        declared.map(|d| d.boot),
+        Some(crate::desired::BootMode::Network)
+    );
+    let mut conditions = vec![
+        condition(
+            "Synced",
+            n.sync.condition_status(),
+            sync_reason,
+            &sync_message,
+            n.sync_since_unix_ms,
+        ),
+        condition(
+            "Healthy",
+            n.health.condition_status(),
+            n.reason.as_str(),
+            &n.message,
+            n.health_since_unix_ms,
+        ),
+    ];
+    let mut health = n.health;
+    if network {
+        let powered = n.observed_power == Some(ObservedPower::On);
+        let [ready, booted] =
+            agent_conditions(powered, boot, agent, now_ms, n.health_since_unix_ms);
+        if powered && health == racklet_client::Health::Healthy && ready.1 == "AgentSilent" {
+            // The booted system stopped reporting: the node is up but not known to work.
+            health = racklet_client::Health::Degraded;
+            conditions[1] = condition(
+                "Healthy",
+                ConditionStatus::False,
+                ready.1,
+                &ready.2,
+                ready.3,
+            );
+        }
+        for (type_, (status, reason, message, since)) in [("AgentReady", ready), ("Booted", booted)]
+        {
+            conditions.push(condition(type_, status, reason, &message, since));
+        }
+    }
     ComputeUnit {
         api_version: API_VERSION.into(),
         kind: "ComputeUnit".into(),
@@ -86,26 +131,106 @@ pub fn compute_unit(
             revision: n.revision.clone(),
             power_state: n.observed_power,
             sync: n.sync,
-            health: n.health,
-            conditions: vec![
-                condition(
-                    "Synced",
-                    n.sync.condition_status(),
-                    sync_reason,
-                    &sync_message,
-                    n.sync_since_unix_ms,
-                ),
-                condition(
-                    "Healthy",
-                    n.health.condition_status(),
-                    n.reason.as_str(),
-                    &n.message,
-                    n.health_since_unix_ms,
-                ),
-            ],
+            health,
+            conditions,
             boot: boot.cloned(),
+            agent: agent.map(AgentRecord::to_api),
         },
     }
+}
+
+/// (status, reason, message, since) of a condition.
+type ConditionParts = (ConditionStatus, &'static str, String, u64);
+
+/// `AgentReady` (the booted system's agent reported lately) and `Booted` (it booted what
+/// its BMC measured) of a node that boots from the network.
+fn agent_conditions(
+    powered: bool,
+    boot: Option<&racklet_client::NodeBoot>,
+    agent: Option<&AgentRecord>,
+    now_ms: u64,
+    power_since_ms: u64,
+) -> [ConditionParts; 2] {
+    use ConditionStatus::{False, True};
+    let ready = agent.filter(|a| a.ready(now_ms));
+    let agent_ready = match (ready, agent) {
+        (Some(a), _) => (
+            True,
+            "Reporting",
+            format!("the node agent reported at {}", rfc3339(a.last_unix_ms)),
+            a.booted_unix_ms,
+        ),
+        (None, _) if !powered => (
+            False,
+            "PoweredOff",
+            "the node is not on".into(),
+            power_since_ms,
+        ),
+        (None, Some(a)) => (
+            False,
+            "AgentSilent",
+            format!(
+                "the node agent has not reported since {} (it reports every few seconds; silent for {} s)",
+                rfc3339(a.last_unix_ms),
+                now_ms.saturating_sub(a.last_unix_ms) / 1000
+            ),
+            a.last_unix_ms + crate::agent::SILENCE_MS,
+        ),
+        (None, None) => (
+            False,
+            "NotReported",
+            "no node agent has reported yet".into(),
+            power_since_ms,
+        ),
+    };
+    let measured = boot.and_then(|b| {
+        Some((
+            b.profile.as_deref()?,
+            b.git_commit.as_deref()?,
+            b.kernel_sha256.as_deref()?,
+            b.initramfs_sha256.as_deref()?,
+        ))
+    });
+    let booted = match (ready, measured) {
+        (Some(a), Some(m)) => {
+            let r = &a.report;
+            let said = (
+                r.profile.as_str(),
+                r.git_commit.as_str(),
+                r.kernel_sha256.as_str(),
+                r.initramfs_sha256.as_str(),
+            );
+            if said == m {
+                (
+                    True,
+                    "Measured",
+                    format!(
+                        "booted profile {} from commit {}, as its BMC measured",
+                        r.profile, r.git_commit
+                    ),
+                    a.booted_unix_ms,
+                )
+            } else {
+                (
+                    False,
+                    "MeasurementMismatch",
+                    format!(
+                        "the node agent reports profile {} (kernel sha256:{}), its BMC measured profile {} (kernel sha256:{})",
+                        r.profile, r.kernel_sha256, m.0, m.2
+                    ),
+                    a.last_unix_ms,
+                )
+            }
+        }
+        (Some(a), None) => (
+            False,
+            "NotMeasured",
+            "the node agent reports, but its BMC holds no measurement of this boot".into(),
+            a.last_unix_ms,
+        ),
+        (None, _) => (False, agent_ready.1, agent_ready.2.clone(), agent_ready.3),
+    };
+    [agent_ready, booted]
 }
 
 /// The source's status as a `GitSource`.
@@ -274,5 +399,81 @@ pub fn event(e: &events::Event) -> Event {
             name: name.clone(),
         }),
         note: e.message.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use racklet_client::{AgentReport, NodeBoot};
+
+    fn measured() -> NodeBoot {
+        NodeBoot {
+            stage: "HandedOff".into(),
+            profile: Some("debian".into()),
+            git_commit: Some("ab".repeat(20)),
+            kernel_sha256: Some("cd".repeat(32)),
+            initramfs_sha256: Some("ef".repeat(32)),
+            ..NodeBoot::default()
+        }
+    }
+
+    fn agent(kernel: &str, last_unix_ms: u64) -> AgentRecord {
+        AgentRecord {
+            report: AgentReport {
+                profile: "debian".into(),
+                git_commit: "ab".repeat(20),
+                kernel_sha256: kernel.into(),
+                initramfs_sha256: "ef".repeat(32),
+                boot_id: "b".into(),
+            },
+            booted_unix_ms: 1_000,
+            last_unix_ms,
+        }
+    }
+
+    fn reasons(c: &[ConditionParts; 2]) -> [(ConditionStatus, &'static str); 2] {
+        [(c[0].0, c[0].1), (c[1].0, c[1].1)]
+    }
+
+    #[test]
+    fn an_agent_that_reports_what_its_bmc_measured_is_ready_and_booted() {
+        let a = agent(&"cd".repeat(32), 10_000);
+        let c = agent_conditions(true, Some(&measured()), Some(&a), 12_000, 0);
+        assert_eq!(
+            reasons(&c),
+            [
+                (ConditionStatus::True, "Reporting"),
+                (ConditionStatus::True, "Measured")
+            ]
+        );
+    }
+
+    #[test]
+    fn an_agent_that_reports_other_digests_than_its_bmc_measured_is_not_booted() {
+        let a = agent(&"00".repeat(32), 10_000);
+        let c = agent_conditions(true, Some(&measured()), Some(&a), 12_000, 0);
+        assert_eq!(c[1].1, "MeasurementMismatch");
+        assert!(c[1].2.contains(&"00".repeat(32)), "{}", c[1].2);
+    }
+
+    #[test]
+    fn a_silent_agent_is_named_silent_while_powered_and_powered_off_otherwise() {
+        let a = agent(&"cd".repeat(32), 10_000);
+        let late = 10_000 + crate::agent::SILENCE_MS;
+        let c = agent_conditions(true, Some(&measured()), Some(&a), late, 5);
+        assert_eq!(
+            reasons(&c),
+            [
+                (ConditionStatus::False, "AgentSilent"),
+                (ConditionStatus::False, "AgentSilent")
+            ]
+        );
+        assert_eq!(c[0].3, late, "silent since the last report plus the grace");
+        let c = agent_conditions(false, Some(&measured()), Some(&a), late, 5);
+        assert_eq!(c[0].1, "PoweredOff");
+        assert_eq!(c[0].3, 5);
+        let c = agent_conditions(true, Some(&measured()), None, late, 5);
+        assert_eq!(c[0].1, "NotReported");
     }
 }

@@ -154,6 +154,10 @@ fn parse(v: &Value) -> NodeBootStatus {
         initramfs_sha256: text(&m["InitramfsSha256"]),
         fell_back: m["FellBack"].as_bool().unwrap_or(false),
         last_failure: v["LastFailure"].as_str().unwrap_or_default().to_string(),
+        node_identity: v["NodeIdentityEd25519"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
     }
 }
 

@@ -96,6 +96,9 @@ fn status_json(status: &BootStatus) -> Value {
     if !status.last_failure.is_empty() {
         out["LastFailure"] = json!(status.last_failure);
     }
+    if !status.node_identity.is_empty() {
+        out["NodeIdentityEd25519"] = json!(status.node_identity);
+    }
     if let Some(m) = &status.measurement {
         out["Measurement"] = json!({
             "Profile": m.profile,

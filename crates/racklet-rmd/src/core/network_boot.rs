@@ -77,6 +77,11 @@ pub fn boot_status(report: BootReport) -> BootStatus {
             fell_back: m.fell_back,
         }),
         last_failure: report.last_failure.to_string(),
+        node_identity: if report.node_identity == [0; 32] {
+            String::new()
+        } else {
+            hex::encode(report.node_identity)
+        },
     }
 }
 
