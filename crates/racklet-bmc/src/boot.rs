@@ -29,12 +29,25 @@ pub fn node_identity_seed(keys: &KeyStore) -> Option<[u8; 32]> {
 /// The boot channel's state between power-ons (the counters live in the key store).
 #[derive(Debug, Default)]
 pub struct BootChannel {
+    /// The node identity's public key, derived once (an RP2040 has no time to spare).
+    node_public: [u8; 32],
     stage: BootStage,
     measurement: Option<Measurement>,
     last_failure: heapless::String<FAILURE_LEN>,
 }
 
 impl BootChannel {
+    pub fn new(keys: &KeyStore) -> Self {
+        BootChannel {
+            node_public: node_identity_seed(keys).map_or([0; 32], |seed| {
+                ed25519_dalek::SigningKey::from_bytes(&seed)
+                    .verifying_key()
+                    .to_bytes()
+            }),
+            ..BootChannel::default()
+        }
+    }
+
     /// The tray was switched on: what an earlier boot reported no longer describes it.
     pub fn power_on(&mut self) {
         self.stage = BootStage::Idle;
@@ -42,13 +55,8 @@ impl BootChannel {
     }
 
     pub fn report(&self, keys: &KeyStore) -> BootReport {
-        let node_identity = node_identity_seed(keys).map_or([0; 32], |seed| {
-            ed25519_dalek::SigningKey::from_bytes(&seed)
-                .verifying_key()
-                .to_bytes()
-        });
         BootReport {
-            node_identity,
+            node_identity: self.node_public,
             configured: keys.network_boot.is_some(),
             accepted: keys.boot_accepted,
             latest_time_unix: keys.boot_latest_time_unix,

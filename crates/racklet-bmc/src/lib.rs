@@ -194,6 +194,7 @@ where
             keys.firmware.active_version
         };
         let link = BmcLink::new(config.serial, identity, keys.link_key, firmware_version);
+        let boot = boot::BootChannel::new(&keys);
         let mut bmc = Bmc {
             pac: Pac1921::new(p.i2c, DEFAULT_ADDRESS, config.pac_gain, p.shunt_ohms),
             power: PowerMachine::new(config.power, on, now),
@@ -219,7 +220,7 @@ where
             link,
             reader: FrameReader::default(),
             boot_reader: FrameReader::default(),
-            boot: boot::BootChannel::default(),
+            boot,
             transfer: None,
             booted_us: now,
             pending_action: None,
@@ -457,6 +458,8 @@ where
                         PowerAction::On | PowerAction::ForceRestart | PowerAction::PowerCycle
                     ) {
                         self.boot.power_on();
+                        // A frame half-sent by the last system is not the next one's.
+                        self.boot_reader = FrameReader::default();
                     }
                     if cmd.is_some() {
                         // A press the OS sees (a short one, as a finger's).

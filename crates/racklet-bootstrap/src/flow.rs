@@ -23,6 +23,8 @@ pub enum BootError {
     Channel(#[from] ChannelError),
     #[error("the BMC answered {0}")]
     Unexpected(&'static str),
+    #[error("the BMC refused: {0:?}")]
+    Refused(racklet_mgmt_proto::boot_channel::Refusal),
     #[error("the clock says {now}, before {latest}, the latest time a boot has seen; refusing to judge expiry with it")]
     ClockBehind {
         now: jiff::Timestamp,
@@ -248,6 +250,7 @@ impl<W: AsyncRead + AsyncWrite + Unpin, H: Handoff> Bootstrap<W, H> {
         // measurement, after which the BMC answers nothing until the next power-on.
         let seed = match self.channel.ask(&FromHost::NodeIdentity).await? {
             FromBmc::NodeIdentity { seed } => seed,
+            FromBmc::Refused(r) => return Err(BootError::Refused(r)),
             _ => {
                 return Err(BootError::Unexpected(
                     "something other than the node identity",
@@ -302,6 +305,7 @@ impl<W: AsyncRead + AsyncWrite + Unpin, H: Handoff> Bootstrap<W, H> {
 fn expect_ack(answer: FromBmc) -> Result<(), BootError> {
     match answer {
         FromBmc::Ack => Ok(()),
+        FromBmc::Refused(r) => Err(BootError::Refused(r)),
         _ => Err(BootError::Unexpected(
             "something other than an acknowledgement",
         )),

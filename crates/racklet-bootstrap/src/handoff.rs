@@ -31,6 +31,8 @@ pub enum HandoffError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("cannot put the initramfs and the handover in memory: {0}")]
+    Memory(std::io::Error),
     #[error("kexec_file_load refused the kernel: {0}")]
     Load(std::io::Error),
     #[error("reboot into the loaded kernel failed: {0}")]
@@ -52,20 +54,19 @@ pub trait Handoff {
 fn with_handover(initramfs: &Path, handover: &[u8]) -> Result<std::fs::File, HandoffError> {
     use std::io::Write as _;
     use std::os::fd::FromRawFd as _;
-    let failed = |source| HandoffError::Open {
-        path: initramfs.to_path_buf(),
-        source,
-    };
     // SAFETY: the name is NUL-terminated; the call takes no other pointer.
     let fd = unsafe { libc::memfd_create(c"initramfs".as_ptr(), libc::MFD_CLOEXEC) };
     if fd < 0 {
-        return Err(failed(std::io::Error::last_os_error()));
+        return Err(HandoffError::Memory(std::io::Error::last_os_error()));
     }
     // SAFETY: memfd_create returned a new descriptor that nothing else owns.
     let mut memory = unsafe { std::fs::File::from_raw_fd(fd) };
-    let mut verified = std::fs::File::open(initramfs).map_err(failed)?;
-    std::io::copy(&mut verified, &mut memory).map_err(failed)?;
-    memory.write_all(handover).map_err(failed)?;
+    let mut verified = std::fs::File::open(initramfs).map_err(|source| HandoffError::Open {
+        path: initramfs.to_path_buf(),
+        source,
+    })?;
+    std::io::copy(&mut verified, &mut memory).map_err(HandoffError::Memory)?;
+    memory.write_all(handover).map_err(HandoffError::Memory)?;
     Ok(memory)
 }
 

@@ -208,6 +208,14 @@ fn main() -> ExitCode {
         Command::Schema { kind } => schema(kind.as_deref()),
         Command::Up(mut args) => {
             args.data_dir = data_dir;
+            // The rack's warnings (a VM that cannot start, a chassis out of reach) go to
+            // stderr; RUST_LOG asks for more.
+            let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+            let _ = tracing_subscriber::fmt()
+                .with_writer(std::io::stderr)
+                .with_env_filter(filter)
+                .try_init();
             racklet_stack::up::run(args)
         }
         Command::Bench(args) => racklet_stack::bench::run(args),

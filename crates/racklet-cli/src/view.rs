@@ -637,6 +637,7 @@ mod tests {
             fell_back: false,
             last_failure: String::new(),
             node_identity: String::new(),
+            handed_off_at: None,
         });
         let page = describe(&n, &[], &Ok(Vec::new()));
         assert!(

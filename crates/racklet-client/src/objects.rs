@@ -224,6 +224,10 @@ pub struct NodeBoot {
     /// client certificate must carry it.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub node_identity: String,
+    /// RFC 3339: when the control plane first saw this boot handed off (a node agent
+    /// reports after it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handed_off_at: Option<String>,
 }
 
 impl ComputeUnit {

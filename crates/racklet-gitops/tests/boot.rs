@@ -120,7 +120,19 @@ fn agent_for(api: &racklet_gitops::api::Running, seed: [u8; 32]) -> racklet_boot
 async fn a_node_agent_is_known_by_the_key_its_bmc_derived_and_nobody_else_gets_in() {
     use racklet_gitops::store::StateStoreExt as _;
     let dir = std::env::temp_dir().join(format!("racklet-agent-{}", std::process::id()));
-    let (_, plane, api) = served_plane_with_boot_keys(&dir, &revision(b"kernel")).await;
+    // node-1 boots from the network; node-2 does not.
+    let files: Vec<(String, Vec<u8>)> = revision(b"kernel")
+        .into_iter()
+        .map(|(p, b)| {
+            let text = String::from_utf8_lossy(&b).replace(
+                "tray: 1, board: rpi4b, powerState: On}",
+                "tray: 1, board: rpi4b, powerState: On, bootMode: Network, bootProfile: debian}",
+            );
+            (p, text.into_bytes())
+        })
+        .collect();
+    let (_, plane, api) = served_plane_with_boot_keys(&dir, &files).await;
+    plane.sync().await.expect("sync");
     // What the BMC of node-1 reported through Redfish: the public half of its node key.
     let seed = [42u8; 32];
     let public = ed25519_dalek::SigningKey::from_bytes(&seed)
@@ -132,13 +144,16 @@ async fn a_node_agent_is_known_by_the_key_its_bmc_derived_and_nobody_else_gets_i
         ..Default::default()
     };
     let store = plane.store();
-    store
-        .put_json(
-            &racklet_gitops::power::network_boot::status_key("node-1"),
-            &boot,
-        )
-        .await
-        .expect("put");
+    // node-2's status with the same key (left from an earlier revision) names nobody.
+    for node in ["node-1", "node-2"] {
+        store
+            .put_json(
+                &racklet_gitops::power::network_boot::status_key(node),
+                &boot,
+            )
+            .await
+            .expect("put");
+    }
 
     // The right key: accepted as node-1, and kept.
     let node = agent_for(&api, seed).report().await.expect("accepted");

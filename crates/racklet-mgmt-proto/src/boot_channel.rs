@@ -46,13 +46,13 @@ pub enum FromBmc {
         latest_time_unix: u64,
     },
     Ack,
+    Refused(Refusal),
     /// The seed of the node's Ed25519 identity, derived from the BMC's own; the booted
     /// system proves it in mutual TLS to the control plane, which knows the public key
     /// from Redfish. It crosses only this wire and stays in the booted system's memory.
     NodeIdentity {
         seed: [u8; 32],
     },
-    Refused(Refusal),
 }
 
 /// Why the BMC refused a boot-channel request.

@@ -26,8 +26,8 @@ pub mod message;
 
 use serde::{Deserialize, Serialize};
 
-/// Version of the wire format and message set.
-pub const PROTOCOL_VERSION: u8 = 2;
+/// Version of the wire format and message set (3: `BootReport` carries the node identity).
+pub const PROTOCOL_VERSION: u8 = 3;
 /// Largest frame on the wire, COBS overhead and delimiter included.
 pub const MAX_FRAME: usize = 1024;
 /// Bytes of the plain header.

@@ -41,6 +41,11 @@ pub enum QemuError {
     NoQemu,
     #[error("no kernel in /boot with its modules (Debian: apt-get install linux-image-amd64)")]
     NoKernel,
+    #[error("cannot read the kernel {}: {source} (run as a user who may read it)", path.display())]
+    KernelUnreadable {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot prepare {}: {source}", path.display())]
     Dir {
         path: PathBuf,
@@ -76,12 +81,22 @@ pub fn find_kernel() -> Result<(PathBuf, PathBuf), QemuError> {
                 .is_file()
         })
         .collect();
-    releases.sort();
+    // By version, not by text: 6.1.0-10 is newer than 6.1.0-9.
+    let key = |r: &String| -> Vec<u64> {
+        r.split(|c: char| !c.is_ascii_digit())
+            .filter_map(|n| n.parse().ok())
+            .collect()
+    };
+    releases.sort_by_key(key);
     let release = releases.pop().ok_or(QemuError::NoKernel)?;
-    Ok((
-        PathBuf::from(format!("/boot/vmlinuz-{release}")),
-        Path::new("/lib/modules").join(release),
-    ))
+    let kernel = PathBuf::from(format!("/boot/vmlinuz-{release}"));
+    if let Err(source) = std::fs::File::open(&kernel) {
+        return Err(QemuError::KernelUnreadable {
+            path: kernel,
+            source,
+        });
+    }
+    Ok((kernel, Path::new("/lib/modules").join(release)))
 }
 
 /// `kvm` when this machine can run it, else `tcg` (BRIEF §2: KVM only where `vmx`/`svm`
@@ -133,8 +148,12 @@ impl Port {
         let Some(l) = &self.listener else { return };
         let Ok((stream, _)) = l.accept() else { return };
         self.listener = None;
-        let Ok(mut read) = stream.try_clone() else {
-            return;
+        let mut read = match stream.try_clone() {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!("a VM's serial port cannot be read: {e}");
+                return;
+            }
         };
         // Blocking for the reader; a write that cannot go out in time is dropped.
         let _ = stream.set_nonblocking(false);
@@ -181,6 +200,8 @@ impl Port {
 
 struct Vm {
     child: Child,
+    /// QEMU's own messages (its stderr).
+    log: PathBuf,
     /// The tray's power-on this VM belongs to.
     power_on: u64,
     console: Port,
@@ -274,10 +295,19 @@ impl QemuTrays {
         let boot_path = dir.join("boot-channel.sock");
         let qmp = dir.join("qmp.sock");
         let _ = std::fs::remove_file(&qmp);
+        let log_path = dir.join("qemu.log");
+        let log = std::fs::File::create(&log_path).map_err(|source| QemuError::Dir {
+            path: log_path.clone(),
+            source,
+        })?;
         let console = prepared(Port::listen(&console_path))?;
         let boot = prepared(Port::listen(&boot_path))?;
-        let child = Command::new(&self.config.qemu)
+        let mut command = Command::new(&self.config.qemu);
+        command
             .args(["-M", "pc", "-accel", self.config.accel, "-smp", "1"])
+            // A guest reset (a reboot, a panic) ends the VM: the tray halts, and the BMC
+            // or the control plane decides what comes next, as with a board.
+            .arg("-no-reboot")
             .args(["-m", &self.config.memory_mib.to_string()])
             .args(["-nographic", "-nodefaults", "-no-user-config"])
             .arg("-kernel")
@@ -302,14 +332,26 @@ impl QemuTrays {
             ])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|source| QemuError::Spawn {
-                tray: format!("{chassis} tray {slot}"),
-                source,
-            })?;
+            .stderr(log);
+        // SAFETY: the closure runs in the child between fork and exec and only makes
+        // one async-signal-safe system call.
+        unsafe {
+            std::os::unix::process::CommandExt::pre_exec(&mut command, || {
+                // The VM ends with the rack, even when the rack is killed.
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == 0 {
+                    Ok(())
+                } else {
+                    Err(std::io::Error::last_os_error())
+                }
+            });
+        }
+        let child = command.spawn().map_err(|source| QemuError::Spawn {
+            tray: format!("{chassis} tray {slot}"),
+            source,
+        })?;
         Ok(Vm {
             child,
+            log: log_path,
             power_on,
             console,
             boot,
@@ -349,7 +391,12 @@ impl QemuTrays {
                         }
                     }
                     Err(e) => {
-                        tracing::warn!("{e}");
+                        // The tray halts and its console says why.
+                        let now = twin.now().as_secs_f64();
+                        if let Ok(t) = twin.lock().tray_mut(&chassis, slot) {
+                            t.machine_console(format!("\r\n[racklet: {e}]\r\n").as_bytes());
+                            t.machine_running(false, now);
+                        }
                         self.ended.insert(key.clone(), power_on);
                     }
                 }
@@ -357,9 +404,20 @@ impl QemuTrays {
             let Some(vm) = self.vms.get_mut(&key) else {
                 continue;
             };
-            if let Ok(Some(_)) = vm.child.try_wait() {
+            if let Ok(Some(status)) = vm.child.try_wait() {
                 // It powered itself off: halted, until the tray is switched off and on.
-                let last = vm.console.take_last();
+                let mut last = vm.console.take_last();
+                if !status.success() {
+                    let log = std::fs::read_to_string(&vm.log).unwrap_or_default();
+                    let tail: Vec<&str> = log.lines().rev().take(3).collect();
+                    last.extend_from_slice(
+                        format!(
+                            "\r\n[racklet: QEMU ended with {status}: {}]\r\n",
+                            tail.into_iter().rev().collect::<Vec<_>>().join(" / ")
+                        )
+                        .as_bytes(),
+                    );
+                }
                 self.vms.remove(&key);
                 self.ended.insert(key, power_on);
                 let now = twin.now().as_secs_f64();
@@ -376,22 +434,31 @@ impl QemuTrays {
             let console = vm.console.take();
             let boot = vm.boot.take();
             let load = sample_load(vm);
-            let mut s = twin.lock();
-            let Ok(t) = s.tray_mut(&chassis, slot) else {
-                continue;
+            let (to_console, to_boot) = {
+                let mut s = twin.lock();
+                let Ok(t) = s.tray_mut(&chassis, slot) else {
+                    continue;
+                };
+                t.machine_console(&console);
+                t.boot_channel_from_machine(&boot);
+                if let Some(load) = load {
+                    t.load = load;
+                }
+                (
+                    t.console_to_machine.iter().copied().collect::<Vec<u8>>(),
+                    t.boot_to_machine.iter().copied().collect::<Vec<u8>>(),
+                )
             };
-            t.machine_console(&console);
-            t.boot_to_bmc.extend(boot);
-            for (queue, port) in [
-                (&mut t.console_to_machine, &mut vm.console),
-                (&mut t.boot_to_machine, &mut vm.boot),
-            ] {
-                let pending: Vec<u8> = queue.iter().copied().collect();
-                let n = port.write_some(&pending);
-                queue.drain(..n);
-            }
-            if let Some(load) = load {
-                t.load = load;
+            // Written without the twin's lock: a slow guest holds up nobody else.
+            let sent = (
+                vm.console.write_some(&to_console),
+                vm.boot.write_some(&to_boot),
+            );
+            if let Ok(t) = twin.lock().tray_mut(&chassis, slot) {
+                t.console_to_machine
+                    .drain(..sent.0.min(t.console_to_machine.len()));
+                t.boot_to_machine
+                    .drain(..sent.1.min(t.boot_to_machine.len()));
             }
         }
     }
@@ -400,6 +467,12 @@ impl QemuTrays {
 /// The VM's CPU use since the last sample (0 to 1), at most once a second.
 fn sample_load(vm: &mut Vm) -> Option<f64> {
     let now = Instant::now();
+    if vm
+        .cpu
+        .is_some_and(|(_, at)| now - at < Duration::from_secs(1))
+    {
+        return None;
+    }
     let cpu = vm.cpu_seconds()?;
     match vm.cpu {
         Some((before, at)) if now - at >= Duration::from_secs(1) => {

@@ -25,6 +25,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     bmc_footprint();
     crate::bench_gitops::run(args.quick)?;
     crate::bench_boot::run(args.quick)?;
+    crate::bench_qemu::run(args.quick)?;
     Ok(())
 }
 

@@ -10,6 +10,7 @@
 pub mod bench;
 mod bench_boot;
 mod bench_gitops;
+mod bench_qemu;
 pub mod chassis;
 mod controlplane;
 pub mod up;

@@ -80,12 +80,14 @@ pub struct UpArgs {
     #[arg(long, value_enum, default_value = "correct")]
     drift: Drift,
     /// What the compute units are: QEMU virtual machines that really boot (over the
-    /// network, from the repository), or the twin's emulated OS. Default: QEMU when
-    /// `qemu-system-x86_64`, a kernel in /boot and the static bootstrap are here.
+    /// network, from the repository; real time only), or the twin's emulated OS. Default:
+    /// QEMU when `qemu-system-x86_64`, a kernel in /boot and the static bootstrap
+    /// (`scripts/build-bootstrap`) are here and `--speed` is 1.
     #[arg(long, value_enum, env = "RACKLET_COMPUTE")]
     compute: Option<ComputeKind>,
-    /// The static `racklet-bootstrap`, PID 1 of the VMs' initramfs
-    /// (`scripts/build-bootstrap` builds it and prints its path).
+    /// The static `racklet-bootstrap`, PID 1 of the VMs' initramfs (`scripts/build-bootstrap`
+    /// builds it and prints its path; without this option, that path beside this binary's
+    /// target dir is used if it is there).
     #[arg(long, env = "RACKLET_BOOTSTRAP_BIN")]
     bootstrap: Option<PathBuf>,
 }
@@ -107,7 +109,14 @@ struct QemuSetup {
 fn prepare_qemu(args: &UpArgs, data_dir: &Path) -> anyhow::Result<QemuSetup> {
     let qemu = racklet_sim::qemu::find_qemu()?;
     let (kernel, modules) = racklet_sim::qemu::find_kernel()?;
-    let bootstrap = args.bootstrap.clone().context(
+    // Where scripts/build-bootstrap puts it, beside target/release/racklet.
+    let built = std::env::current_exe().ok().and_then(|exe| {
+        let p = exe
+            .parent()?
+            .join("../static/x86_64-unknown-linux-gnu/release/racklet-bootstrap");
+        p.is_file().then_some(p)
+    });
+    let bootstrap = args.bootstrap.clone().or(built).context(
         "no static racklet-bootstrap: build it with scripts/build-bootstrap and pass its path with --bootstrap or RACKLET_BOOTSTRAP_BIN",
     )?;
     let image = racklet_bootstrap::initramfs::build(&racklet_bootstrap::initramfs::Spec {
@@ -229,7 +238,19 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
     let qemu = match args.compute {
         Some(ComputeKind::Emulated) => None,
         Some(ComputeKind::Qemu) => {
+            anyhow::ensure!(
+                args.speed == 1.0,
+                "--compute qemu runs in real time: the VMs cannot run --speed {} times faster; leave --speed at 1",
+                args.speed
+            );
             Some(prepare_qemu(&args, &args.data_dir).context("--compute qemu cannot run here")?)
+        }
+        None if args.speed != 1.0 => {
+            eprintln!(
+                "racklet: QEMU compute units run in real time; with --speed {} the twin emulates the OS",
+                args.speed
+            );
+            None
         }
         None => {
             match prepare_qemu(&args, &args.data_dir) {
@@ -295,8 +316,17 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
                 machine_trays.len()
             );
             rack.use_qemu(q.config.clone(), machine_trays.clone())?;
+            if !set
+                .compute_units()
+                .any(|(_, cu)| cu.spec.boot_profile.is_some())
+            {
+                eprintln!(
+                    "racklet: no compute unit in {} boots from the network (bootMode: Network, bootProfile); their VMs wait in the bootstrap until one does",
+                    manifests.display()
+                );
+            }
         }
-        None => eprintln!("racklet: compute units are emulated by the twin (--compute emulated)"),
+        None => eprintln!("racklet: compute units are emulated by the twin's OS model"),
     }
     eprintln!(
         "racklet: {} BMC firmware cores and {} rack management daemon(s); the daemons trust the BMCs this run created",

@@ -201,6 +201,17 @@ impl TrayTwin {
         }
     }
 
+    /// Bytes a [`Compute::Machine`] wrote to its boot channel (bounded like a UART FIFO
+    /// that overflows: the oldest go).
+    pub fn boot_channel_from_machine(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            if self.boot_to_bmc.len() >= CONSOLE_BUFFER {
+                self.boot_to_bmc.pop_front();
+            }
+            self.boot_to_bmc.push_back(b);
+        }
+    }
+
     /// A [`Compute::Machine`] started running (`true`) or ended while powered (`false`:
     /// it halted, and draws what a halted board draws).
     pub fn machine_running(&mut self, running: bool, now: f64) {

@@ -221,21 +221,43 @@ async fn agent_report<S: StateStore>(
             .into_response();
     };
     let store = &**api.plane.store();
-    let boots = match crate::power::network_boot::boot_statuses(store).await {
-        Ok(b) => b,
-        Err(e) => return failed(e),
+    let (boots, desired) = match (
+        crate::power::network_boot::boot_statuses(store).await,
+        applied(&api).await,
+    ) {
+        (Ok(b), Ok(d)) => (b, d),
+        (Err(e), _) | (_, Err(e)) => return failed(e),
     };
     let wanted = hex::encode(key);
-    let Some(node) = boots
+    // Only nodes the applied revision boots from the network: a status left behind by a
+    // renamed or removed node names nobody.
+    let matching: Vec<&String> = boots
         .iter()
-        .find(|(_, b)| b.node_identity == wanted)
-        .map(|(n, _)| n.clone())
-    else {
-        return (
-            StatusCode::FORBIDDEN,
-            Json(serde_json::json!({"error": format!("the client key {wanted} is no node's identity; a node's BMC reports its key through Redfish once the node boots from the network")})),
-        )
-            .into_response();
+        .filter(|(n, b)| {
+            b.node_identity == wanted
+                && desired
+                    .nodes
+                    .iter()
+                    .any(|d| &d.name == *n && d.boot == crate::desired::BootMode::Network)
+        })
+        .map(|(n, _)| n)
+        .collect();
+    let node = match matching.as_slice() {
+        [one] => (*one).clone(),
+        [] => {
+            return (
+                StatusCode::FORBIDDEN,
+                Json(serde_json::json!({"error": format!("the client key {wanted} is no node's identity; a node's BMC reports its key through Redfish once the node boots from the network")})),
+            )
+                .into_response()
+        }
+        several => {
+            return (
+                StatusCode::CONFLICT,
+                Json(serde_json::json!({"error": format!("the client key {wanted} is the identity of several nodes ({}); their BMCs must not share an identity", several.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "))})),
+            )
+                .into_response()
+        }
     };
     match crate::agent::record(store, &node, report, crate::unix_ms()).await {
         Ok(()) => Json(serde_json::json!({"node": node})).into_response(),

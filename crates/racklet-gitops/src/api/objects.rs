@@ -91,7 +91,8 @@ pub fn compute_unit(
         let [ready, booted] =
             agent_conditions(powered, boot, agent, now_ms, n.health_since_unix_ms);
         if powered && health == racklet_client::Health::Healthy && ready.1 == "AgentSilent" {
-            // The booted system stopped reporting: the node is up but not known to work.
+            // The booted system stopped reporting, or never did: the node is up but not
+            // known to work.
             health = racklet_client::Health::Degraded;
             conditions[1] = condition(
                 "Healthy",
@@ -152,31 +153,67 @@ fn agent_conditions(
     power_since_ms: u64,
 ) -> [ConditionParts; 2] {
     use ConditionStatus::{False, True};
-    let ready = agent.filter(|a| a.ready(now_ms));
-    let agent_ready = match (ready, agent) {
-        (Some(a), _) => (
+    let stage = boot.map_or("", |b| b.stage.as_str());
+    // When the control plane saw this boot handed off: reports before it are an earlier
+    // boot's, and the new system's agent has until SILENCE_MS after it to speak.
+    let handed_off_ms = boot
+        .and_then(|b| b.handed_off_at.as_deref())
+        .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+        .and_then(|t| u64::try_from(t.as_millisecond()).ok());
+    let fresh = agent.filter(|a| handed_off_ms.is_none_or(|h| a.last_unix_ms >= h));
+    let ready = fresh.filter(|a| a.ready(now_ms));
+    let silent_since = |last_ms: u64| {
+        (
+            False,
+            "AgentSilent",
+            format!(
+                "the node agent has not reported since {} (it reports every few seconds; silent for {} s)",
+                rfc3339(last_ms),
+                now_ms.saturating_sub(last_ms) / 1000
+            ),
+            last_ms + crate::agent::SILENCE_MS,
+        )
+    };
+    let agent_ready = match (ready, fresh, handed_off_ms) {
+        (Some(a), _, _) => (
             True,
             "Reporting",
             format!("the node agent reported at {}", rfc3339(a.last_unix_ms)),
             a.booted_unix_ms,
         ),
-        (None, _) if !powered => (
+        _ if !powered => (
             False,
             "PoweredOff",
             "the node is not on".into(),
             power_since_ms,
         ),
-        (None, Some(a)) => (
+        _ if stage == "Failed" => (
             False,
-            "AgentSilent",
+            "BootFailed",
             format!(
-                "the node agent has not reported since {} (it reports every few seconds; silent for {} s)",
-                rfc3339(a.last_unix_ms),
-                now_ms.saturating_sub(a.last_unix_ms) / 1000
+                "the bootstrap failed: {}",
+                boot.map_or("", |b| b.last_failure.as_str())
             ),
-            a.last_unix_ms + crate::agent::SILENCE_MS,
+            power_since_ms,
         ),
-        (None, None) => (
+        _ if !stage.is_empty() && stage != "HandedOff" => (
+            False,
+            "Booting",
+            format!("the bootstrap is at stage {stage}"),
+            power_since_ms,
+        ),
+        (None, Some(a), _) => silent_since(a.last_unix_ms),
+        (None, None, Some(h)) if now_ms.saturating_sub(h) < crate::agent::SILENCE_MS => (
+            False,
+            "Starting",
+            format!(
+                "handed off at {}; the booted system's agent has not reported yet",
+                rfc3339(h)
+            ),
+            h,
+        ),
+        (None, None, Some(h)) => silent_since(h),
+        (None, None, None) => (
             False,
             "NotReported",
             "no node agent has reported yet".into(),
@@ -475,5 +512,43 @@ mod tests {
         assert_eq!(c[0].3, 5);
         let c = agent_conditions(true, Some(&measured()), None, late, 5);
         assert_eq!(c[0].1, "NotReported");
+    }
+
+    #[test]
+    fn a_new_boot_is_booting_then_starting_and_an_earlier_boots_reports_do_not_count() {
+        let old = agent(&"cd".repeat(32), 10_000);
+        // Powered on again: the BMC's stage went back before the hand-off.
+        let mut boot = NodeBoot {
+            stage: "ConfigServed".into(),
+            ..NodeBoot::default()
+        };
+        let late = 10_000 + 2 * crate::agent::SILENCE_MS;
+        let c = agent_conditions(true, Some(&boot), Some(&old), late, 5);
+        assert_eq!(c[0].1, "Booting", "not silent: a new boot is under way");
+        // Handed off at 40 s: the old report does not count; the agent has its grace.
+        boot = measured();
+        boot.handed_off_at = Some(rfc3339_ms(40_000));
+        let c = agent_conditions(true, Some(&boot), Some(&old), 41_000, 5);
+        assert_eq!(c[0].1, "Starting");
+        assert_eq!(c[1].0, ConditionStatus::False);
+        // It never speaks: silent since the hand-off.
+        let c = agent_conditions(
+            true,
+            Some(&boot),
+            Some(&old),
+            40_000 + crate::agent::SILENCE_MS,
+            5,
+        );
+        assert_eq!(c[0].1, "AgentSilent");
+        // It speaks: ready and booted.
+        let new = agent(&"cd".repeat(32), 42_000);
+        let c = agent_conditions(true, Some(&boot), Some(&new), 43_000, 5);
+        assert_eq!(reasons(&c)[1], (ConditionStatus::True, "Measured"));
+        // The bootstrap failed: said so, and not silent.
+        boot.stage = "Failed".into();
+        boot.last_failure = "profile debian: the boot server stalled".into();
+        let c = agent_conditions(true, Some(&boot), None, 43_000, 5);
+        assert_eq!(c[0].1, "BootFailed");
+        assert!(c[0].2.contains("stalled"), "{}", c[0].2);
     }
 }

@@ -133,8 +133,22 @@ pub(super) async fn publish<S: StateStore>(
 ) -> Result<(), StoreError> {
     let key = status_key(node);
     let reported = &system.body["Oem"]["Racklet"]["NetworkBoot"];
-    let status = reported.is_object().then(|| parse(reported));
     let old: Option<NodeBootStatus> = store.get_json(&key).await?;
+    let status = reported.is_object().then(|| {
+        let mut s = parse(reported);
+        if s.stage == "HandedOff" {
+            let same_boot = old.as_ref().filter(|o| {
+                o.stage == s.stage
+                    && (&o.profile, &o.git_commit, &o.kernel_sha256)
+                        == (&s.profile, &s.git_commit, &s.kernel_sha256)
+            });
+            s.handed_off_at = match same_boot {
+                Some(o) => o.handed_off_at.clone(),
+                None => Some(racklet_client::time::rfc3339_ms(crate::unix_ms())),
+            };
+        }
+        s
+    });
     match status {
         Some(s) if old.as_ref() != Some(&s) => store.put_json(&key, &s).await,
         None if old.is_some() => store.write(Vec::new(), vec![key]).await,
@@ -158,6 +172,7 @@ fn parse(v: &Value) -> NodeBootStatus {
             .as_str()
             .unwrap_or_default()
             .to_string(),
+        handed_off_at: None,
     }
 }
 
