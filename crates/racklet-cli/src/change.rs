@@ -42,7 +42,7 @@ fn parse_author(text: &str) -> Option<Author> {
 /// The author of the caller's commits: `--author`, else the identity `git commit` would
 /// use here (`git var GIT_AUTHOR_IDENT`: the environment, then Git's configuration), else
 /// the login name at this host.
-fn author(args: &CommitArgs) -> anyhow::Result<Author> {
+pub(crate) fn author(args: &CommitArgs) -> anyhow::Result<Author> {
     if let Some(text) = &args.author {
         return parse_author(text)
             .with_context(|| format!("--author {text:?} is not of the form \"Name <email>\""));
@@ -276,6 +276,7 @@ pub fn power(
                 action,
                 force,
                 author: Some(author(commit)?),
+                bmc_identity: None,
             })
         };
         let power_state = match action {
@@ -327,6 +328,7 @@ pub fn forget_bmc_key(data_dir: &Path, name: &str, commit: &CommitArgs) -> anyho
             action: NodeAction::ForgetBmcKey,
             force: false,
             author: Some(author(commit)?),
+            bmc_identity: None,
         };
         cp.act(name, &request).await?;
         println!(

@@ -4,6 +4,7 @@
 //! control plane's API (`racklet-client`); `up` and `bench` run the rack in this process
 //! (`racklet-stack`).
 
+mod bmc;
 mod boot;
 mod change;
 mod console;
@@ -162,6 +163,33 @@ enum Command {
 
 #[derive(Subcommand)]
 enum BmcCommand {
+    /// The BMC in every node's tray: serial, how far its chassis trusts it, and the
+    /// identity of one that waits for approval.
+    #[command(after_help = "Examples:\n  racklet bmc list")]
+    List,
+    /// Trust the BMC that waits for approval in the node's tray (its chassis enrolls it).
+    /// Without --identity it prints the identity to check.
+    #[command(
+        after_help = "Examples:\n  racklet bmc approve node-3\n  racklet bmc approve node-3 --identity 3f9c…"
+    )]
+    Approve {
+        node: String,
+        /// The identity the BMC shows (`racklet bmc list`), which you checked.
+        #[arg(long)]
+        identity: Option<String>,
+        #[command(flatten)]
+        commit: change::CommitArgs,
+    },
+    /// Refuse the BMC that waits for approval in the node's tray, for good.
+    #[command(after_help = "Examples:\n  racklet bmc reject node-3 --identity 3f9c…")]
+    Reject {
+        node: String,
+        /// The identity the BMC shows (`racklet bmc list`).
+        #[arg(long)]
+        identity: Option<String>,
+        #[command(flatten)]
+        commit: change::CommitArgs,
+    },
     /// Forget the key the chassis enrolled the node's BMC with and enroll the identity it
     /// shows next: for a BMC that no longer proves its key because its flash was wiped.
     #[command(after_help = "Examples:\n  racklet bmc forget node-3")]
@@ -244,6 +272,17 @@ fn main() -> ExitCode {
         Command::Bmc(BmcCommand::Forget { node, commit }) => {
             change::forget_bmc_key(&data_dir, &node, &commit)
         }
+        Command::Bmc(BmcCommand::List) => bmc::list(&data_dir),
+        Command::Bmc(BmcCommand::Approve {
+            node,
+            identity,
+            commit,
+        }) => bmc::decide(&data_dir, &node, identity.as_deref(), true, &commit),
+        Command::Bmc(BmcCommand::Reject {
+            node,
+            identity,
+            commit,
+        }) => bmc::decide(&data_dir, &node, identity.as_deref(), false, &commit),
         Command::Firmware(FirmwareCommand::Bundle(args)) => firmware::bundle(args),
         Command::Boot(BootCommand::Keys(command)) => boot::keys(&data_dir, command),
         Command::Boot(BootCommand::BuildInitramfs(args)) => boot::build_initramfs(&args),

@@ -109,6 +109,11 @@ pub enum NodeAction {
     /// shows next: for a BMC whose flash was wiped (Redfish `Manager.ResetToDefaults` on
     /// the tray's BMC).
     ForgetBmcKey,
+    /// Trust the BMC that waits for approval in the node's tray and enroll it; the request
+    /// names the identity the operator checked (`bmcIdentity`).
+    ApproveBmc,
+    /// Refuse that BMC for good (until `ForgetBmcKey`).
+    RejectBmc,
 }
 
 impl NodeAction {
@@ -117,7 +122,17 @@ impl NodeAction {
             NodeAction::PowerCycle => "PowerCycle",
             NodeAction::ForceOff => "ForceOff",
             NodeAction::ForgetBmcKey => "ForgetBmcKey",
+            NodeAction::ApproveBmc => "ApproveBmc",
+            NodeAction::RejectBmc => "RejectBmc",
         }
+    }
+
+    /// True for the actions on the tray's BMC (its trust), not on the node's power.
+    pub fn is_about_the_bmc(self) -> bool {
+        matches!(
+            self,
+            NodeAction::ForgetBmcKey | NodeAction::ApproveBmc | NodeAction::RejectBmc
+        )
     }
 }
 
@@ -132,4 +147,7 @@ pub struct ActionRequest {
     /// Who asks, for the event log.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub author: Option<Author>,
+    /// With `ApproveBmc`/`RejectBmc`: the BMC identity (hex Ed25519 key) decided on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bmc_identity: Option<String>,
 }

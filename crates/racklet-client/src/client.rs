@@ -222,6 +222,11 @@ impl Client {
     }
 
     /// An imperative action on a node, done by its BMC now (`force` for a chassis' RMC).
+    /// The BMC in the node's tray, read from its chassis now.
+    pub async fn bmc(&self, node: &str) -> Result<crate::BmcInfo, ClientError> {
+        self.get(&format!("/v1/nodes/{}/bmc", segment(node))).await
+    }
+
     pub async fn act(&self, node: &str, request: &ActionRequest) -> Result<(), ClientError> {
         let _: serde_json::Value = self
             .post(&format!("/v1/nodes/{}/actions", segment(node)), request)

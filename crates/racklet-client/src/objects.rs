@@ -473,6 +473,26 @@ impl Event {
     }
 }
 
+/// The BMC in a node's tray as its chassis sees it now (`GET /v1/nodes/{name}/bmc`): how
+/// far the chassis trusts it and, while it waits for an operator, the identity to check.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BmcInfo {
+    pub node: String,
+    pub chassis: String,
+    pub tray: u32,
+    /// The USB serial number (hex).
+    pub serial: String,
+    /// `Absent`, `Connecting`, `PendingApproval`, `Trusted` or `Refused`.
+    pub trust: String,
+    /// Its Ed25519 identity (hex) while it waits for approval.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<String>,
+    /// Why it is refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
 /// One sensor of a node, as its chassis' Redfish service reads it now.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -689,6 +689,22 @@ fn error_message(body: &str) -> String {
             if let Some(r) = info["Resolution"].as_str().filter(|r| *r != "None.") {
                 s.push_str(&format!(" {r}"));
             }
+            // The messages after the first say what exactly: a GeneralError's words are its
+            // Resolution, any other's its Message.
+            for i in err["@Message.ExtendedInfo"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .skip(1)
+            {
+                let resolution = i["Resolution"].as_str().filter(|r| *r != "None.");
+                let general = i["MessageId"]
+                    .as_str()
+                    .is_some_and(|id| id.ends_with(".GeneralError"));
+                if let Some(more) = resolution.filter(|_| general).or(i["Message"].as_str()) {
+                    s.push_str(&format!(" {more}"));
+                }
+            }
             s
         }
         (None, Some(m)) => m.to_string(),
@@ -743,6 +759,11 @@ mod tests {
     fn error_bodies_give_their_first_message_and_resolution() {
         let body = r#"{"error":{"code":"Base.1.22.ResourceInUse","message":"x","@Message.ExtendedInfo":[{"Message":"The change failed.","Resolution":"Wait."}]}}"#;
         assert_eq!(error_message(body), "The change failed. Wait.");
+        let body = r#"{"error":{"code":"Base.1.22.ResourceInUse","message":"x","@Message.ExtendedInfo":[{"Message":"The change failed.","Resolution":"None."},{"MessageId":"Base.1.22.GeneralError","Message":"A general error has occurred.","Resolution":"tray 2 shows another identity"}]}}"#;
+        assert_eq!(
+            error_message(body),
+            "The change failed. tray 2 shows another identity"
+        );
         assert_eq!(error_message("plain text"), "plain text");
     }
 

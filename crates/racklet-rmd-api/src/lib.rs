@@ -386,6 +386,8 @@ pub trait ChassisManager: Send + Sync {
     fn boot_status(&self, slot: u32) -> impl Future<Output = Result<BootStatus, RmdError>> + Send;
     /// Trusts the BMC that showed this identity (hex Ed25519 public key) and enrolls it.
     fn approve(&self, identity: &str) -> impl Future<Output = Result<(), RmdError>> + Send;
+    /// Refuses the BMC waiting for approval with this identity, for good (persisted).
+    fn reject(&self, identity: &str) -> impl Future<Output = Result<(), RmdError>> + Send;
     /// Forgets the enrollment key of the BMC in `slot` and enrolls it again with the
     /// identity it shows next (a BMC whose flash was wiped).
     fn forget_bmc(&self, slot: u32) -> impl Future<Output = Result<(), RmdError>> + Send;

@@ -311,6 +311,10 @@ impl<B: Backplane> ChassisManager for Rmd<B> {
         self.core().approve(identity)
     }
 
+    async fn reject(&self, identity: &str) -> Result<(), RmdError> {
+        self.core().reject(identity)
+    }
+
     async fn forget_bmc(&self, slot: u32) -> Result<(), RmdError> {
         self.core().forget(slot)
     }

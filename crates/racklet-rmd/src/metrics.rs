@@ -80,6 +80,39 @@ pub fn render(all: &[ChassisMetrics]) -> String {
     }
     family(
         &mut o,
+        "racklet_bmc_trust",
+        "stateset",
+        None,
+        "How far the chassis trusts the tray's BMC: absent, connecting, pending approval (an operator must approve or reject it), trusted, refused.",
+    );
+    for m in all {
+        for t in &m.trays {
+            let now = match t.trust {
+                BmcTrust::Absent => "absent",
+                BmcTrust::Connecting => "connecting",
+                BmcTrust::PendingApproval { .. } => "pending_approval",
+                BmcTrust::Trusted => "trusted",
+                BmcTrust::Refused { .. } => "refused",
+            };
+            for state in [
+                "absent",
+                "connecting",
+                "pending_approval",
+                "trusted",
+                "refused",
+            ] {
+                let _ = writeln!(
+                    o,
+                    "racklet_bmc_trust{{chassis=\"{}\",tray=\"{}\",racklet_bmc_trust=\"{state}\"}} {}",
+                    esc(&m.chassis),
+                    t.slot,
+                    u8::from(state == now)
+                );
+            }
+        }
+    }
+    family(
+        &mut o,
         "racklet_node_power_watts",
         "gauge",
         Some("watts"),

@@ -48,6 +48,9 @@ pub struct TrustState {
     pub enrolled: BTreeMap<String, Enrolled>,
     /// Identities an operator approved (hex).
     pub approved: Vec<String>,
+    /// Identities an operator rejected (hex): never enrolled, shown as refused.
+    #[serde(default)]
+    pub rejected: Vec<String>,
 }
 
 /// The daemon's directory.

@@ -149,6 +149,32 @@ fn unknown_bmc_is_not_trusted_until_approved() {
 }
 
 #[test]
+fn a_rejected_bmc_stays_refused_after_the_daemon_restarts_until_an_operator_resets_it() {
+    let (mut rack, set, dir) = start("rejection", false);
+    let BmcTrust::PendingApproval { identity, .. } = trust(&rack, 2) else {
+        panic!("pending: {:?}", trust(&rack, 2))
+    };
+    now(daemon(&rack).reject(&identity)).expect("pending identity");
+    assert!(matches!(trust(&rack, 2), BmcTrust::Refused { .. }));
+    rack.restart_daemon(&set, CH, &dir, 5).expect("restarts");
+    rack.advance(Duration::from_secs(3));
+    let BmcTrust::Refused { reason } = trust(&rack, 2) else {
+        panic!("refused after a restart: {:?}", trust(&rack, 2))
+    };
+    assert!(reason.contains("rejected"), "{reason}");
+    assert_eq!(
+        daemon(&rack)
+            .submit(2, Request::Power(PowerAction::On))
+            .err(),
+        Some(RmdError::NotTrusted(2))
+    );
+    // The operator changes their mind: ResetToDefaults enrolls the identity it shows.
+    now(daemon(&rack).forget_bmc(2)).expect("refused, so it may be reset");
+    rack.advance(Duration::from_secs(3));
+    assert_eq!(trust(&rack, 2), BmcTrust::Trusted);
+}
+
+#[test]
 fn tray_pulled_while_on_comes_back_without_re_enrollment() {
     let (mut rack, _, dir) = start("hotswap", true);
     power(&mut rack, 1, PowerAction::On).expect("on");

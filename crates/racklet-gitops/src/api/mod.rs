@@ -116,6 +116,7 @@ pub fn routes<S: StateStore>(
         .route("/v1/nodes/{name}", get(node::<S>))
         .route("/v1/nodes/{name}/sensors", get(sensors::<S>))
         .route("/v1/nodes/{name}/actions", post(act::<S>))
+        .route("/v1/nodes/{name}/bmc", get(bmc::<S>))
         .route("/v1/nodes/{name}/power", post(set_power::<S>))
         .route("/v1/nodes/{name}/console", get(console::<S>))
         .route("/v1/source", get(source::<S>))
@@ -450,6 +451,25 @@ async fn sensors<S: StateStore>(
     }
 }
 
+/// The BMC in the node's tray, read from its chassis now.
+async fn bmc<S: StateStore>(
+    State(api): State<Arc<Api<S>>>,
+    UrlPath(name): UrlPath<String>,
+) -> Response {
+    let n = match find_node(&api, &name).await {
+        Ok(n) => n,
+        Err(r) => return r,
+    };
+    let read = async {
+        let t = proxy::target(&api.plane.config().chassis, &n)?;
+        proxy::bmc(&t, &name).await
+    };
+    match read.await {
+        Ok(info) => Json(info).into_response(),
+        Err(e) => refused(StatusCode::BAD_GATEWAY, &e),
+    }
+}
+
 async fn act<S: StateStore>(
     State(api): State<Arc<Api<S>>>,
     UrlPath(name): UrlPath<String>,
@@ -460,12 +480,12 @@ async fn act<S: StateStore>(
         Err(r) => return r,
     };
     // Only power actions stop the RMC's rack daemon.
-    if !request.force && request.action != NodeAction::ForgetBmcKey {
+    if !request.force && !request.action.is_about_the_bmc() {
         match applied(&api).await {
             Ok(d) if d.rmc_nodes.contains(&name) => {
                 let what = match request.action {
                     NodeAction::PowerCycle => "a power cycle",
-                    NodeAction::ForceOff | NodeAction::ForgetBmcKey => "switching it off",
+                    _ => "switching it off",
                 };
                 let e = changes::ChangeError::Conflict(changes::rmc_refusal(&name, what));
                 return change_refused(e);
@@ -483,12 +503,23 @@ async fn act<S: StateStore>(
         Err(e) => return change_refused(e),
     };
     // Noted before it is sent, so that no pass in between takes its effect for drift.
-    if request.action != NodeAction::ForgetBmcKey {
+    if !request.action.is_about_the_bmc() {
         api.plane.user_actions().note(&name);
+    }
+    if matches!(
+        request.action,
+        NodeAction::ApproveBmc | NodeAction::RejectBmc
+    ) && request.bmc_identity.is_none()
+    {
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(serde_json::json!({"error": "bmcIdentity is required: the identity the BMC shows (racklet bmc list), which the operator checked"})),
+        )
+            .into_response();
     }
     let done = async {
         let t = proxy::target(&api.plane.config().chassis, &n)?;
-        proxy::act(&t, request.action).await
+        proxy::act(&t, request.action, request.bmc_identity.as_deref()).await
     };
     match done.await {
         Err(e) => {

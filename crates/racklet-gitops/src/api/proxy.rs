@@ -95,8 +95,35 @@ pub async fn sensors(t: &Target<'_>) -> Result<Vec<Sensor>, ProxyError> {
         .collect())
 }
 
-/// Does `action` on the node's BMC now.
-pub async fn act(t: &Target<'_>, action: NodeAction) -> Result<(), ProxyError> {
+/// The BMC in the node's tray as its chassis shows it (`Managers/bmc-N`, `Oem.Racklet`).
+pub async fn bmc(t: &Target<'_>, node: &str) -> Result<racklet_client::BmcInfo, ProxyError> {
+    let c = client(t)?;
+    let read = c.get(&format!("/redfish/v1/Managers/bmc-{}", t.tray)).await;
+    c.logout().await;
+    let m = read.map_err(|source| ProxyError::Redfish {
+        chassis: t.chassis.chassis.clone(),
+        source,
+    })?;
+    let oem = &m["Oem"]["Racklet"];
+    let text = |v: &serde_json::Value| v.as_str().map(str::to_string);
+    Ok(racklet_client::BmcInfo {
+        node: node.into(),
+        chassis: t.chassis.chassis.clone(),
+        tray: t.tray,
+        serial: text(&m["SerialNumber"]).unwrap_or_default(),
+        trust: text(&oem["Trust"]).unwrap_or_else(|| "Unknown".into()),
+        identity: text(&oem["Identity"]),
+        reason: text(&oem["Reason"]),
+    })
+}
+
+/// Does `action` on the node's BMC now (`identity`: the one an approval or rejection is
+/// about).
+pub async fn act(
+    t: &Target<'_>,
+    action: NodeAction,
+    identity: Option<&str>,
+) -> Result<(), ProxyError> {
     let c = client(t)?;
     let done = async {
         match action {
@@ -115,6 +142,22 @@ pub async fn act(t: &Target<'_>, action: NodeAction) -> Result<(), ProxyError> {
                 )
                 .await
                 .map(|_| ()),
+            NodeAction::ApproveBmc | NodeAction::RejectBmc => {
+                let name = if action == NodeAction::ApproveBmc {
+                    "Approve"
+                } else {
+                    "Reject"
+                };
+                c.post_json(
+                    &format!(
+                        "/redfish/v1/Managers/bmc-{}/Actions/Oem/RackletBmc.{name}",
+                        t.tray
+                    ),
+                    serde_json::json!({"Identity": identity.unwrap_or_default()}),
+                )
+                .await
+                .map(|_| ())
+            }
         }
     }
     .await;

@@ -2,7 +2,10 @@
 //! (`bmc-N`), with the `Manager.Reset` action, `Manager.ResetToDefaults` on a BMC (the
 //! chassis forgets its enrollment key and enrolls it again), (its `ResetType`s a closed enum,
 //! [`ManagerResetType`]) and its ActionInfo, the rmc's network protocols, and each BMC's
-//! serial console interface. The rmc's log service is in `logs`.
+//! serial console interface. The rmc's log service is in `logs`. A BMC's trust is
+//! `Oem.Racklet.Trust` (and its identity while it waits); an operator approves or rejects a
+//! waiting BMC with the OEM actions `RackletBmc.Approve` / `RackletBmc.Reject` (Redfish
+//! has none), naming the identity they checked.
 
 use std::sync::Arc;
 
@@ -12,7 +15,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Router};
-use racklet_rmd_api::{ChassisManager, RmdError};
+use racklet_rmd_api::{BmcTrust, ChassisManager, RmdError};
 use serde_json::{json, Map, Value};
 
 use super::systems::status;
@@ -68,6 +71,122 @@ pub(super) fn routes<M: ChassisManager + Clone + 'static>() -> Router<Arc<AppSta
             "/redfish/v1/Managers/{id}/Actions/Manager.ResetToDefaults",
             post(reset_to_defaults::<M>),
         )
+        .route(
+            "/redfish/v1/Managers/{id}/Actions/Oem/RackletBmc.Approve",
+            post(approve::<M>),
+        )
+        .route(
+            "/redfish/v1/Managers/{id}/Actions/Oem/RackletBmc.Reject",
+            post(reject::<M>),
+        )
+}
+
+/// A BMC's trust as `Oem.Racklet`: the state, the identity of one that waits for an
+/// operator, why one is refused.
+fn trust_oem(trust: &BmcTrust) -> Value {
+    match trust {
+        BmcTrust::Absent => json!({"Trust": "Absent"}),
+        BmcTrust::Connecting => json!({"Trust": "Connecting"}),
+        BmcTrust::PendingApproval {
+            identity,
+            enrolled_elsewhere,
+        } => json!({
+            "Trust": "PendingApproval",
+            "Identity": identity,
+            "EnrolledElsewhere": enrolled_elsewhere,
+        }),
+        BmcTrust::Trusted => json!({"Trust": "Trusted"}),
+        BmcTrust::Refused { reason } => json!({"Trust": "Refused", "Reason": reason}),
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Decision {
+    Approve,
+    Reject,
+}
+
+/// Approves or rejects the BMC in a slot that waits for approval. The body names the
+/// `Identity` the operator checked: a BMC swapped in meanwhile is not the one decided on.
+async fn decide<M: ChassisManager + Clone + 'static>(
+    s: &AppState<M>,
+    caller: &Caller,
+    id: &str,
+    body: &Bytes,
+    decision: Decision,
+) -> Res {
+    // Redfish's privilege map would say ConfigureManager (Administrator); an Operator's,
+    // like ResetToDefaults, because the control plane's chassis account is an Operator
+    // and the decision names the exact identity the operator checked.
+    require(caller, Role::Operator)?;
+    let slot = bmc_slot(s, id).await?;
+    let action = match decision {
+        Decision::Approve => "RackletBmc.Approve",
+        Decision::Reject => "RackletBmc.Reject",
+    };
+    let o = json_object(body)?;
+    only_known(&o, &["Identity"])?;
+    let given = o
+        .get("Identity")
+        .and_then(Value::as_str)
+        .map(str::to_ascii_lowercase)
+        .ok_or_else(|| {
+            RedfishError::bad_request(Message::ActionParameterMissing {
+                action: action.into(),
+                parameter: "Identity".into(),
+            })
+        })?;
+    let waiting = s
+        .manager
+        .trays()
+        .await
+        .into_iter()
+        .find(|t| t.slot == slot)
+        .and_then(|t| match t.trust {
+            BmcTrust::PendingApproval { identity, .. } => Some(identity),
+            _ => None,
+        });
+    match waiting {
+        Some(identity) if identity == given => {}
+        Some(identity) => {
+            let mut err = RedfishError::new(StatusCode::CONFLICT, Message::ResourceInUse);
+            err.messages.push(Message::GeneralError(format!(
+                "the BMC in tray {slot} shows identity {identity}, not {given}; check it again before deciding"
+            )));
+            return Err(err);
+        }
+        None => {
+            let mut err = RedfishError::new(StatusCode::CONFLICT, Message::ResourceInUse);
+            err.messages.push(Message::GeneralError(format!(
+                "the BMC in tray {slot} does not wait for approval"
+            )));
+            return Err(err);
+        }
+    }
+    match decision {
+        Decision::Approve => s.manager.approve(&given).await,
+        Decision::Reject => s.manager.reject(&given).await,
+    }
+    .map_err(busy_is_conflict)?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn approve<M: ChassisManager + Clone + 'static>(
+    State(s): St<M>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Res {
+    decide(&s, &caller, &id, &body, Decision::Approve).await
+}
+
+async fn reject<M: ChassisManager + Clone + 'static>(
+    State(s): St<M>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Res {
+    decide(&s, &caller, &id, &body, Decision::Reject).await
 }
 
 /// A daemon that is busy with the target (an update, a refused state) answers 409.
@@ -175,7 +294,16 @@ async fn manager<M: ChassisManager + Clone + 'static>(
                     "target": format!("/redfish/v1/Managers/{id}/Actions/Manager.ResetToDefaults"),
                     "ResetType@Redfish.AllowableValues": DefaultsResetType::allowable_values(),
                 },
+                "Oem": {
+                    "#RackletBmc.Approve": {
+                        "target": format!("/redfish/v1/Managers/{id}/Actions/Oem/RackletBmc.Approve"),
+                    },
+                    "#RackletBmc.Reject": {
+                        "target": format!("/redfish/v1/Managers/{id}/Actions/Oem/RackletBmc.Reject"),
+                    },
+                },
             },
+            "Oem": {"Racklet": trust_oem(&t.trust)},
             "Status": status(&t),
             "Links": {
                 "ManagerForServers": [{"@odata.id": format!("/redfish/v1/Systems/{slot}")}],

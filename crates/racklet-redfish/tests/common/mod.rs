@@ -35,6 +35,12 @@ pub struct SimService {
 /// (3 s simulated), runs `prepare` on the rack and the service's data dir, then starts the
 /// Redfish service of the first chassis and keeps the rack running at ten times real time.
 pub fn start(name: &str, prepare: impl FnOnce(&mut Rack, &Path)) -> SimService {
+    start_with(name, true, prepare)
+}
+
+/// [`start`], with the daemons trusting the rack's BMCs (`approve`) or every BMC waiting
+/// for an operator.
+pub fn start_with(name: &str, approve: bool, prepare: impl FnOnce(&mut Rack, &Path)) -> SimService {
     let dir = std::env::temp_dir().join(format!("racklet-redfish-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let service_dir = dir.join("redfish");
@@ -49,7 +55,7 @@ pub fn start(name: &str, prepare: impl FnOnce(&mut Rack, &Path)) -> SimService {
             ..TwinConfig::default()
         },
         &dir,
-        true,
+        approve,
     )
     .expect("rack");
     rack.advance(Duration::from_secs(3));

@@ -252,6 +252,43 @@ impl DaemonCore {
         Ok(())
     }
 
+    /// Rejects the BMC waiting for approval with this identity (hex): it is never enrolled,
+    /// and shows as refused (persisted, so a restart does not ask again).
+    pub fn reject(&mut self, identity: &str) -> Result<(), RmdError> {
+        let identity = identity.to_ascii_lowercase();
+        let slot = self
+            .conns
+            .iter()
+            .find(|(_, c)| matches!(&c.trust, BmcTrust::PendingApproval { identity: i, .. } if *i == identity))
+            .map(|(s, _)| *s)
+            .ok_or_else(|| RmdError::UnknownIdentity(identity.clone()))?;
+        self.trust.approved.retain(|a| *a != identity);
+        if !self.trust.rejected.contains(&identity) {
+            self.trust.rejected.push(identity.clone());
+        }
+        if let Err(e) = self.store.save(&self.trust) {
+            self.event(
+                Severity::Critical,
+                Some(slot),
+                format!("cannot persist the rejection: {}", error_chain(&e)),
+            );
+        }
+        if let Some(conn) = self.conns.get_mut(&slot) {
+            conn.trust = BmcTrust::Refused {
+                reason: format!("an operator rejected BMC identity {identity}"),
+            };
+        }
+        self.event(
+            Severity::Warning,
+            Some(slot),
+            format!(
+                "operator rejected BMC {} in tray {slot}; it is not trusted",
+                &identity[..16.min(identity.len())]
+            ),
+        );
+        Ok(())
+    }
+
     /// Forgets the enrollment key of the BMC in `slot`, which no longer proves it (a wiped
     /// BMC), and enrolls the identity it shows at its next hello: an operator's decision
     /// that this BMC is the one it claims to be. Refused for any BMC not in that state.
@@ -262,8 +299,8 @@ impl DaemonCore {
         let Some(conn) = self.conns.get_mut(&slot) else {
             return Err(RmdError::Absent(slot));
         };
-        // Only a BMC that cannot prove its key: a trusted one keeps its key, and a new one
-        // waits for approval.
+        // Only a BMC that cannot prove its key, or one an operator rejected: a trusted one
+        // keeps its key, and a new one waits for approval.
         if !matches!(conn.trust, BmcTrust::Refused { .. }) {
             return Err(RmdError::Busy(format!(
                 "the BMC in tray {slot} is not refused (it proves its key or waits for approval); there is no key to forget"

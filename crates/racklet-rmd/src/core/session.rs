@@ -174,7 +174,29 @@ impl DaemonCore {
             return;
         }
         let reenroll = self.conns.get(&slot).is_some_and(|c| c.reenroll);
+        if !reenroll && self.trust.rejected.contains(&identity) {
+            let Some(conn) = self.conns.get_mut(&slot) else {
+                return;
+            };
+            let reason = format!("an operator rejected BMC identity {identity}");
+            let repeated = conn.trust
+                == BmcTrust::Refused {
+                    reason: reason.clone(),
+                };
+            conn.trust = BmcTrust::Refused { reason };
+            conn.hello_at = Some(self.now);
+            if !repeated {
+                self.event(
+                    Severity::Warning,
+                    Some(slot),
+                    format!("BMC in tray {slot} shows identity {} that an operator rejected; it is not trusted (to trust it after all: Manager.ResetToDefaults on Managers/bmc-{slot})", &identity[..16]),
+                );
+            }
+            return;
+        }
         if reenroll && !self.trust.approved.contains(&identity) {
+            // The operator's ResetToDefaults: trusted now, even if rejected before.
+            self.trust.rejected.retain(|r| *r != identity);
             self.trust.approved.push(identity.clone());
             if let Err(e) = self.store.save(&self.trust) {
                 self.event(
