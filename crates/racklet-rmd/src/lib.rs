@@ -10,6 +10,7 @@
 pub mod backplane;
 pub mod core;
 pub mod fan;
+pub mod linux;
 pub mod metrics;
 pub mod store;
 
