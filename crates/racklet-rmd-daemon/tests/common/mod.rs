@@ -7,6 +7,8 @@
 #![allow(clippy::expect_used)]
 #![allow(dead_code)] // each test binary uses a different part
 
+pub mod daemon;
+
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -1,0 +1,264 @@
+//! `racklet-rmd` against the real BMC firmware image running in the rp2040js emulator
+//! (`firmware/emulator/harness.mjs`), driven through Redfish: the firmware enumerates on
+//! USB with its unique ID as serial number, waits for an operator's approval, enrolls and
+//! keeps a session with the daemon, drives DCDC_EN when Redfish powers the system on, its
+//! PAC1921 readings come back as watts, and the console carries bytes both ways.
+//!
+//! Whole-stack tier: needs Node with `npm ci` done in `firmware/emulator`, `socat`, and
+//! the emulator image that `scripts/build-firmware` builds (its output directory in
+//! `RACKLET_FIRMWARE_DIR`); `scripts/test` provides all three.
+#![cfg(feature = "whole-stack-tests")]
+// reason: tests may expect: a panic is their failure report.
+#![allow(clippy::expect_used)]
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{mpsc, Arc};
+use std::time::Instant;
+
+use common::daemon::{field, write_config, Daemon, Redfish, WITHIN};
+use common::{wait_for, Tree};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+
+const SERIAL: &str = "E6614103E7452D2F";
+
+/// The firmware image in rp2040js, its events read as they come.
+struct Emulator {
+    child: Child,
+    events: mpsc::Receiver<Value>,
+    seen: Vec<Value>,
+}
+
+impl Emulator {
+    fn start(dir: &Path) -> Emulator {
+        let image = PathBuf::from(std::env::var_os("RACKLET_FIRMWARE_DIR").expect(
+            "RACKLET_FIRMWARE_DIR names scripts/build-firmware's output (scripts/test sets it)",
+        ))
+        .join("racklet-bmc-emulator.bin");
+        assert!(
+            image.exists(),
+            "{} is missing: run scripts/build-firmware",
+            image.display()
+        );
+        let harness =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../firmware/emulator/harness.mjs");
+        let mut child = Command::new("node")
+            .arg(harness)
+            .arg("--image")
+            .arg(&image)
+            .args(["--serial", SERIAL, "--volts", "5.1", "--load-watts", "3.1"])
+            .arg("--usb-pty")
+            .arg(dir.join("usb"))
+            .arg("--console-pty")
+            .arg(dir.join("console"))
+            .stdin(Stdio::piped()) // it stops on stdin EOF: kept open until the test ends
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("node runs the harness (npm ci in firmware/emulator)");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, events) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                eprintln!("rp2040js: {line}");
+                if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                    if tx.send(v).is_err() {
+                        break;
+                    }
+                }
+            }
+        });
+        Emulator {
+            child,
+            events,
+            seen: Vec::new(),
+        }
+    }
+
+    /// The first event named `name` for which `pred` holds.
+    fn wait_event(&mut self, name: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        let matches = |v: &Value| v["event"] == name && pred(v);
+        if let Some(v) = self.seen.iter().find(|v| matches(v)) {
+            return v.clone();
+        }
+        let deadline = Instant::now() + WITHIN;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let v = self.events.recv_timeout(left).unwrap_or_else(|_| {
+                panic!("no {name} event from the emulator; saw {:#?}", self.seen)
+            });
+            assert_ne!(v["event"], "fault", "the firmware faulted: {v}");
+            self.seen.push(v.clone());
+            if matches(&v) {
+                return v;
+            }
+        }
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racklet_rmd_enrolls_and_powers_the_real_firmware_in_rp2040js_through_redfish() {
+    let tree = Tree::new();
+    let mut emulator = Emulator::start(&tree.root);
+    let usb = emulator.wait_event("usb-enumerated", |_| true);
+    assert_eq!(
+        usb["serial"], SERIAL,
+        "USB serial number = the flash's unique ID: {usb}"
+    );
+    assert_eq!(
+        usb["serialFromDevice"], true,
+        "read from the device's descriptor: {usb}"
+    );
+    assert_eq!(
+        (usb["vid"].as_u64(), usb["pid"].as_u64()),
+        (Some(0x1209), Some(0x7ac1))
+    );
+    emulator.wait_event("ready", |_| true);
+    let dcdc_low = emulator.wait_event("gpio", |v| v["name"] == "DCDC_EN");
+    assert_eq!(dcdc_low["level"], 0, "a new BMC leaves its tray off");
+
+    let serial = u64::from_str_radix(SERIAL, 16).expect("hex");
+    tree.plug("ttyACM0", 1, serial, &tree.root.join("usb"));
+    let config = write_config(&tree, &[]);
+    let mut daemon = Daemon::start(&config, false);
+    let serving = daemon.wait_line("serving");
+    let base = field(&serving, "redfish")
+        .trim_end_matches("/redfish/v1")
+        .to_string();
+    let created = daemon.wait_line("created Redfish account");
+    let password_file = created
+        .split("password is in ")
+        .nth(1)
+        .and_then(|s| s.split(" (owner-only)").next())
+        .expect("password file in the log");
+    let password = std::fs::read_to_string(password_file)
+        .expect("password")
+        .trim()
+        .to_string();
+    let redfish = Redfish::new(&tree, base.clone(), password.clone());
+
+    // A new BMC waits for an operator; approving its identity enrolls it.
+    wait_for("bmc-1 pending approval", WITHIN, async || {
+        redfish.trust(1).await == "PendingApproval"
+    })
+    .await;
+    let manager = redfish.get("/redfish/v1/Managers/bmc-1").await;
+    let identity = manager["Oem"]["Racklet"]["Identity"]
+        .as_str()
+        .expect("identity")
+        .to_string();
+    assert_eq!(
+        identity.len(),
+        64,
+        "an Ed25519 public key in hex: {manager}"
+    );
+    let status = redfish
+        .post(
+            "/redfish/v1/Managers/bmc-1/Actions/Oem/RackletBmc.Approve",
+            json!({"Identity": identity}),
+        )
+        .await;
+    assert!(status.is_success(), "approve: {status}");
+    wait_for("bmc-1 trusted (enrolled, in session)", WITHIN, async || {
+        redfish.trust(1).await == "Trusted"
+    })
+    .await;
+
+    // Power on through Redfish: the firmware drives DCDC_EN and its PAC1921 reads watts.
+    let status = redfish
+        .post(
+            "/redfish/v1/Systems/1/Actions/ComputerSystem.Reset",
+            json!({"ResetType": "On"}),
+        )
+        .await;
+    assert!(status.is_success(), "Reset On: {status}");
+    emulator.wait_event("gpio", |v| v["name"] == "DCDC_EN" && v["level"] == 1);
+    wait_for("the tray's watts in Redfish", WITHIN, async || {
+        let s = redfish
+            .get("/redfish/v1/Chassis/tray-1/Sensors/Power")
+            .await;
+        s["Reading"].as_f64().is_some_and(|w| (w - 3.1).abs() < 0.1)
+    })
+    .await;
+
+    // The console both ways, through the daemon's console WebSocket.
+    let ca = std::fs::read(tree.root.join("state/redfish/tls/cert.pem")).expect("certificate");
+    let tls = racklet_client::client::tls_config(&ca).expect("TLS config");
+    let url = format!(
+        "{}/racklet/v1/Systems/1/Console",
+        base.replace("https://", "wss://")
+    );
+    let mut request =
+        tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(url)
+            .expect("request");
+    let basic = base64_basic("admin", &password);
+    request
+        .headers_mut()
+        .insert("Authorization", basic.parse().expect("header"));
+    let (mut ws, _) = tokio_tungstenite::connect_async_tls_with_config(
+        request,
+        None,
+        false,
+        Some(tokio_tungstenite::Connector::Rustls(Arc::new(tls))),
+    )
+    .await
+    .expect("console WebSocket");
+    let console_path = tree.root.join("console");
+    let mut console = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&console_path)
+        .expect("console pty");
+    console
+        .write_all(b"racklet-node login: ")
+        .expect("write to the tray's UART");
+    let mut got = Vec::new();
+    let deadline = Instant::now() + WITHIN;
+    while !String::from_utf8_lossy(&got).contains("racklet-node login: ") {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, ws.next()).await {
+            Ok(Some(Ok(m))) => got.extend_from_slice(&m.into_data()),
+            other => panic!("the console did not carry the tray's output: {other:?}, got {got:?}"),
+        }
+    }
+    ws.send(tokio_tungstenite::tungstenite::Message::Text(
+        "root\n".into(),
+    ))
+    .await
+    .expect("type into the console");
+    let typed = tokio::task::spawn_blocking(move || {
+        let mut buf = [0u8; 64];
+        let mut typed = Vec::new();
+        while !typed.ends_with(b"root\n") {
+            let n = console.read(&mut buf).expect("read the tray's UART");
+            typed.extend_from_slice(&buf[..n]);
+        }
+        typed
+    });
+    let typed = tokio::time::timeout(WITHIN, typed)
+        .await
+        .expect("typed bytes reach the UART")
+        .expect("reader");
+    assert!(typed.ends_with(b"root\n"), "{typed:?}");
+
+    let log = daemon.terminate();
+    assert!(log.iter().any(|l| l.contains("SIGTERM: stopping")));
+}
+
+fn base64_basic(user: &str, password: &str) -> String {
+    use base64::Engine as _;
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+    )
+}
