@@ -4,7 +4,7 @@
 //! | RP2040 | HAT net | direction |
 //! |---|---|---|
 //! | GPIO0 / GPIO1 | UART0 TX / RX: the compute unit's serial console (its GPIO15 / GPIO14) | both |
-//! | GPIO2 | `DCDC_EN`: the tray's DC-DC converter (external pull-down: off while the BMC resets) | out |
+//! | GPIO2 | `DCDC_EN`: the tray's DC-DC converter (external pull-down: off while the BMC resets, so a BMC reset power-cycles the tray on this revision) | out |
 //! | GPIO3 | `EEPROM_WP`: the compute unit's HAT EEPROM write protect (high = protected) | out |
 //! | GPIO4 / GPIO5 | I2C0 SDA / SCL: PAC1921 power monitor at 0x4C | both |
 //! | GPIO6 | power button: the compute unit's shutdown GPIO (high = pressed) | out |

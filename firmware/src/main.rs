@@ -9,6 +9,9 @@
 #![no_std]
 #![no_main]
 
+mod anchors {
+    include!(concat!(env!("OUT_DIR"), "/anchors.rs"));
+}
 mod board;
 mod console;
 mod identity;
@@ -76,8 +79,10 @@ async fn usb_task(mut device: UsbDevice<'static, Driver<'static, USB>>) -> ! {
     device.run().await
 }
 
-/// A line's level as the previous firmware left it, so a BMC reset adopts the tray's power
-/// state instead of changing it.
+/// A line's level as the board holds it when the firmware starts. `embassy_rp::init` has
+/// reset the pads, so this is what the HAT's circuit gives: with this revision's pull-down,
+/// low, so a BMC reset powers its tray off; a HAT that latches DCDC_EN in hardware keeps
+/// the tray on, and the BMC adopts that.
 fn adopt_level(mut pin: Peri<'static, impl embassy_rp::gpio::Pin>) -> Output<'static> {
     let high = Input::new(pin.reborrow(), Pull::None).is_high();
     Output::new(pin, if high { Level::High } else { Level::Low })
@@ -194,13 +199,24 @@ async fn main(spawner: Spawner) {
     };
     let mut identify_led = Output::new(p.PIN_25, Level::Low);
     let Ok(mut bmc) = Bmc::boot(config, peripherals, keys, slots, &mut rng) else {
-        // The key store does not parse or flash fails: blink the identify LED and let the
-        // watchdog starve (a person re-provisions the BMC; its tray keeps its power).
+        // The key store does not parse or flash fails: blink the identify LED and keep
+        // feeding the watchdog, so the chip does not reset in a loop; a person
+        // re-provisions the BMC.
         loop {
             identify_led.toggle();
+            watchdog.feed(WATCHDOG_TIMEOUT);
             Timer::after_millis(250).await;
         }
     };
+
+    // The signing keys built into this image join the key store (written once, not at
+    // every boot: flash wears).
+    for key in anchors::BUILT_IN {
+        if !bmc.key_store().trust_anchors.contains(key) {
+            // A full anchor list or a flash failure leaves updates to the keys it has.
+            let _ = bmc.add_trust_anchor(*key);
+        }
+    }
 
     let mut packet = [0u8; PACKET as usize];
     let mut outbox: heapless::Vec<u8, 4096> = heapless::Vec::new();
@@ -208,8 +224,13 @@ async fn main(spawner: Spawner) {
     loop {
         match select(usb_rx.read_packet(&mut packet), Timer::after(TICK)).await {
             Either::First(Ok(n)) => bmc.receive(&packet[..n], &mut rng, |frame| {
-                // A frame that does not fit is dropped whole; the daemon retries.
-                let _ = outbox.extend_from_slice(frame);
+                // A leading delimiter ends whatever a cut-off earlier frame left in the
+                // daemon's reader; a frame that does not fit is dropped whole (the
+                // daemon retries).
+                if outbox.len() + 1 + frame.len() <= outbox.capacity() {
+                    let _ = outbox.push(0);
+                    let _ = outbox.extend_from_slice(frame);
+                }
             }),
             // Not configured by a host (or unplugged): keep the tray going.
             Either::First(Err(_)) => Timer::after(TICK).await,
@@ -224,11 +245,20 @@ async fn main(spawner: Spawner) {
             }
         }
         bmc.tick();
+        let mut sent_all = true;
         for chunk in outbox.chunks(usize::from(PACKET)) {
             match select(usb_tx.write_packet(chunk), Timer::after(WRITE_TIMEOUT)).await {
                 Either::First(Ok(())) => {}
-                _ => break,
+                _ => {
+                    sent_all = false;
+                    break;
+                }
             }
+        }
+        // A transfer that ends on a full packet needs a zero-length packet, or the host
+        // keeps its last bytes (the frame's delimiter) until more data comes.
+        if sent_all && !outbox.is_empty() && outbox.len().is_multiple_of(usize::from(PACKET)) {
+            let _ = select(usb_tx.write_packet(&[]), Timer::after(WRITE_TIMEOUT)).await;
         }
         outbox.clear();
         watchdog.feed(WATCHDOG_TIMEOUT);

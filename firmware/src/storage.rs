@@ -5,7 +5,7 @@
 //! | offset | size | what |
 //! |---|---|---|
 //! | 0x00_0000 | 960 KiB | slot A: boot2 and this image, as the UF2 writes them |
-//! | 0x0F_0000 | 960 KiB | slot B: a staged image |
+//! | 0x0F_0000 | 960 KiB | slot B: a staged image (once the A/B boot stage exists) |
 //! | 0x1E_0000 | 120 KiB | reserved for the A/B boot stage's state |
 //! | 0x1F_E000 | 2 × 4 KiB | key store, two copies written alternately |
 //!
@@ -24,15 +24,15 @@ const MAGIC: u32 = 0x5243_4B53; // "RCKS"
 const RECORD_HEADER: usize = 4 + 4 + 2 + 32;
 
 /// Storage errors.
-#[cfg_attr(feature = "emulator", allow(dead_code))] // RAM never fails and has no running slot
+#[cfg_attr(feature = "emulator", allow(dead_code))] // RAM never fails and needs no boot stage
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StorageError {
     /// The flash driver failed (address, alignment, or the part did not answer).
     Flash,
     /// More bytes than a sector (or a slot) holds.
     TooLarge,
-    /// Slot A holds the running image; it is never erased from under itself.
-    SlotInUse,
+    /// Firmware slots need the A/B boot stage, which this image does not have yet.
+    NoBootStage,
     /// A slot number other than 0 (A) or 1 (B).
     NoSuchSlot,
 }
@@ -170,56 +170,33 @@ mod flash {
         }
     }
 
-    /// The A/B slots in flash. Slot A holds the running image until the A/B boot stage
-    /// exists, so only slot B is written.
+    /// The A/B slots in flash. Until the A/B boot stage exists the boot ROM always runs
+    /// slot A, so an image staged in slot B could never boot: the board image offers no
+    /// capacity and the core refuses every update with a clear error (reflash the UF2
+    /// instead). Slot A can be read back.
     pub struct FlashSlots {
         pub flash: SharedFlash,
-    }
-
-    impl FlashSlots {
-        fn base(slot: u8) -> Result<u32, StorageError> {
-            match slot {
-                0 => Err(StorageError::SlotInUse),
-                1 => Ok(FLASH_SLOT_BYTES),
-                _ => Err(StorageError::NoSuchSlot),
-            }
-        }
     }
 
     impl FirmwareSlots for FlashSlots {
         type Error = StorageError;
 
         fn capacity(&self) -> u32 {
-            FLASH_SLOT_BYTES
+            0
         }
 
-        fn erase(&mut self, slot: u8) -> Result<(), StorageError> {
-            let base = Self::base(slot)?;
-            self.flash
-                .borrow_mut()
-                .blocking_erase(base, base + FLASH_SLOT_BYTES)
-                .map_err(|_| StorageError::Flash)
+        fn erase(&mut self, _slot: u8) -> Result<(), StorageError> {
+            Err(StorageError::NoBootStage)
         }
 
-        fn write(&mut self, slot: u8, offset: u32, data: &[u8]) -> Result<(), StorageError> {
-            let base = Self::base(slot)?;
-            let len = u32::try_from(data.len()).map_err(|_| StorageError::TooLarge)?;
-            let end = offset.checked_add(len).ok_or(StorageError::TooLarge)?;
-            if end > FLASH_SLOT_BYTES {
-                return Err(StorageError::TooLarge);
-            }
-            self.flash
-                .borrow_mut()
-                .blocking_write(base + offset, data)
-                .map_err(|_| StorageError::Flash)
+        fn write(&mut self, _slot: u8, _offset: u32, _data: &[u8]) -> Result<(), StorageError> {
+            Err(StorageError::NoBootStage)
         }
 
         fn read(&mut self, slot: u8, offset: u32, buf: &mut [u8]) -> Result<(), StorageError> {
-            let base = match slot {
-                0 => 0,
-                1 => FLASH_SLOT_BYTES,
-                _ => return Err(StorageError::NoSuchSlot),
-            };
+            if slot != 0 {
+                return Err(StorageError::NoSuchSlot);
+            }
             let len = u32::try_from(buf.len()).map_err(|_| StorageError::TooLarge)?;
             let end = offset.checked_add(len).ok_or(StorageError::TooLarge)?;
             if end > FLASH_SLOT_BYTES {
@@ -227,7 +204,7 @@ mod flash {
             }
             self.flash
                 .borrow_mut()
-                .blocking_read(base + offset, buf)
+                .blocking_read(offset, buf)
                 .map_err(|_| StorageError::Flash)
         }
     }

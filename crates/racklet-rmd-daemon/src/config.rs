@@ -140,7 +140,7 @@ ok = "racklet:green:tray1"
     fn the_shipped_example_configuration_parses() {
         let f = DaemonFile::parse(Path::new("dist/rmd.toml"), include_str!("../dist/rmd.toml"))
             .expect("the example in dist/ parses");
-        assert_eq!(f.devices.ports.len(), 6);
+        assert_eq!(f.devices.ports.len(), 7);
         assert_eq!(f.redfish_listen.port(), 443);
     }
 

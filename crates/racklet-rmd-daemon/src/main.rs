@@ -91,6 +91,16 @@ fn run(args: &Args) -> anyhow::Result<()> {
         )
     })?;
     config.pre_approved.clone_from(&file.pre_approved);
+    for tray in &config.trays {
+        if !file.devices.ports.contains_key(&tray.slot) {
+            tracing::warn!(
+                "{}: tray {} of {} has no hub port in [devices.ports]; its BMC will not be found",
+                args.config.display(),
+                tray.slot,
+                file.chassis
+            );
+        }
+    }
     let fans: Vec<String> = config.fans.iter().map(|f| f.name.clone()).collect();
     let backplane = LinuxBackplane::new(&file.devices, &fans)
         .with_context(|| format!("{}: the device map", args.config.display()))?;

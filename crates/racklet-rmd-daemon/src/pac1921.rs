@@ -49,7 +49,7 @@ pub fn run(args: &Pac1921Args) -> anyhow::Result<()> {
     let window = Duration::from_millis(args.window_ms);
     println!("window_s\tvolts\tamps\twatts\toverflow");
     measure(
-        Pac1921::new(i2c, args.address, args.gain, args.shunt_ohms),
+        &mut Pac1921::new(i2c, args.address, args.gain, args.shunt_ohms),
         args.count,
         || std::thread::sleep(window),
         |r| {
@@ -75,7 +75,7 @@ pub fn run(args: &Pac1921Args) -> anyhow::Result<()> {
 /// Starts the chip, then reads `count` windows (0: forever), calling `wait` for each
 /// window's length and `out` with its reading.
 pub fn measure<I: I2c>(
-    mut pac: Pac1921<I>,
+    pac: &mut Pac1921<I>,
     count: u32,
     mut wait: impl FnMut(),
     mut out: impl FnMut(&Reading),
@@ -189,8 +189,12 @@ mod tests {
         let trace = include_str!("../tests/data/pac1921.trace");
         let replay = Replay::load(trace);
         let mut readings = Vec::new();
-        let pac = Pac1921::new(replay, 0x4c, 0x0a, 0.010);
-        measure(pac, 2, || {}, |r| readings.push(*r)).expect("the trace is a PAC1921");
+        let mut pac = Pac1921::new(replay, 0x4c, 0x0a, 0.010);
+        measure(&mut pac, 2, || {}, |r| readings.push(*r)).expect("the trace is a PAC1921");
+        assert!(
+            pac.release().ops.is_empty(),
+            "the driver read the whole trace"
+        );
         assert_eq!(readings.len(), 2);
         for r in &readings {
             assert!((r.volts - 5.1).abs() < 0.05, "{r:?}");
@@ -202,8 +206,8 @@ mod tests {
     #[test]
     fn a_chip_with_other_ids_is_refused() {
         let trace = "wr 4c fd -> 40\nwr 4c fe -> 5d\n";
-        let pac = Pac1921::new(Replay::load(trace), 0x4c, 0x0a, 0.010);
-        let e = measure(pac, 1, || {}, |_| {}).expect_err("not a PAC1921");
+        let mut pac = Pac1921::new(Replay::load(trace), 0x4c, 0x0a, 0.010);
+        let e = measure(&mut pac, 1, || {}, |_| {}).expect_err("not a PAC1921");
         assert!(
             matches!(e, Error::NotPac1921 { product: 0x40, .. }),
             "{e:?}"

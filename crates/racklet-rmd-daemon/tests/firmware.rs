@@ -101,6 +101,16 @@ impl Emulator {
 
 impl Drop for Emulator {
     fn drop(&mut self) {
+        // SIGTERM lets the harness end its socat children; SIGKILL only if it hangs.
+        let pid = rustix::process::Pid::from_child(&self.child);
+        let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+        let deadline = Instant::now() + std::time::Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -250,6 +260,42 @@ async fn racklet_rmd_enrolls_and_powers_the_real_firmware_in_rp2040js_through_re
         .expect("typed bytes reach the UART")
         .expect("reader");
     assert!(typed.ends_with(b"root\n"), "{typed:?}");
+
+    // Firmware updates (the emulator image trusts firmware/emulator/test-signing-key): a
+    // bundle with one byte changed is refused and nothing changes; the same bundle intact
+    // is verified and staged, and the BMC resets into the new slot.
+    let key = racklet_firmware_bundle::read_key(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../../firmware/emulator/test-signing-key"),
+    )
+    .expect("the test signing key");
+    let image: Vec<u8> = (0..16 * 1024u32).map(|i| (i % 251) as u8).collect();
+    let good = racklet_firmware_bundle::bundle(&key, &image, 2).expect("bundle");
+    let mut tampered = good.clone();
+    if let Some(b) = tampered.last_mut() {
+        *b ^= 0x01;
+    }
+    let task = redfish.update(1, tampered).await;
+    assert_eq!(task["TaskState"], "Exception", "{task:#}");
+    assert!(
+        task.to_string().contains("signature"),
+        "the refusal names the signature: {task:#}"
+    );
+    assert_eq!(
+        redfish.trust(1).await,
+        "Trusted",
+        "a refused bundle changes nothing"
+    );
+    assert!(
+        !emulator.seen.iter().any(|e| e["event"] == "reset"),
+        "no reset for a refused bundle"
+    );
+    let inventory = redfish
+        .get("/redfish/v1/UpdateService/FirmwareInventory/bmc-1")
+        .await;
+    assert_eq!(inventory["Version"], "1", "{inventory:#}");
+    let monitor = redfish.start_update(1, good).await;
+    emulator.wait_event("reset", |_| true);
+    drop(monitor);
 
     let log = daemon.terminate();
     assert!(log.iter().any(|l| l.contains("SIGTERM: stopping")));

@@ -205,8 +205,8 @@ async fn a_new_bmc_in_a_known_slot_is_not_trusted_until_an_operator_approves_it(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn fan_pwm_follows_the_trays_temperatures_through_hwmon_and_goes_failsafe_when_one_is_silent()
-{
+async fn fan_pwm_follows_the_trays_temperatures_through_hwmon_goes_failsafe_when_one_is_silent_and_is_given_back(
+) {
     let tree = Tree::new();
     let hwmon = tree.hwmon(3, "emc2305", 2);
     let a = BmcOnPty::start(7, 1);
@@ -249,4 +249,12 @@ async fn fan_pwm_follows_the_trays_temperatures_through_hwmon_and_goes_failsafe_
     })
     .await;
     assert_eq!(pwm(2), Some(51), "the other zone is not affected");
+
+    // A stopped daemon gives the fans back to the chip's own control (mode 2 here).
+    drop(rmd);
+    let enable = || std::fs::read_to_string(hwmon.join("pwm1_enable")).unwrap_or_default();
+    wait_for("pwm1_enable restored", WITHIN, async || {
+        enable().trim() == "2"
+    })
+    .await;
 }

@@ -200,6 +200,63 @@ impl Redfish {
             .status()
     }
 
+    /// Uploads a firmware bundle for `slot`'s BMC; the task monitor's URL.
+    pub async fn start_update(&self, slot: u32, bundle: Vec<u8>) -> String {
+        let params = serde_json::json!({
+            "Targets": [format!("/redfish/v1/UpdateService/FirmwareInventory/bmc-{slot}")]
+        });
+        let form = reqwest::multipart::Form::new()
+            .part(
+                "UpdateParameters",
+                reqwest::multipart::Part::text(params.to_string())
+                    .mime_str("application/json")
+                    .expect("mime"),
+            )
+            .part(
+                "UpdateFile",
+                reqwest::multipart::Part::bytes(bundle).file_name("racklet-bmc.bin"),
+            );
+        let r = self
+            .http
+            .post(format!("{}/redfish/v1/UpdateService/upload", self.base))
+            .basic_auth("admin", Some(&self.password))
+            .multipart(form)
+            .send()
+            .await
+            .expect("upload");
+        assert_eq!(r.status(), 202, "the upload starts a task");
+        let monitor = r.headers()["Location"]
+            .to_str()
+            .expect("Location")
+            .to_string();
+        format!("{}{monitor}", self.base)
+    }
+
+    /// Uploads a firmware bundle and waits for its task to end; the task.
+    pub async fn update(&self, slot: u32, bundle: Vec<u8>) -> Value {
+        let monitor = self.start_update(slot, bundle).await;
+        let deadline = Instant::now() + WITHIN;
+        loop {
+            let r = self
+                .http
+                .get(&monitor)
+                .basic_auth("admin", Some(&self.password))
+                .send()
+                .await
+                .expect("task monitor");
+            let done = r.status() == 200;
+            let task: Value = r.json().await.expect("task");
+            if done {
+                return task;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the update task did not end: {task:#}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     pub async fn trust(&self, slot: u32) -> String {
         let m = self.get(&format!("/redfish/v1/Managers/bmc-{slot}")).await;
         m["Oem"]["Racklet"]["Trust"]

@@ -1,7 +1,9 @@
 //! Chassis fans through Linux hwmon: `pwmN` (0–255) with `pwmN_enable` = 1 (manual), and
 //! `fanN_input` (RPM). The chip is found by its `name` attribute under `class/hwmon`, since
 //! `hwmonK` numbers depend on probe order; a missing chip or file reads as an absent
-//! sensor, and the daemon's failsafe treats it so.
+//! sensor, and the daemon's failsafe treats it so. When the daemon stops, each PWM goes
+//! back to the control mode it had before (the chip's own automatic mode, usually), so a
+//! stopped daemon does not leave the fans at its last duty.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -16,8 +18,9 @@ pub struct HwmonFans {
     channels: Vec<HwmonChannel>,
     /// Each fan's chip directory, once found.
     chips: Vec<Option<PathBuf>>,
-    /// Fans whose PWM was switched to manual control.
-    manual: Vec<bool>,
+    /// Fans whose PWM this daemon switched to manual control: the chip directory and the
+    /// `pwmN_enable` value it had before.
+    manual: Vec<Option<(PathBuf, String)>>,
     /// Fans whose failure was logged (once until they work again).
     warned: Vec<bool>,
 }
@@ -29,7 +32,7 @@ impl HwmonFans {
             sys: sys.to_path_buf(),
             channels,
             chips: vec![None; n],
-            manual: vec![false; n],
+            manual: vec![None; n],
             warned: vec![false; n],
         }
     }
@@ -67,8 +70,18 @@ impl HwmonFans {
         let Some(channel) = self.channels.get(fan).map(|c| c.channel) else {
             return;
         };
-        if !self.manual.get(fan).copied().unwrap_or(true) {
-            if let Err(e) = fs::write(dir.join(format!("pwm{channel}_enable")), "1") {
+        // A chip that came back (driver rebound) is in its own mode again.
+        let taken = self
+            .manual
+            .get(fan)
+            .is_some_and(|m| m.as_ref().is_some_and(|(d, _)| *d == dir));
+        if !taken {
+            let enable = dir.join(format!("pwm{channel}_enable"));
+            let before = fs::read_to_string(&enable)
+                .unwrap_or_default()
+                .trim()
+                .to_string();
+            if let Err(e) = fs::write(&enable, "1") {
                 self.warn(
                     fan,
                     &format!("cannot take manual control (pwm{channel}_enable): {e}"),
@@ -76,7 +89,7 @@ impl HwmonFans {
                 return;
             }
             if let Some(m) = self.manual.get_mut(fan) {
-                *m = true;
+                *m = Some((dir.clone(), before));
             }
         }
         // reason: the duty is clamped to 0..=1, so the value is in 0..=255.
@@ -107,6 +120,21 @@ impl HwmonFans {
                 *w = true;
                 let chip = self.channels.get(fan).map_or("?", |c| c.chip.as_str());
                 tracing::warn!(fan, chip, "fan control failed: {why}");
+            }
+        }
+    }
+}
+
+impl Drop for HwmonFans {
+    fn drop(&mut self) {
+        for (channel, taken) in self.channels.iter().zip(&self.manual) {
+            let Some((dir, before)) = taken else { continue };
+            if before.is_empty() || before == "1" {
+                continue; // it was manual already: leave the last duty
+            }
+            let enable = dir.join(format!("pwm{}_enable", channel.channel));
+            if let Err(e) = fs::write(&enable, before) {
+                tracing::warn!(chip = %channel.chip, "cannot give the fan back to its chip: {e}");
             }
         }
     }

@@ -28,8 +28,6 @@ pub const RACKLET_BMC_VID: u16 = 0x1209;
 pub const RACKLET_BMC_PID: u16 = 0x7ac1;
 /// A full rescan at least this often, whatever inotify says.
 pub const RESCAN_EVERY: Duration = Duration::from_secs(2);
-/// How long a write waits for a full output buffer to drain before the port counts as gone.
-const WRITE_STALL: Duration = Duration::from_millis(200);
 
 /// A device node's identity: a node that is removed and created again is a new one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -312,31 +310,38 @@ impl UsbPorts {
         }
     }
 
-    pub fn write(&mut self, port: u8, mut bytes: &[u8]) -> io::Result<()> {
+    /// Sends a frame without blocking the daemon: what the port's output buffer cannot take
+    /// now is dropped (the BMC's reader discards the cut-off frame at the next delimiter,
+    /// and the daemon's requests time out and retry).
+    pub fn write(&mut self, port: u8, bytes: &[u8]) -> io::Result<()> {
         let Some(p) = self.open.get(&port) else {
             return Err(io::Error::new(
                 io::ErrorKind::NotConnected,
                 format!("no BMC on hub port {port}"),
             ));
         };
-        let deadline = Instant::now() + WRITE_STALL;
-        while !bytes.is_empty() {
-            match rustix::io::write(&p.fd, bytes) {
-                Ok(n) => bytes = &bytes[n..],
-                Err(rustix::io::Errno::AGAIN) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(1));
+        // A leading delimiter ends anything an earlier cut-off frame left in the BMC's reader.
+        let mut rest: &[u8] = &[0];
+        let mut frame = bytes;
+        loop {
+            if rest.is_empty() {
+                if frame.is_empty() {
+                    return Ok(());
                 }
+                rest = std::mem::take(&mut frame);
+            }
+            match rustix::io::write(&p.fd, rest) {
+                Ok(n) => rest = &rest[n..],
+                Err(rustix::io::Errno::INTR) => {}
                 Err(rustix::io::Errno::AGAIN) => {
                     return Err(io::Error::new(
-                        io::ErrorKind::TimedOut,
+                        io::ErrorKind::WouldBlock,
                         format!("the BMC on hub port {port} is not reading; the frame was dropped"),
                     ));
                 }
-                Err(rustix::io::Errno::INTR) => {}
                 Err(e) => return Err(self.detach(port, &e.to_string())),
             }
         }
-        Ok(())
     }
 }
 
@@ -346,14 +351,16 @@ fn read_hex(path: &Path) -> Option<u64> {
     u64::from_str_radix(text.trim(), 16).ok()
 }
 
-/// Opens a tty raw and non-blocking (Linux's cdc-acm raises DTR on open, which the
-/// firmware's CDC class waits for).
+/// Opens a tty raw, exclusive and non-blocking (Linux's cdc-acm raises DTR on open, which
+/// the firmware's CDC class waits for).
 fn open_tty(node: &Path) -> io::Result<OwnedFd> {
     let fd = rustix::fs::open(
         node,
         OFlags::RDWR | OFlags::NOCTTY | OFlags::NONBLOCK | OFlags::CLOEXEC,
         Mode::empty(),
     )?;
+    // Exclusive: another program (ModemManager probing a new serial port) must not share it.
+    termios::ioctl_tiocexcl(&fd)?;
     let mut t = termios::tcgetattr(&fd)?;
     t.make_raw();
     termios::tcsetattr(&fd, OptionalActions::Now, &t)?;
