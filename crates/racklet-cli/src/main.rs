@@ -229,6 +229,14 @@ fn main() -> ExitCode {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
+    // Large allocations (argon2's 19 MiB per password check) get their own mapping and go
+    // back to the kernel when freed; glibc would otherwise raise this threshold after the
+    // first such free and keep the memory for good.
+    // SAFETY: sets an allocator parameter before any thread exists; a refused value is
+    // just ignored (mallopt returns 0).
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 256 * 1024);
+    }
     let cli = Cli::parse();
     let data_dir = cli.data_dir;
     let result = match cli.command {

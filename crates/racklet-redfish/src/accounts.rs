@@ -11,6 +11,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -488,11 +489,35 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 /// (half the cores, at least one), so that a flood of bad credentials neither blocks the
 /// async workers nor takes every core. Waiting checks queue in arrival order. Each running
 /// verification borrows its working memory (19 MiB with the default parameters) from a
-/// pool of at most one per permit: allocating it afresh each time lets the allocator keep
-/// such a region for every thread that ever ran one.
+/// pool of at most one per permit, so a flood of checks reuses it; the last check to end
+/// frees it, so an idle service does not hold it (a small RMC's memory). The binaries fix
+/// glibc's mmap threshold, so that freed memory goes back to the kernel.
 pub struct Verifier {
     gate: Arc<Semaphore>,
     memory: Arc<Mutex<Vec<Vec<Block>>>>,
+    /// Checks asked for and not yet ended (waiting for a permit or running).
+    in_flight: Arc<AtomicUsize>,
+}
+
+/// One check counted in [`Verifier::in_flight`] until it is dropped.
+struct InFlight(Arc<AtomicUsize>);
+
+impl InFlight {
+    fn new(count: &Arc<AtomicUsize>) -> InFlight {
+        count.fetch_add(1, Ordering::SeqCst);
+        InFlight(Arc::clone(count))
+    }
+
+    /// Whether another check is waiting or running besides this one.
+    fn others(&self) -> bool {
+        self.0.load(Ordering::SeqCst) > 1
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl Default for Verifier {
@@ -508,6 +533,7 @@ impl Verifier {
         Verifier {
             gate: Arc::new(Semaphore::new(permits.max(1))),
             memory: Arc::new(Mutex::new(Vec::new())),
+            in_flight: Arc::new(AtomicUsize::new(0)),
         }
     }
 
@@ -546,6 +572,7 @@ impl Verifier {
             CheckStep::Done(outcome) => return outcome,
             CheckStep::Verify(pending) => pending,
         };
+        let in_flight = InFlight::new(&self.in_flight);
         // The semaphore is never closed.
         let Ok(permit) = self.gate.clone().acquire_owned().await else {
             return Err(LoginError::BadCredentials);
@@ -558,8 +585,16 @@ impl Verifier {
             let take = || pool.lock().unwrap_or_else(|p| p.into_inner()).pop();
             let mut memory = take().unwrap_or_default();
             let verified = verify(&password, &pending.hash, &mut memory);
-            pool.lock().unwrap_or_else(|p| p.into_inner()).push(memory);
+            let mut kept = pool.lock().unwrap_or_else(|p| p.into_inner());
+            if in_flight.others() {
+                kept.push(memory);
+            } else {
+                kept.clear(); // the last one out frees the working memory
+                drop(memory);
+            }
+            drop(kept);
             drop(permit);
+            drop(in_flight);
             (pending, verified)
         })
         .await
@@ -590,5 +625,37 @@ mod tests {
             assert_eq!(theirs, right);
         }
         assert!(!verify("x", "not a hash", &mut memory));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_idle_verifier_holds_no_argon2_working_memory() {
+        let dir = std::env::temp_dir().join(format!("racklet-verifier-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let (accounts, password_file) = Accounts::open(&dir).expect("accounts");
+        let password = std::fs::read_to_string(password_file.expect("first start"))
+            .expect("password")
+            .trim()
+            .to_string();
+        let accounts = Mutex::new(accounts);
+        let verifier = Verifier::new(1);
+        let pooled = || {
+            verifier
+                .memory
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .len()
+        };
+        assert!(verifier.check(&accounts, "admin", &password).await.is_ok());
+        assert_eq!(pooled(), 0, "the last check frees its working memory");
+        // Checks that queue behind each other: the last one to end frees it too.
+        let (a, b, c) = tokio::join!(
+            verifier.check(&accounts, "admin", &password),
+            verifier.check(&accounts, "admin", &password),
+            verifier.check(&accounts, "admin", &password),
+        );
+        assert!(a.is_ok() && b.is_ok() && c.is_ok());
+        assert_eq!(pooled(), 0);
+        assert_eq!(verifier.in_flight.load(Ordering::SeqCst), 0);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
