@@ -8,7 +8,7 @@
 //! the BMC going away (unplugged, tray pulled, reset); that device node is not reopened
 //! until it is replaced by a new one, so a dead port does not flap.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::fs;
 use std::io;
 use std::os::fd::OwnedFd;
@@ -28,6 +28,8 @@ pub const RACKLET_BMC_VID: u16 = 0x1209;
 pub const RACKLET_BMC_PID: u16 = 0x7ac1;
 /// A full rescan at least this often, whatever inotify says.
 pub const RESCAN_EVERY: Duration = Duration::from_secs(2);
+/// How long a node may refuse to open before it is worth a warning.
+const OPEN_GRACE: Duration = Duration::from_secs(5);
 
 /// A device node's identity: a node that is removed and created again is a new one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -60,6 +62,8 @@ pub struct UsbPorts {
     open: BTreeMap<u8, OpenPort>,
     /// Nodes that ended (EOF/EIO); not reopened until they change.
     dead: HashSet<NodeId>,
+    /// Nodes that could not be opened yet, since when.
+    failing: HashMap<NodeId, Instant>,
     events: VecDeque<PortEvent>,
     inotify: OwnedFd,
     last_scan: Instant,
@@ -114,6 +118,7 @@ impl UsbPorts {
             slots,
             open: BTreeMap::new(),
             dead: HashSet::new(),
+            failing: HashMap::new(),
             events: VecDeque::new(),
             inotify,
             last_scan: now,
@@ -197,6 +202,8 @@ impl UsbPorts {
             }
             match open_tty(&f.node) {
                 Ok(fd) => {
+                    self.failing.remove(&f.id);
+                    self.warned.remove(&format!("open {}", f.node.display()));
                     tracing::info!(slot, node = %f.node.display(), serial = format!("{:016X}", f.serial), "BMC port opened");
                     self.open.insert(
                         *slot,
@@ -208,15 +215,24 @@ impl UsbPorts {
                     self.push(*slot, PortState::Attached { serial: f.serial });
                 }
                 Err(e) => {
+                    // udev gives a new node its group a moment after the kernel makes it:
+                    // only a failure that lasts is worth a warning.
+                    let since = *self.failing.entry(f.id).or_insert_with(Instant::now);
                     let node = f.node.display().to_string();
-                    self.warn_once(format!("open {node} {:?}", f.id), || {
-                        format!("cannot open BMC port {node} (slot {slot}): {e}; check the daemon may read and write it (group dialout)")
-                    });
+                    if since.elapsed() >= OPEN_GRACE {
+                        self.warn_once(format!("open {node}"), || {
+                            format!("cannot open BMC port {node} (slot {slot}): {e}; check the daemon may read and write it (group dialout)")
+                        });
+                    } else {
+                        tracing::debug!(slot, node, "BMC port not openable yet: {e}");
+                    }
                 }
             }
         }
         // A dead node that disappeared may come back as a new one with the same numbers.
         self.dead.retain(|id| found.values().any(|f| f.id == *id));
+        self.failing
+            .retain(|id, _| found.values().any(|f| f.id == *id));
     }
 
     /// Racklet BMCs in sysfs, by slot.
