@@ -330,13 +330,10 @@ async fn headers(req: Request, next: Next) -> Response {
         return StatusCode::INTERNAL_SERVER_ERROR.into_response();
     };
     if !parts.headers.contains_key(header::LINK) {
-        let schema = serde_json::from_slice::<serde_json::Value>(&bytes)
+        // Only `@odata.type` is read: the rest of the body is skipped, not built as a tree.
+        let schema = serde_json::from_slice::<OdataType<'_>>(&bytes)
             .ok()
-            .and_then(|v| {
-                v.get("@odata.type")
-                    .and_then(|t| t.as_str())
-                    .map(str::to_string)
-            })
+            .and_then(|v| v.odata_type)
             .and_then(|t| {
                 t.strip_prefix('#')
                     .and_then(|t| t.rsplit_once('.'))
@@ -372,6 +369,13 @@ async fn headers(req: Request, next: Next) -> Response {
         return Response::from_parts(parts, Body::empty());
     }
     Response::from_parts(parts, Body::from(bytes))
+}
+
+/// The one member of a resource the `Link` header needs.
+#[derive(serde::Deserialize)]
+struct OdataType<'a> {
+    #[serde(rename = "@odata.type", borrow)]
+    odata_type: Option<std::borrow::Cow<'a, str>>,
 }
 
 fn with_common(mut resp: Response) -> Response {
