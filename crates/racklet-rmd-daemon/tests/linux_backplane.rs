@@ -14,7 +14,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use common::{port_path, wait_for, BmcOnPty, Tree, CHASSIS};
 use racklet_mgmt_proto::message::PowerAction;
-use racklet_rmd::linux::{HwmonChannel, LinuxBackplane, LinuxDevices};
+use racklet_rmd::linux::{HwmonChannel, LinuxBackplane, LinuxDevices, TrayLeds};
 use racklet_rmd::{Clock, DaemonConfig, DaemonCore, Rmd, Store};
 use racklet_rmd_api::{BmcTrust, ChassisManager, TrayInfo};
 use racklet_twin::Fault;
@@ -23,6 +23,14 @@ const WITHIN: Duration = Duration::from_secs(20);
 
 /// The daemon of the example chassis on `tree`, trusting `approved` from the start.
 fn daemon(tree: &Tree, approved: &[&BmcOnPty]) -> Rmd<LinuxBackplane> {
+    daemon_with_leds(tree, approved, BTreeMap::new())
+}
+
+fn daemon_with_leds(
+    tree: &Tree,
+    approved: &[&BmcOnPty],
+    indicators: BTreeMap<u32, TrayLeds>,
+) -> Rmd<LinuxBackplane> {
     let set = common::example_set();
     let mut config = DaemonConfig::from_manifests(&set, CHASSIS).expect("chassis");
     config.pre_approved = approved.iter().map(|b| b.identity.clone()).collect();
@@ -44,7 +52,7 @@ fn daemon(tree: &Tree, approved: &[&BmcOnPty]) -> Rmd<LinuxBackplane> {
                 )
             })
             .collect(),
-        indicators: BTreeMap::new(),
+        indicators,
     };
     let backplane = LinuxBackplane::new(&devices, &fans).expect("backplane");
     let store = Store::open(&tree.root.join("state")).expect("store");
@@ -255,6 +263,53 @@ async fn fan_pwm_follows_the_trays_temperatures_through_hwmon_goes_failsafe_when
     let enable = || std::fs::read_to_string(hwmon.join("pwm1_enable")).unwrap_or_default();
     wait_for("pwm1_enable restored", WITHIN, async || {
         enable().trim() == "2"
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tray_led_that_could_not_be_written_is_written_once_it_can_be() {
+    let tree = Tree::new();
+    let class = tree.sys.join("class/leds");
+    let green = class.join("racklet:green:tray1");
+    let amber = class.join("racklet:amber:tray1");
+    for led in [&green, &amber] {
+        std::fs::create_dir_all(led).expect("LED dir");
+        std::fs::write(led.join("max_brightness"), "255\n").expect("max");
+        std::fs::write(led.join("brightness"), "0\n").expect("off");
+    }
+    let brightness =
+        |led: &std::path::Path| std::fs::read_to_string(led.join("brightness")).unwrap_or_default();
+    let a = BmcOnPty::start(8, 1);
+    tree.plug("ttyACM0", 1, a.serial, &a.link());
+    let leds = TrayLeds {
+        ok: Some("racklet:green:tray1".into()),
+        attention: Some("racklet:amber:tray1".into()),
+        identify: None,
+    };
+    let rmd = daemon_with_leds(&tree, &[], BTreeMap::from([(1, leds)]));
+    // Not approved: its indicator asks for a person (amber).
+    wait_for("amber lit", WITHIN, async || {
+        brightness(&amber).trim() == "255"
+    })
+    .await;
+
+    // The amber LED's attribute cannot be written for a while (not a file); approving the
+    // BMC (its tray is off) turns the indicator off: green is written, amber fails.
+    std::fs::remove_file(amber.join("brightness")).expect("unplug amber");
+    std::fs::create_dir(amber.join("brightness")).expect("broken amber");
+    std::fs::write(green.join("brightness"), "255\n").expect("green marker");
+    rmd.approve(&a.identity).await.expect("approve");
+    wait_for("green written off", WITHIN, async || {
+        brightness(&green).trim() == "0"
+    })
+    .await;
+
+    // Once the attribute can be written again, a retry turns amber off too.
+    std::fs::remove_dir(amber.join("brightness")).expect("fix amber");
+    std::fs::write(amber.join("brightness"), "255\n").expect("stale amber");
+    wait_for("amber turned off by a retry", WITHIN, async || {
+        brightness(&amber).trim() == "0"
     })
     .await;
 }

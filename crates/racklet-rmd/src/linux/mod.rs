@@ -127,6 +127,8 @@ impl Backplane for LinuxBackplane {
     }
 
     fn next_port_event(&mut self) -> Option<PortEvent> {
+        // Called every step: the moment to retry what could not be written before.
+        self.leds.retry();
         self.ports.next_event()
     }
 
