@@ -19,7 +19,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{mpsc, Arc};
 use std::time::Instant;
 
-use common::daemon::{field, write_config, Daemon, Redfish, WITHIN};
+use common::daemon::{write_config, Daemon, WITHIN};
 use common::{wait_for, Tree};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
@@ -141,21 +141,7 @@ async fn racklet_rmd_enrolls_and_powers_the_real_firmware_in_rp2040js_through_re
     tree.plug("ttyACM0", 1, serial, &tree.root.join("usb"));
     let config = write_config(&tree, &[]);
     let mut daemon = Daemon::start(&config, false);
-    let serving = daemon.wait_line("serving");
-    let base = field(&serving, "redfish")
-        .trim_end_matches("/redfish/v1")
-        .to_string();
-    let created = daemon.wait_line("created Redfish account");
-    let password_file = created
-        .split("password is in ")
-        .nth(1)
-        .and_then(|s| s.split(" (owner-only)").next())
-        .expect("password file in the log");
-    let password = std::fs::read_to_string(password_file)
-        .expect("password")
-        .trim()
-        .to_string();
-    let redfish = Redfish::new(&tree, base.clone(), password.clone());
+    let redfish = daemon.first_redfish(&tree);
 
     // A new BMC waits for an operator; approving its identity enrolls it.
     wait_for("bmc-1 pending approval", WITHIN, async || {
@@ -206,12 +192,12 @@ async fn racklet_rmd_enrolls_and_powers_the_real_firmware_in_rp2040js_through_re
     let tls = racklet_client::client::tls_config(&ca).expect("TLS config");
     let url = format!(
         "{}/racklet/v1/Systems/1/Console",
-        base.replace("https://", "wss://")
+        redfish.base.replace("https://", "wss://")
     );
     let mut request =
         tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(url)
             .expect("request");
-    let basic = base64_basic("admin", &password);
+    let basic = base64_basic("admin", &redfish.password);
     request
         .headers_mut()
         .insert("Authorization", basic.parse().expect("header"));

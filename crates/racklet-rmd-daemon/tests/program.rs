@@ -19,20 +19,8 @@ async fn racklet_rmd_serves_redfish_for_bmcs_on_ttyacm_ports_and_stops_cleanly_o
     let config = write_config(&tree, &[&bmc.identity]);
 
     let mut daemon = Daemon::start(&config, false);
-    let serving = daemon.wait_line("serving");
-    let redfish_url = field(&serving, "redfish");
-    let base = redfish_url.trim_end_matches("/redfish/v1").to_string();
-    let created = daemon.wait_line("created Redfish account");
-    let password_file = created
-        .split("password is in ")
-        .nth(1)
-        .and_then(|s| s.split(" (owner-only)").next())
-        .expect("password file in the log");
-    let password = std::fs::read_to_string(password_file)
-        .expect("password")
-        .trim()
-        .to_string();
-    let redfish = Redfish::new(&tree, base.clone(), password.clone());
+    let redfish = daemon.first_redfish(&tree);
+    let password = redfish.password.clone();
 
     wait_for("bmc-1 trusted in Redfish", WITHIN, async || {
         redfish.trust(1).await == "Trusted"

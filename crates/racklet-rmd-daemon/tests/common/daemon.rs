@@ -69,6 +69,26 @@ impl Daemon {
         }
     }
 
+    /// The Redfish service it started (its address from the "serving" line), with the
+    /// `admin` password the first start wrote (the file the "created" line names).
+    pub fn first_redfish(&mut self, tree: &Tree) -> Redfish {
+        let serving = self.wait_line("serving");
+        let base = field(&serving, "redfish")
+            .trim_end_matches("/redfish/v1")
+            .to_string();
+        let created = self.wait_line("created Redfish account");
+        let password_file = created
+            .split("password is in ")
+            .nth(1)
+            .and_then(|s| s.split(" (owner-only)").next())
+            .expect("password file in the log");
+        let password = std::fs::read_to_string(password_file)
+            .expect("password")
+            .trim()
+            .to_string();
+        Redfish::new(tree, base, password)
+    }
+
     /// Sends SIGTERM and waits for a clean exit.
     pub fn terminate(mut self) -> Vec<String> {
         let pid = rustix::process::Pid::from_child(&self.child);
@@ -156,9 +176,11 @@ channel = 2
 }
 
 pub struct Redfish {
-    base: String,
+    /// `https://ADDR`, without `/redfish/v1`.
+    pub base: String,
     http: reqwest::Client,
-    password: String,
+    /// The `admin` account's password.
+    pub password: String,
 }
 
 impl Redfish {
