@@ -1,8 +1,9 @@
-//! Records `tests/data/pac1921.trace`, the register trace `racklet-rmd pac1921`'s tests
-//! replay (these machines have no I2C bus): the driver run against the digital twin's
-//! register-level PAC1921 model on a powered Raspberry Pi 4 tray, every transaction
-//! written down. Run it by hand when the driver's register access changes on purpose:
-//! `cargo test -p racklet-rmd-daemon --test pac1921_trace -- --ignored`.
+//! Guards `tests/data/pac1921.trace`, the register trace `racklet-rmd pac1921`'s tests
+//! replay (these machines have no I2C bus): the driver is run against the digital twin's
+//! register-level PAC1921 model on a powered Raspberry Pi 4 tray, every transaction is
+//! written down, and the result must be the committed trace. When the driver's register
+//! access changes on purpose, `RACKLET_BLESS=1 cargo test -p racklet-rmd-daemon --test
+//! pac1921_trace` rewrites it.
 
 // reason: tests may expect: a panic is their failure report.
 #![allow(clippy::expect_used)]
@@ -51,8 +52,7 @@ impl<I: I2c> I2c for Recording<I> {
 }
 
 #[test]
-#[ignore = "writes tests/data/pac1921.trace; run by hand when the driver's register access changes"]
-fn record_the_pac1921_trace_from_the_twins_register_model() {
+fn the_committed_pac1921_trace_is_what_the_driver_and_the_twins_model_exchange() {
     let bmc_less =
         racklet_twin::Twin::new(&common::example_set(), &racklet_twin::TwinConfig::default())
             .expect("twin");
@@ -71,13 +71,21 @@ fn record_the_pac1921_trace_from_the_twins_register_model() {
         pac.init().expect("init");
         for _ in 0..2 {
             bmc_less.advance(Duration::from_millis(500));
-            let r = pac.finish_window().expect("window");
-            eprintln!("{r:?}");
+            pac.finish_window().expect("window");
         }
     }
     let header = "# PAC1921 register trace: racklet-pac1921 against the digital twin's register model\n\
                   # (tray 1 of the example rack, a Raspberry Pi 4 idle at 5.1 V), two 500 ms windows.\n\
                   # Recorded by tests/pac1921_trace.rs; `w ADDR BYTES` is a write, `wr ADDR BYTES -> REPLY` a write-read.\n";
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/pac1921.trace");
-    std::fs::write(&path, format!("{header}{}", rec.trace)).expect("write the trace");
+    let recorded = format!("{header}{}", rec.trace);
+    if std::env::var_os("RACKLET_BLESS").is_some() {
+        std::fs::write(&path, recorded).expect("write the trace");
+        return;
+    }
+    let committed = std::fs::read_to_string(&path).expect("the committed trace");
+    assert_eq!(
+        committed, recorded,
+        "the driver's register access or the twin's model changed; if on purpose, RACKLET_BLESS=1 rewrites the trace"
+    );
 }
