@@ -85,6 +85,14 @@ fn newest(sectors: [&[u8]; 2]) -> Option<(usize, u32, usize)> {
     }
 }
 
+/// Where the next record goes and its sequence: the sector the newest is not in.
+fn next_record(newest: Option<(usize, u32)>) -> (usize, u32) {
+    match newest {
+        Some((index, sequence)) => (index ^ 1, sequence.wrapping_add(1)),
+        None => (0, 1),
+    }
+}
+
 #[cfg(not(feature = "emulator"))]
 pub use flash::{FlashCell, FlashKeys, FlashSlots, SharedFlash};
 #[cfg(feature = "emulator")]
@@ -149,10 +157,7 @@ mod flash {
         }
 
         fn store(&mut self, bytes: &[u8]) -> Result<(), StorageError> {
-            let (target, sequence) = match self.newest {
-                Some((index, sequence)) => (index ^ 1, sequence.wrapping_add(1)),
-                None => (0, 1),
-            };
+            let (target, sequence) = next_record(self.newest);
             let mut record = [0xFFu8; SECTOR];
             let len = build_record(sequence, bytes, &mut record)?;
             // Program whole 256-byte pages.
@@ -246,10 +251,7 @@ mod ram {
         }
 
         fn store(&mut self, bytes: &[u8]) -> Result<(), StorageError> {
-            let (target, sequence) = match self.newest {
-                Some((index, sequence)) => (index ^ 1, sequence.wrapping_add(1)),
-                None => (0, 1),
-            };
+            let (target, sequence) = next_record(self.newest);
             let mut record = [0xFFu8; SECTOR];
             build_record(sequence, bytes, &mut record)?;
             self.sectors[target] = record;

@@ -219,15 +219,19 @@ impl DaemonCore {
         self.requests.abandon(id);
     }
 
+    /// The slot of the BMC waiting for approval with this identity (lower-case hex).
+    fn pending_slot(&self, identity: &str) -> Result<u32, RmdError> {
+        self.conns
+            .iter()
+            .find(|(_, c)| matches!(&c.trust, BmcTrust::PendingApproval { identity: i, .. } if i == identity))
+            .map(|(s, _)| *s)
+            .ok_or_else(|| RmdError::UnknownIdentity(identity.to_string()))
+    }
+
     /// Approves the BMC with this identity (hex); enrollment starts at the next hello.
     pub fn approve(&mut self, identity: &str) -> Result<(), RmdError> {
         let identity = identity.to_ascii_lowercase();
-        let slot = self
-            .conns
-            .iter()
-            .find(|(_, c)| matches!(&c.trust, BmcTrust::PendingApproval { identity: i, .. } if *i == identity))
-            .map(|(s, _)| *s)
-            .ok_or_else(|| RmdError::UnknownIdentity(identity.clone()))?;
+        let slot = self.pending_slot(&identity)?;
         if !self.trust.approved.contains(&identity) {
             self.trust.approved.push(identity.clone());
             if let Err(e) = self.store.save(&self.trust) {
@@ -256,12 +260,7 @@ impl DaemonCore {
     /// and shows as refused (persisted, so a restart does not ask again).
     pub fn reject(&mut self, identity: &str) -> Result<(), RmdError> {
         let identity = identity.to_ascii_lowercase();
-        let slot = self
-            .conns
-            .iter()
-            .find(|(_, c)| matches!(&c.trust, BmcTrust::PendingApproval { identity: i, .. } if *i == identity))
-            .map(|(s, _)| *s)
-            .ok_or_else(|| RmdError::UnknownIdentity(identity.clone()))?;
+        let slot = self.pending_slot(&identity)?;
         self.trust.approved.retain(|a| *a != identity);
         if !self.trust.rejected.contains(&identity) {
             self.trust.rejected.push(identity.clone());
