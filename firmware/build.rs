@@ -1,6 +1,6 @@
-//! Puts `memory.x` where the linker script `link.x` (cortex-m-rt) looks for it, passes the
-//! linker scripts, and builds
-//! in the firmware signing keys the image trusts (`RACKLET_FIRMWARE_ANCHORS`: Ed25519
+//! Puts `memory-board.x` (`memory-emulator.x` for the emulator build), as `memory.x`, where the linker script
+//! `link.x` (cortex-m-rt) looks for it, passes the linker scripts, and builds in the
+//! firmware signing keys the image trusts (`RACKLET_FIRMWARE_ANCHORS`: Ed25519
 //! public keys in hex, comma-separated). Without any, the BMC accepts no firmware update
 //! until one is provisioned: nothing is trusted by default.
 
@@ -11,14 +11,26 @@ fn main() -> io::Result<()> {
     let out = env::var_os("OUT_DIR")
         .map(PathBuf::from)
         .ok_or_else(|| io::Error::other("cargo did not set OUT_DIR"))?;
-    fs::write(out.join("memory.x"), include_bytes!("memory.x"))?;
+    // Not named memory.x in this directory: the linker looks in the working directory
+    // first, and would take it for the emulator build too.
+    let map: &[u8] = if env::var_os("CARGO_FEATURE_EMULATOR").is_some() {
+        include_bytes!("memory-emulator.x")
+    } else {
+        include_bytes!("memory-board.x")
+    };
+    fs::write(out.join("memory.x"), map)?;
     println!("cargo:rustc-link-search={}", out.display());
-    // cortex-m-rt's link.x and embassy-rp's link-rp.x (boot2); here rather than in
-    // .cargo/config.toml, so they do not leak into ontarget/, which has its own map.
-    for arg in ["--nmagic", "-Tlink.x", "-Tlink-rp.x"] {
+    // cortex-m-rt's link.x (no boot2: the boot stage has it); here rather than in
+    // .cargo/config.toml, so it does not leak into ontarget/ or bootstage/, which have
+    // their own maps.
+    for arg in ["--nmagic", "-Tlink.x"] {
         println!("cargo:rustc-link-arg-bins={arg}");
     }
-    println!("cargo:rerun-if-changed=memory.x");
+    println!("cargo:rerun-if-changed=memory-board.x");
+    println!("cargo:rerun-if-changed=memory-emulator.x");
+    // Cargo runs this script once for both feature sets (one OUT_DIR): run it again when
+    // the feature changes, or the other build's map would be linked.
+    println!("cargo:rerun-if-env-changed=CARGO_FEATURE_EMULATOR");
     println!("cargo:rerun-if-changed=build.rs");
 
     println!("cargo:rerun-if-env-changed=RACKLET_FIRMWARE_ANCHORS");

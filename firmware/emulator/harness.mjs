@@ -1,6 +1,6 @@
 #!/usr/bin/env node
-// Runs the Racklet BMC firmware image (an embassy-rp RP2040 program built with
-// `--features emulator`) in rp2040js, with its tray around it: USB CDC-ACM, the console and
+// Runs the Racklet BMC firmware (the boot stage, then the image built with
+// `--features emulator`, which the stage copies into SRAM) in rp2040js, with its tray around it: USB CDC-ACM, the console and
 // boot-channel UARTs on pseudo-terminals, a PAC1921 on I2C0 and the GPIO lines reported.
 // Events go to stdout as JSON lines; see README.md.
 
@@ -16,7 +16,8 @@ import { UartBridge } from './uart-bridge.mjs';
 import { CdcHost } from './usb-host.mjs';
 
 const FLASH_BASE = 0x10000000;
-/** The vector table follows the 256-byte boot2 stage. */
+const FLASH_BYTES = 2 * 1024 * 1024;
+/** The boot stage's vector table follows the 256-byte boot2. */
 const VECTOR_TABLE = FLASH_BASE + 0x100;
 /** Where the emulator build reads its 64-bit unique ID (firmware/src/identity.rs). */
 const UNIQUE_ID_OFFSET = 0x1fd000;
@@ -61,12 +62,13 @@ function parseOptions() {
       volts: { type: 'string', default: '5.1' },
       'load-watts': { type: 'string', default: '3.1' },
       'off-watts': { type: 'string', default: '0.0' },
+      scratch: { type: 'string', multiple: true, default: [] },
     },
     strict: true,
   });
   const usage =
     'usage: node harness.mjs --image FILE.bin --serial HEX16 --usb-pty PATH [--console-pty PATH] ' +
-    '[--boot-pty PATH] [--volts 5.1] [--load-watts 3.1] [--off-watts 0.0]';
+    '[--boot-pty PATH] [--volts 5.1] [--load-watts 3.1] [--off-watts 0.0] [--scratch N=0xVALUE ...]';
   if (!values.image || !values['usb-pty'] || !/^[0-9a-fA-F]{16}$/.test(values.serial ?? '')) {
     throw new Error(usage);
   }
@@ -75,7 +77,13 @@ function parseOptions() {
     if (!Number.isFinite(x) || x < 0) throw new Error(`--${name} must be a non-negative number`);
     return x;
   };
+  const scratch = values.scratch.map((s) => {
+    const m = /^([0-7])=(0x[0-9a-fA-F]{1,8}|[0-9]+)$/.exec(s);
+    if (!m) throw new Error(`--scratch ${s}: expected N=VALUE with N in 0..7 (a watchdog scratch register)`);
+    return [Number(m[1]), Number(m[2]) >>> 0];
+  });
   return {
+    scratch,
     image: values.image,
     serial: values.serial.toUpperCase(),
     usbPty: values['usb-pty'],
@@ -105,14 +113,18 @@ function batched(deliver) {
   };
 }
 
-/** A chip with the image in flash, the unique ID written, and the core at the reset vector. */
-function loadChip(image, serial) {
+/**
+ * A chip with the flash image written, the unique ID over it, the watchdog scratch
+ * registers as a reset would have left them, and the core at the boot stage's reset vector.
+ */
+function loadChip(image, serial, scratch) {
   const mcu = new RP2040();
-  if (image.length > UNIQUE_ID_OFFSET) throw new Error('image overlaps the unique-ID sector');
+  if (image.length > FLASH_BYTES) throw new Error(`the flash image is larger than ${FLASH_BYTES} bytes`);
   // No boot ROM: boot2 (which only sets up XIP, already "done" in the model) is skipped and
   // the core starts from the vector table as the boot ROM would leave it.
   mcu.flash.set(image, 0);
   mcu.flash.set(Buffer.from(serial, 'hex'), UNIQUE_ID_OFFSET); // big-endian, as identity.rs reads it
+  for (const [n, value] of scratch) mcu.peripherals[WATCHDOG_BASE].scratchData[n] = value;
   mcu.core.VTOR = VECTOR_TABLE;
   mcu.core.SP = mcu.readUint32(VECTOR_TABLE);
   mcu.core.PC = mcu.readUint32(VECTOR_TABLE + 4) & ~1;
@@ -155,11 +167,41 @@ function installLogger(mcu, runner) {
   };
 }
 
+/** cortex-m-rt's stack paint (the emulator image is built with `paint-stack`). */
+const STACK_PAINT = 0xcccccccc;
+
+/**
+ * The most stack the firmware has used so far, in bytes: from its initial stack pointer
+ * (the first word of the image the boot stage copied to SRAM) down to the longest run of
+ * words that still hold the paint, which is the stack never reached, above the statics
+ * (a run inside the used stack is only a frame's untouched buffer). Null if there is no
+ * painted stack.
+ */
+function stackHighWater(mcu) {
+  const top = mcu.readUint32(SRAM_BASE);
+  if (top <= SRAM_BASE || top > SRAM_BASE + SRAM_SIZE) return null;
+  let best = { length: 0, end: top };
+  let runEnd = null;
+  for (let at = top - 4; at >= SRAM_BASE; at -= 4) {
+    if (mcu.readUint32(at) >>> 0 === STACK_PAINT) {
+      if (runEnd === null) runEnd = at + 4;
+      if (runEnd - at > best.length) best = { length: runEnd - at, end: runEnd };
+    } else {
+      runEnd = null;
+    }
+  }
+  return best.length >= 256 ? top - best.end : null;
+}
+
 function registers(mcu) {
   const { core } = mcu;
   const hex = (x) => `0x${(x >>> 0).toString(16).padStart(8, '0')}`;
   const r = Object.fromEntries(Array.from({ length: 13 }, (_, i) => [`r${i}`, hex(core.registers[i])]));
-  return { ...r, sp: hex(core.SP), lr: hex(core.LR), pc: hex(core.PC), xpsr: hex(core.xPSR) };
+  // The top of the stack, for return addresses to look up (addr2line) after a panic.
+  const stack = [];
+  for (let i = 0; i < 32 && core.SP + 4 * i < SRAM_BASE + SRAM_SIZE; i++) stack.push(hex(mcu.readUint32(core.SP + 4 * i)));
+  const scratch = Array.from(mcu.peripherals[WATCHDOG_BASE].scratchData, hex);
+  return { ...r, sp: hex(core.SP), lr: hex(core.LR), pc: hex(core.PC), xpsr: hex(core.xPSR), stack, scratch };
 }
 
 /** Breakpoints, watchdog resets and reset requests stop the run (see Runner.fault). */
@@ -176,7 +218,9 @@ function installStopHooks(mcu, runner) {
   const watchdog = mcu.peripherals[WATCHDOG_BASE];
   watchdog.onWatchdogTrigger = () => {
     watchdog.alarm.enable = false;
-    runner.fault(watchdog.reason & WATCHDOG_REASON_FORCE ? 'watchdog-trigger' : 'watchdog-timeout');
+    // The firmware resets itself through the watchdog (after an update); a timeout is a
+    // hang.
+    runner.fault(watchdog.reason & WATCHDOG_REASON_FORCE ? 'watchdog-reset' : 'watchdog-timeout');
   };
 
   // rp2040js does not implement AIRCR: cortex-m's SCB::sys_reset() would spin until the
@@ -225,7 +269,7 @@ function watchPins(mcu, runner, setDcdc) {
 async function main() {
   const options = parseOptions();
   const image = readFileSync(options.image);
-  const mcu = loadChip(image, options.serial);
+  const mcu = loadChip(image, options.serial, options.scratch);
   const ptys = [];
   let exiting = false;
 
@@ -234,7 +278,7 @@ async function main() {
     isValidPc: (pc) =>
       (pc >= FLASH_BASE && pc < FLASH_BASE + image.length) || (pc >= SRAM_BASE && pc < SRAM_BASE + SRAM_SIZE),
     onFault: (fault) => {
-      const reset = fault.reason === 'reset-request';
+      const reset = fault.reason === 'reset-request' || fault.reason === 'watchdog-reset';
       emit({ event: reset ? 'reset' : 'fault', ...fault, ms: runner.simMs, registers: registers(mcu) });
       exit(reset ? EXIT_RESET : EXIT_FAULT);
     },
@@ -243,7 +287,7 @@ async function main() {
     if (exiting) return;
     exiting = true;
     runner.stop();
-    emit({ event: 'stats', ...runner.stats() });
+    emit({ event: 'stats', ...runner.stats(), stackBytes: stackHighWater(mcu) });
     await Promise.all(ptys.map((pty) => pty.close()));
     process.exit(code);
   }

@@ -21,7 +21,7 @@ use embassy_executor::Spawner;
 use embassy_futures::select::{select, Either};
 use embassy_rp::gpio::{Input, Level, Output, Pull};
 use embassy_rp::i2c::{self, I2c};
-use embassy_rp::peripherals::{UART0, UART1, USB};
+use embassy_rp::peripherals::{I2C0, UART0, UART1, USB};
 use embassy_rp::uart::{self, BufferedUart};
 use embassy_rp::usb::{self, Driver};
 use embassy_rp::watchdog::{ResetReason, Watchdog};
@@ -88,6 +88,49 @@ fn adopt_level(mut pin: Peri<'static, impl embassy_rp::gpio::Pin>) -> Output<'st
     Output::new(pin, if high { Level::High } else { Level::Low })
 }
 
+#[cfg(not(feature = "emulator"))]
+type Keys = storage::FlashKeys;
+#[cfg(not(feature = "emulator"))]
+type Slots = storage::FlashSlots;
+#[cfg(feature = "emulator")]
+type Keys = storage::RamKeys;
+#[cfg(feature = "emulator")]
+type Slots = storage::RamSlots;
+
+type BoardBmc = Bmc<
+    Output<'static>,
+    Output<'static>,
+    I2c<'static, I2C0, i2c::Blocking>,
+    console::Console,
+    NoSocSensor,
+    Clock,
+    Keys,
+    Slots,
+>;
+
+/// Boots the core into a static. Out of line and not async: the core is large, and built
+/// inside `main` its temporaries would stay in `main`'s stack frame for good (the image
+/// runs from SRAM, so the stack is the RAM the image leaves).
+#[inline(never)]
+fn boot_core(
+    config: BmcConfig,
+    peripherals: TrayPeripherals<
+        Output<'static>,
+        Output<'static>,
+        I2c<'static, I2C0, i2c::Blocking>,
+        console::Console,
+        NoSocSensor,
+        Clock,
+    >,
+    keys: Keys,
+    slots: Slots,
+    rng: &mut rand_chacha::ChaCha20Rng,
+) -> Option<&'static mut BoardBmc> {
+    static BMC: StaticCell<BoardBmc> = StaticCell::new();
+    let bmc = Bmc::boot(config, peripherals, keys, slots, rng).ok()?;
+    Some(BMC.init(bmc))
+}
+
 #[embassy_executor::main]
 async fn main(spawner: Spawner) {
     let p = embassy_rp::init(Default::default());
@@ -95,29 +138,35 @@ async fn main(spawner: Spawner) {
     let reset_by_watchdog = matches!(watchdog.reset_reason(), Some(ResetReason::TimedOut));
     watchdog.start(WATCHDOG_TIMEOUT);
 
+    // The slot the boot stage started and why (scratch 1 is cleared, so a reset that does
+    // not go through the stage is never mistaken for its choice).
+    let booted = racklet_bootsel::select::parse_handoff(watchdog.get_scratch(1));
+    watchdog.set_scratch(1, 0);
+
     // Identity and storage.
+    static FLASH: StaticCell<storage::FlashCell> = StaticCell::new();
+    let flash: storage::SharedFlash = FLASH.init(core::cell::RefCell::new(
+        embassy_rp::flash::Flash::new_blocking(p.FLASH),
+    ));
     #[cfg(not(feature = "emulator"))]
-    let (serial, keys, slots) = {
-        static FLASH: StaticCell<storage::FlashCell> = StaticCell::new();
-        let flash: storage::SharedFlash = FLASH.init(core::cell::RefCell::new(
-            embassy_rp::flash::Flash::new_blocking(p.FLASH),
-        ));
-        (
-            identity::unique_id(flash),
-            storage::FlashKeys::new(flash),
-            storage::FlashSlots { flash },
-        )
-    };
+    let (serial, keys, slots) = (
+        identity::unique_id(flash),
+        Ok::<_, storage::StorageError>(storage::FlashKeys::new(flash)),
+        storage::FlashSlots::new(flash),
+    );
     #[cfg(feature = "emulator")]
     let (serial, keys, slots) = {
-        static KEYS: StaticCell<[[u8; 4096]; 2]> = StaticCell::new();
-        static SLOTS: StaticCell<[[u8; 32 * 1024]; 2]> = StaticCell::new();
+        // Zeroed statics, filled in place: a value passed to `StaticCell::init` is built on
+        // the stack first, and these are larger than the stack.
+        const SLOT: usize = storage::RAM_SLOT_BYTES as usize;
+        static KEYS: static_cell::ConstStaticCell<[[u8; 4096]; 2]> =
+            static_cell::ConstStaticCell::new([[0; 4096]; 2]);
+        static SLOTS: static_cell::ConstStaticCell<[[u8; SLOT]; 2]> =
+            static_cell::ConstStaticCell::new([[0; SLOT]; 2]);
         (
             identity::unique_id(),
-            storage::RamKeys::new(KEYS.init([[0xFF; 4096]; 2])),
-            storage::RamSlots {
-                slots: SLOTS.init([[0xFF; 32 * 1024]; 2]),
-            },
+            storage::RamKeys::new(flash, KEYS.take()),
+            storage::RamSlots::new(SLOTS.take()),
         )
     };
     let mut rng = identity::rng(serial, Instant::now().as_micros());
@@ -196,9 +245,13 @@ async fn main(spawner: Spawner) {
         pac_gain: board::PAC_GAIN,
         power: board::power_config(),
         reset_by_watchdog,
+        booted,
     };
     let mut identify_led = Output::new(p.PIN_25, Level::Low);
-    let Ok(mut bmc) = Bmc::boot(config, peripherals, keys, slots, &mut rng) else {
+    let Some(bmc) = keys
+        .ok()
+        .and_then(|keys| boot_core(config, peripherals, keys, slots, &mut rng))
+    else {
         // The key store does not parse or flash fails: blink the identify LED and keep
         // feeding the watchdog, so the chip does not reset in a loop; a person
         // re-provisions the BMC.
@@ -263,7 +316,9 @@ async fn main(spawner: Spawner) {
         outbox.clear();
         watchdog.feed(WATCHDOG_TIMEOUT);
         if let Some(Action::Reboot) = bmc.take_action() {
-            cortex_m::peripheral::SCB::sys_reset();
+            // Through the watchdog: it resets the peripherals (USB, DMA) as well as the
+            // cores, and the boot stage then runs as after power-on.
+            watchdog.trigger_reset();
         }
     }
 }

@@ -1,121 +1,84 @@
-//! Where the BMC keeps what must survive a reset: the key store and the two firmware slots.
+//! Where the BMC keeps what must survive a reset: the key store and the two firmware slots,
+//! in the flash map of `racklet_bootsel::layout` (boot2 and the boot stage, slot A, slot B,
+//! the key store), with the key store in `racklet_bootsel::record`'s two-sector records so
+//! a reset in the middle of a write leaves the previous copy readable.
 //!
-//! Flash layout (2 MiB, offsets from 0x1000_0000):
-//!
-//! | offset | size | what |
-//! |---|---|---|
-//! | 0x00_0000 | 960 KiB | slot A: boot2 and this image, as the UF2 writes them |
-//! | 0x0F_0000 | 960 KiB | slot B: a staged image (once the A/B boot stage exists) |
-//! | 0x1E_0000 | 120 KiB | reserved for the A/B boot stage's state |
-//! | 0x1F_E000 | 2 × 4 KiB | key store, two copies written alternately |
-//!
-//! The key store is written to the older of its two sectors with a sequence number and a
-//! SHA-256, so a reset in the middle of a write leaves the previous copy readable.
+//! Slots are erased a sector at a time as an update's chunks arrive, so no request blocks
+//! the loop (and the watchdog) for longer than one sector erase.
 //!
 //! Emulator builds (feature `emulator`, for rp2040js, whose flash model cannot erase or
-//! program) keep both in RAM: a reset forgets them, as a new chip would.
+//! program) read the key store from flash once and then keep it, and the slots, in RAM:
+//! a reset forgets what was written since.
 
+use embassy_rp::flash::{Blocking, Flash};
+use embassy_rp::peripherals::FLASH;
+use racklet_bootsel::layout::{FLASH_BYTES, KEY_SECTORS};
+use racklet_bootsel::record::{self, SECTOR};
 use racklet_hal::{FirmwareSlots, KeyStorage};
-use sha2::{Digest, Sha256};
-
-const SECTOR: usize = 4096;
-/// A record: magic, sequence, length, SHA-256 of the payload, payload.
-const MAGIC: u32 = 0x5243_4B53; // "RCKS"
-const RECORD_HEADER: usize = 4 + 4 + 2 + 32;
 
 /// Storage errors.
-#[cfg_attr(feature = "emulator", allow(dead_code))] // RAM never fails and needs no boot stage
+#[cfg_attr(feature = "emulator", allow(dead_code))] // RAM never fails
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StorageError {
     /// The flash driver failed (address, alignment, or the part did not answer).
     Flash,
     /// More bytes than a sector (or a slot) holds.
     TooLarge,
-    /// Firmware slots need the A/B boot stage, which this image does not have yet.
-    NoBootStage,
     /// A slot number other than 0 (A) or 1 (B).
     NoSuchSlot,
+    /// A write into a slot before its `erase`, or not in order.
+    NotErased,
 }
 
-/// A key-store record in `sector`, if it is whole: (sequence, payload length).
-fn parse_record(sector: &[u8]) -> Option<(u32, usize)> {
-    let word = |at: usize| -> Option<u32> {
-        Some(u32::from_le_bytes(sector.get(at..at + 4)?.try_into().ok()?))
+impl From<record::TooLarge> for StorageError {
+    fn from(_: record::TooLarge) -> Self {
+        StorageError::TooLarge
+    }
+}
+
+/// The flash, shared by the key store and the slots (one borrower at a time).
+pub type FlashCell = core::cell::RefCell<Flash<'static, FLASH, Blocking, { FLASH_BYTES as usize }>>;
+pub type SharedFlash = &'static FlashCell;
+
+/// Both key-store sectors as they are in flash, into `sectors`.
+fn read_key_sectors(
+    flash: SharedFlash,
+    sectors: &mut [[u8; SECTOR]; 2],
+) -> Result<(), StorageError> {
+    let mut flash = flash.borrow_mut();
+    for (sector, at) in sectors.iter_mut().zip(KEY_SECTORS) {
+        flash
+            .blocking_read(at, sector)
+            .map_err(|_| StorageError::Flash)?;
+    }
+    Ok(())
+}
+
+/// The newest record's payload into `buf`, and where it is: (sector, sequence, length).
+fn load_newest(
+    sectors: &[[u8; SECTOR]; 2],
+    buf: &mut [u8],
+) -> Result<Option<(usize, u32, usize)>, StorageError> {
+    let Some((index, r)) = record::newest([&sectors[0], &sectors[1]]) else {
+        return Ok(None);
     };
-    if word(0)? != MAGIC {
-        return None;
-    }
-    let sequence = word(4)?;
-    let len = usize::from(u16::from_le_bytes(sector.get(8..10)?.try_into().ok()?));
-    let digest = sector.get(10..RECORD_HEADER)?;
-    let payload = sector.get(RECORD_HEADER..RECORD_HEADER + len)?;
-    (Sha256::digest(payload).as_slice() == digest).then_some((sequence, len))
-}
-
-/// Builds the record for `payload` with `sequence` into `out`; its length.
-fn build_record(
-    sequence: u32,
-    payload: &[u8],
-    out: &mut [u8; SECTOR],
-) -> Result<usize, StorageError> {
-    let len = u16::try_from(payload.len()).map_err(|_| StorageError::TooLarge)?;
-    let end = RECORD_HEADER + payload.len();
-    if end > SECTOR {
-        return Err(StorageError::TooLarge);
-    }
-    out[..4].copy_from_slice(&MAGIC.to_le_bytes());
-    out[4..8].copy_from_slice(&sequence.to_le_bytes());
-    out[8..10].copy_from_slice(&len.to_le_bytes());
-    out[10..RECORD_HEADER].copy_from_slice(&Sha256::digest(payload));
-    out[RECORD_HEADER..end].copy_from_slice(payload);
-    Ok(end)
-}
-
-/// Picks the newest whole record of the two sectors: (index, sequence, length).
-fn newest(sectors: [&[u8]; 2]) -> Option<(usize, u32, usize)> {
-    let a = parse_record(sectors[0]).map(|(s, l)| (0, s, l));
-    let b = parse_record(sectors[1]).map(|(s, l)| (1, s, l));
-    match (a, b) {
-        (Some(a), Some(b)) => Some(if b.1.wrapping_sub(a.1) as i32 > 0 {
-            b
-        } else {
-            a
-        }),
-        (a, b) => a.or(b),
-    }
-}
-
-/// Where the next record goes and its sequence: the sector the newest is not in.
-fn next_record(newest: Option<(usize, u32)>) -> (usize, u32) {
-    match newest {
-        Some((index, sequence)) => (index ^ 1, sequence.wrapping_add(1)),
-        None => (0, 1),
-    }
+    let payload = r.payload(&sectors[index]).ok_or(StorageError::TooLarge)?;
+    buf.get_mut(..r.len)
+        .ok_or(StorageError::TooLarge)?
+        .copy_from_slice(payload);
+    Ok(Some((index, r.sequence, r.len)))
 }
 
 #[cfg(not(feature = "emulator"))]
-pub use flash::{FlashCell, FlashKeys, FlashSlots, SharedFlash};
+pub use flash::{FlashKeys, FlashSlots};
 #[cfg(feature = "emulator")]
-pub use ram::{RamKeys, RamSlots};
+pub use ram::{RamKeys, RamSlots, RAM_SLOT_BYTES};
 
 #[cfg(not(feature = "emulator"))]
 mod flash {
-    use core::cell::RefCell;
-
-    use embassy_rp::flash::{Blocking, Flash};
-    use embassy_rp::peripherals::FLASH;
+    use racklet_bootsel::layout::{slot_offset, IMAGE_MAX_BYTES, SECTOR_BYTES};
 
     use super::*;
-
-    pub const FLASH_SIZE: usize = 2 * 1024 * 1024;
-    /// Bytes of one firmware slot in flash.
-    pub const FLASH_SLOT_BYTES: u32 = 0x0F_0000;
-    /// The key store's two sectors.
-    pub const KEY_SECTORS: [u32; 2] = [0x1F_E000, 0x1F_F000];
-    const SECTOR_BYTES: u32 = 4096;
-    /// The flash, shared by the key store and the slots (one borrower at a time).
-    pub type FlashCell = RefCell<Flash<'static, FLASH, Blocking, FLASH_SIZE>>;
-    pub type SharedFlash = &'static FlashCell;
 
     /// The key store in its two flash sectors.
     pub struct FlashKeys {
@@ -137,29 +100,17 @@ mod flash {
         type Error = StorageError;
 
         fn load(&mut self, buf: &mut [u8]) -> Result<Option<usize>, StorageError> {
-            let mut a = [0u8; SECTOR];
-            let mut b = [0u8; SECTOR];
-            let mut flash = self.flash.borrow_mut();
-            flash
-                .blocking_read(KEY_SECTORS[0], &mut a)
-                .map_err(|_| StorageError::Flash)?;
-            flash
-                .blocking_read(KEY_SECTORS[1], &mut b)
-                .map_err(|_| StorageError::Flash)?;
-            let Some((index, sequence, len)) = newest([&a, &b]) else {
-                return Ok(None);
-            };
-            self.newest = Some((index, sequence));
-            let sector = if index == 0 { &a } else { &b };
-            let out = buf.get_mut(..len).ok_or(StorageError::TooLarge)?;
-            out.copy_from_slice(&sector[RECORD_HEADER..RECORD_HEADER + len]);
-            Ok(Some(len))
+            let mut sectors = [[0u8; SECTOR]; 2];
+            read_key_sectors(self.flash, &mut sectors)?;
+            let found = load_newest(&sectors, buf)?;
+            self.newest = found.map(|(index, sequence, _)| (index, sequence));
+            Ok(found.map(|(_, _, len)| len))
         }
 
         fn store(&mut self, bytes: &[u8]) -> Result<(), StorageError> {
-            let (target, sequence) = next_record(self.newest);
-            let mut record = [0xFFu8; SECTOR];
-            let len = build_record(sequence, bytes, &mut record)?;
+            let (target, sequence) = record::next(self.newest);
+            let mut sector = [0xFFu8; SECTOR];
+            let len = record::build(sequence, bytes, &mut sector)?;
             // Program whole 256-byte pages.
             let len = len.div_ceil(256) * 256;
             let at = KEY_SECTORS[target];
@@ -168,48 +119,86 @@ mod flash {
                 .blocking_erase(at, at + SECTOR_BYTES)
                 .map_err(|_| StorageError::Flash)?;
             flash
-                .blocking_write(at, &record[..len])
+                .blocking_write(at, &sector[..len])
                 .map_err(|_| StorageError::Flash)?;
             self.newest = Some((target, sequence));
             Ok(())
         }
     }
 
-    /// The A/B slots in flash. Until the A/B boot stage exists the boot ROM always runs
-    /// slot A, so an image staged in slot B could never boot: the board image offers no
-    /// capacity and the core refuses every update with a clear error (reflash the UF2
-    /// instead). Slot A can be read back.
+    /// The A/B slots in flash. `erase` wipes a slot's first sector (its vector table, so
+    /// the boot stage no longer takes it for an image) and each later sector is erased
+    /// when the first write reaches it: an update is written in order, from offset 0.
     pub struct FlashSlots {
         pub flash: SharedFlash,
+        /// Per slot, the bytes from its start that are erased and not yet written past.
+        erased_to: [u32; 2],
+    }
+
+    impl FlashSlots {
+        pub fn new(flash: SharedFlash) -> Self {
+            FlashSlots {
+                flash,
+                erased_to: [0; 2],
+            }
+        }
+
+        /// The flash offset of `len` bytes at `offset` in `slot`, if they are inside it.
+        fn locate(slot: u8, offset: u32, len: usize) -> Result<u32, StorageError> {
+            let base = slot_offset(slot).ok_or(StorageError::NoSuchSlot)?;
+            let len = u32::try_from(len).map_err(|_| StorageError::TooLarge)?;
+            let end = offset.checked_add(len).ok_or(StorageError::TooLarge)?;
+            if end > IMAGE_MAX_BYTES {
+                return Err(StorageError::TooLarge);
+            }
+            Ok(base + offset)
+        }
     }
 
     impl FirmwareSlots for FlashSlots {
         type Error = StorageError;
 
         fn capacity(&self) -> u32 {
-            0
+            IMAGE_MAX_BYTES
         }
 
-        fn erase(&mut self, _slot: u8) -> Result<(), StorageError> {
-            Err(StorageError::NoBootStage)
+        fn erase(&mut self, slot: u8) -> Result<(), StorageError> {
+            let at = Self::locate(slot, 0, 0)?;
+            self.erased_to[usize::from(slot)] = 0;
+            self.flash
+                .borrow_mut()
+                .blocking_erase(at, at + SECTOR_BYTES)
+                .map_err(|_| StorageError::Flash)?;
+            self.erased_to[usize::from(slot)] = SECTOR_BYTES;
+            Ok(())
         }
 
-        fn write(&mut self, _slot: u8, _offset: u32, _data: &[u8]) -> Result<(), StorageError> {
-            Err(StorageError::NoBootStage)
+        fn write(&mut self, slot: u8, offset: u32, data: &[u8]) -> Result<(), StorageError> {
+            let at = Self::locate(slot, offset, data.len())?;
+            let base = at - offset;
+            let erased_to = &mut self.erased_to[usize::from(slot)];
+            if *erased_to == 0 {
+                return Err(StorageError::NotErased);
+            }
+            let end = at - base + u32::try_from(data.len()).map_err(|_| StorageError::TooLarge)?;
+            let mut flash = self.flash.borrow_mut();
+            while *erased_to < end {
+                let sector = base + *erased_to;
+                flash
+                    .blocking_erase(sector, sector + SECTOR_BYTES)
+                    .map_err(|_| StorageError::Flash)?;
+                *erased_to += SECTOR_BYTES;
+            }
+            flash
+                .blocking_write(at, data)
+                .map_err(|_| StorageError::Flash)
         }
 
         fn read(&mut self, slot: u8, offset: u32, buf: &mut [u8]) -> Result<(), StorageError> {
-            if slot != 0 {
-                return Err(StorageError::NoSuchSlot);
-            }
-            let len = u32::try_from(buf.len()).map_err(|_| StorageError::TooLarge)?;
-            let end = offset.checked_add(len).ok_or(StorageError::TooLarge)?;
-            if end > FLASH_SLOT_BYTES {
-                return Err(StorageError::TooLarge);
-            }
+            let at = Self::locate(slot, offset, buf.len())?;
             self.flash
                 .borrow_mut()
-                .blocking_read(offset, buf)
+                .blocking_read(at, buf)
                 .map_err(|_| StorageError::Flash)
         }
     }
@@ -219,21 +208,27 @@ mod flash {
 mod ram {
     use super::*;
 
-    /// Bytes of one RAM slot in emulator builds.
-    pub const RAM_SLOT_BYTES: u32 = 32 * 1024;
+    /// Bytes of one RAM slot in emulator builds: the tests' signed bundles (16 KiB).
+    pub const RAM_SLOT_BYTES: u32 = 16 * 1024;
 
-    /// The key store's two sectors, in RAM.
+    /// The key store's two sectors, read from flash at start-up, then kept in RAM.
     pub struct RamKeys {
         pub sectors: &'static mut [[u8; SECTOR]; 2],
         newest: Option<(usize, u32)>,
     }
 
     impl RamKeys {
-        pub fn new(sectors: &'static mut [[u8; SECTOR]; 2]) -> Self {
-            RamKeys {
+        /// The key store in `sectors`, which start as the flash's key-store sectors (a
+        /// record the harness put in flash is read as a board would read it).
+        pub fn new(
+            flash: SharedFlash,
+            sectors: &'static mut [[u8; SECTOR]; 2],
+        ) -> Result<Self, StorageError> {
+            read_key_sectors(flash, sectors)?;
+            Ok(RamKeys {
                 sectors,
                 newest: None,
-            }
+            })
         }
     }
 
@@ -241,20 +236,16 @@ mod ram {
         type Error = StorageError;
 
         fn load(&mut self, buf: &mut [u8]) -> Result<Option<usize>, StorageError> {
-            let Some((index, sequence, len)) = newest([&self.sectors[0], &self.sectors[1]]) else {
-                return Ok(None);
-            };
-            self.newest = Some((index, sequence));
-            let out = buf.get_mut(..len).ok_or(StorageError::TooLarge)?;
-            out.copy_from_slice(&self.sectors[index][RECORD_HEADER..RECORD_HEADER + len]);
-            Ok(Some(len))
+            let found = load_newest(self.sectors, buf)?;
+            self.newest = found.map(|(index, sequence, _)| (index, sequence));
+            Ok(found.map(|(_, _, len)| len))
         }
 
         fn store(&mut self, bytes: &[u8]) -> Result<(), StorageError> {
-            let (target, sequence) = next_record(self.newest);
-            let mut record = [0xFFu8; SECTOR];
-            build_record(sequence, bytes, &mut record)?;
-            self.sectors[target] = record;
+            let (target, sequence) = record::next(self.newest);
+            let mut sector = [0xFFu8; SECTOR];
+            record::build(sequence, bytes, &mut sector)?;
+            self.sectors[target] = sector;
             self.newest = Some((target, sequence));
             Ok(())
         }
@@ -266,6 +257,14 @@ mod ram {
     }
 
     impl RamSlots {
+        /// The slots in `slots`, erased.
+        pub fn new(slots: &'static mut [[u8; RAM_SLOT_BYTES as usize]; 2]) -> Self {
+            for slot in slots.iter_mut() {
+                slot.fill(0xFF);
+            }
+            RamSlots { slots }
+        }
+
         fn range(
             &self,
             slot: u8,

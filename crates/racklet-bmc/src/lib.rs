@@ -58,6 +58,9 @@ pub struct BmcConfig {
     pub power: PowerConfig,
     /// The hardware watchdog caused this boot (read from the chip's reset reason).
     pub reset_by_watchdog: bool,
+    /// The slot the boot stage booted and why; `None` where there is no stage (the twin),
+    /// and the core decides as the stage would.
+    pub booted: Option<racklet_bootsel::BootChoice>,
 }
 
 struct Transfer {
@@ -119,6 +122,15 @@ where
     wp_released: bool,
 }
 
+/// Writes `keys` to `storage`.
+fn persist_keys<K: KeyStorage>(keys: &KeyStore, storage: &mut K) -> Result<(), K::Error> {
+    let mut buf = [0u8; KEY_STORE_BYTES];
+    match keys.encode(&mut buf) {
+        Some(bytes) => storage.store(bytes),
+        None => Ok(()), // the key store always fits its buffer
+    }
+}
+
 /// Errors starting the BMC.
 #[derive(Debug)]
 pub enum BootError<K> {
@@ -166,20 +178,12 @@ where
                 key
             }
         };
-        // A/B: a trial boot that rebooted again without confirming falls back.
-        let fw = &mut keys.firmware;
-        fw.boot_count += 1;
-        if fw.trial && !fw.trial_booted {
-            fw.trial_booted = true; // the one try
-        } else if fw.trial {
-            if let Some(previous) = fw.staged_version.take() {
-                // While on trial, staged_version holds the version to fall back to.
-                fw.active ^= 1;
-                fw.active_version = previous;
-            }
-            fw.trial = false;
-            fw.trial_booted = false;
-        }
+        // A/B: the slot the boot stage chose (a trial boot that rebooted again without
+        // confirming falls back). Without a stage (the twin) the same choice is made here.
+        let booted = config
+            .booted
+            .unwrap_or_else(|| racklet_bootsel::choose(Some(keys.firmware.selector()), false));
+        keys.firmware.reconcile(booted, config.firmware_version);
         let mut dcdc = p.dcdc_enable;
         let on = dcdc.is_set_high().unwrap_or(false);
         let mut eeprom_wp = p.eeprom_wp;
@@ -193,9 +197,14 @@ where
         } else {
             keys.firmware.active_version
         };
+        keys.firmware.active_version = firmware_version;
+        persist_keys(&keys, &mut key_storage).map_err(BootError::Storage)?;
         let link = BmcLink::new(config.serial, identity, keys.link_key, firmware_version);
         let boot = boot::BootChannel::new(&keys);
-        let mut bmc = Bmc {
+        let boot_mode = keys.boot_mode;
+        // Built in the return value, with nothing done to it afterwards: the struct is
+        // large, and on the RP2040 every copy of it is stack.
+        Ok(Bmc {
             pac: Pac1921::new(p.i2c, DEFAULT_ADDRESS, config.pac_gain, p.shunt_ohms),
             power: PowerMachine::new(config.power, on, now),
             config,
@@ -216,7 +225,7 @@ where
             watts: Reading::Absent,
             watts_at_us: now,
             celsius: Reading::Absent,
-            boot_mode: BootMode::Local,
+            boot_mode,
             link,
             reader: FrameReader::default(),
             boot_reader: FrameReader::default(),
@@ -225,19 +234,11 @@ where
             booted_us: now,
             pending_action: None,
             wp_released: false,
-        };
-        bmc.keys.firmware.active_version = firmware_version;
-        bmc.boot_mode = bmc.keys.boot_mode;
-        bmc.persist().map_err(BootError::Storage)?;
-        Ok(bmc)
+        })
     }
 
     fn persist(&mut self) -> Result<(), K::Error> {
-        let mut buf = [0u8; KEY_STORE_BYTES];
-        match postcard::to_slice(&self.keys, &mut buf) {
-            Ok(bytes) => self.key_storage.store(bytes),
-            Err(_) => Ok(()), // the key store always fits its buffer
-        }
+        persist_keys(&self.keys, &mut self.key_storage)
     }
 
     pub fn serial(&self) -> u64 {

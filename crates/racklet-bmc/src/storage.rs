@@ -3,7 +3,13 @@
 //! the RP2040 these are flash sectors; the twin keeps them in files. The key store is
 //! postcard, which has no field names: a layout change keeps a decoder for the layout
 //! before it, so an update never loses a BMC's identity.
+//!
+//! Layout 3 (this one) starts with the four fixed bytes of a `racklet_bootsel`
+//! [`BootSelector`], which the boot stage reads to pick the slot, then the postcard
+//! [`KeyStore`]; layout 2 is that postcard alone, layout 1 the one before network boot.
 
+use racklet_bootsel::select::SELECTOR_BYTES;
+use racklet_bootsel::{BootChoice, BootKind, BootSelector};
 use racklet_mgmt_proto::message::{BootMode, BootVersions, NetworkBootConfig};
 use serde::{Deserialize, Serialize};
 
@@ -45,9 +51,25 @@ struct KeyStoreV1 {
 }
 
 impl KeyStore {
-    /// The key store in `bytes`, in the current layout or the one before it.
+    /// The key store in layout 3 (selector, then postcard) into `buf`; the bytes used.
+    pub fn encode<'a>(&self, buf: &'a mut [u8]) -> Option<&'a [u8]> {
+        let (head, rest) = buf.split_at_mut_checked(SELECTOR_BYTES)?;
+        head.copy_from_slice(&self.firmware.selector().to_bytes());
+        let used = postcard::to_slice(self, rest).ok()?.len();
+        buf.get(..SELECTOR_BYTES + used)
+    }
+
+    /// The key store in `bytes`, in the current layout or one before it.
     pub fn decode(bytes: &[u8]) -> Option<KeyStore> {
-        // A layout must use every byte: a damaged store must not pass for an older one.
+        if let Some(selector) = BootSelector::from_payload(bytes) {
+            let rest = bytes.get(SELECTOR_BYTES..)?;
+            // A layout must use every byte: a damaged store must not pass for an older one.
+            let (k, []) = postcard::take_from_bytes::<KeyStore>(rest).ok()? else {
+                return None;
+            };
+            // The selector is written from the same state: a difference is damage.
+            return (k.firmware.selector() == selector).then_some(k);
+        }
         if let Ok((k, [])) = postcard::take_from_bytes::<KeyStore>(bytes) {
             return Some(k);
         }
@@ -84,6 +106,51 @@ pub struct FirmwareState {
     /// The trial slot has been booted once; booting again unconfirmed falls back.
     pub trial_booted: bool,
     pub boot_count: u64,
+}
+
+impl FirmwareState {
+    /// What the boot stage needs of this state.
+    pub fn selector(&self) -> BootSelector {
+        BootSelector {
+            active: self.active,
+            trial: self.trial,
+            trial_booted: self.trial_booted,
+        }
+    }
+
+    /// Brings the state in line with the slot that booted and why (the boot stage's
+    /// choice), counting the boot. `built_version` is the running image's own version,
+    /// taken when the stage booted a slot this state does not account for.
+    pub fn reconcile(&mut self, booted: BootChoice, built_version: u32) {
+        self.boot_count += 1;
+        match booted.kind {
+            // The one try: the next unconfirmed reset falls back.
+            BootKind::Trial => {
+                self.active = booted.slot;
+                self.trial = true;
+                self.trial_booted = true;
+            }
+            BootKind::FellBack => {
+                // On trial, staged_version holds the version to fall back to.
+                self.active_version = match (self.trial, self.staged_version.take()) {
+                    (true, Some(previous)) => previous,
+                    _ => built_version,
+                };
+                self.active = booted.slot;
+                self.trial = false;
+                self.trial_booted = false;
+            }
+            BootKind::Normal if booted.slot != self.active || self.trial => {
+                // Another image than this state names (a UF2 was written): adopt it.
+                self.active = booted.slot;
+                self.active_version = built_version;
+                self.staged_version = None;
+                self.trial = false;
+                self.trial_booted = false;
+            }
+            BootKind::Normal => {}
+        }
+    }
 }
 
 pub use racklet_hal::{FirmwareSlots, KeyStorage};

@@ -8,7 +8,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use ed25519_dalek::SigningKey;
-use racklet_bmc::{Action, Bmc, BmcConfig, PowerConfig};
+use racklet_bmc::{Action, Bmc, BmcConfig, FirmwareState, KeyStore, PowerConfig};
+use racklet_bootsel::{BootChoice, BootKind, BootSelector};
 use racklet_firmware_bundle::sign as sign_firmware;
 use racklet_mgmt_proto::message::{
     fault, ErrorCode, PowerAction, PowerState, Request, RequestEnvelope, Response, Slot,
@@ -51,6 +52,17 @@ fn boot_with(twin: &Twin, slot: u32, power: PowerConfig) -> TwinBmc {
 }
 
 fn boot_seeded(twin: &Twin, slot: u32, power: PowerConfig, seed: u64) -> TwinBmc {
+    boot_as(twin, slot, power, seed, None)
+}
+
+/// Boots tray `slot`'s BMC as a boot stage that chose `booted` would start it.
+fn boot_as(
+    twin: &Twin,
+    slot: u32,
+    power: PowerConfig,
+    seed: u64,
+    booted: Option<BootChoice>,
+) -> TwinBmc {
     let p: TwinTrayPeripherals = twin.tray_peripherals(CH, slot).expect("tray");
     let (_, flash) = twin.bmc_usb_and_flash(CH, slot).expect("tray");
     let config = BmcConfig {
@@ -60,6 +72,7 @@ fn boot_seeded(twin: &Twin, slot: u32, power: PowerConfig, seed: u64) -> TwinBmc
         pac_gain: (2 << 3) | 2,
         power,
         reset_by_watchdog: false,
+        booted,
     };
     Bmc::boot(
         config,
@@ -357,6 +370,163 @@ fn unconfirmed_new_slot_falls_back() {
         (inv.active_slot, inv.firmware_version, inv.trial),
         (Slot::A, 1, false)
     );
+}
+
+/// Stages and activates a signed image of version 2 on tray `slot`: the next boot is its
+/// one try.
+fn activate_version_2(twin: &Twin, slot: u32) {
+    let vendor = SigningKey::from_bytes(&[42; 32]);
+    let mut bmc = boot(twin, slot);
+    bmc.add_trust_anchor(vendor.verifying_key().to_bytes())
+        .expect("stored");
+    assert_eq!(
+        transfer(&mut bmc, &image(3000), 2, &vendor, true),
+        Response::Ack
+    );
+    assert_eq!(ask(&mut bmc, Request::FirmwareActivate), Response::Ack);
+}
+
+fn stored_selector(twin: &Twin, slot: u32) -> Option<BootSelector> {
+    let store = twin.lock().chassis[0]
+        .tray(slot)
+        .expect("tray")
+        .flash
+        .key_store
+        .clone();
+    BootSelector::from_payload(&store.expect("a key store"))
+}
+
+#[test]
+fn the_key_store_starts_with_the_selector_the_boot_stage_reads() {
+    let twin = twin();
+    activate_version_2(&twin, 3);
+    assert_eq!(
+        stored_selector(&twin, 3),
+        Some(BootSelector {
+            active: 1,
+            trial: true,
+            trial_booted: false
+        }),
+        "activated: slot B, its try not used yet"
+    );
+    let trial = boot(&twin, 3);
+    drop(trial);
+    assert_eq!(
+        stored_selector(&twin, 3),
+        Some(BootSelector {
+            active: 1,
+            trial: true,
+            trial_booted: true
+        }),
+        "the try is recorded as soon as the new firmware runs"
+    );
+}
+
+#[test]
+fn a_trial_the_boot_stage_cut_short_falls_back_to_the_old_version() {
+    // The new image died before it could record its try; the stage saw its scratch mark
+    // and booted slot A.
+    let twin = twin();
+    activate_version_2(&twin, 4);
+    let fell_back = BootChoice {
+        slot: 0,
+        kind: BootKind::FellBack,
+    };
+    let mut bmc = boot_as(&twin, 4, PowerConfig::default(), 4, Some(fell_back));
+    let Response::Inventory(inv) = ask(&mut bmc, Request::Inventory) else {
+        panic!("inventory")
+    };
+    assert_eq!(
+        (inv.active_slot, inv.firmware_version, inv.trial),
+        (Slot::A, 1, false)
+    );
+}
+
+#[test]
+fn the_firmware_state_follows_every_choice_of_the_boot_stage() {
+    let on_trial = FirmwareState {
+        active: 1,
+        active_version: 2,
+        staged_version: Some(1),
+        trial: true,
+        trial_booted: false,
+        boot_count: 3,
+    };
+    let confirmed = FirmwareState {
+        active: 1,
+        active_version: 2,
+        ..FirmwareState::default()
+    };
+    let choice = |slot, kind| BootChoice { slot, kind };
+    let cases = [
+        // (before, choice, built version) -> (active, version, staged, trial, trial_booted)
+        (
+            on_trial,
+            choice(1, BootKind::Trial),
+            9,
+            (1, 2, Some(1), true, true),
+        ),
+        (
+            on_trial,
+            choice(0, BootKind::FellBack),
+            9,
+            (0, 1, None, false, false),
+        ),
+        (
+            confirmed,
+            choice(1, BootKind::Normal),
+            9,
+            (1, 2, None, false, false),
+        ),
+        // Slot B held no image: the stage booted A, whose version only the image knows.
+        (
+            confirmed,
+            choice(0, BootKind::FellBack),
+            9,
+            (0, 9, None, false, false),
+        ),
+        // A UF2 wrote slot A, and the state named B: the running image is adopted.
+        (
+            confirmed,
+            choice(0, BootKind::Normal),
+            9,
+            (0, 9, None, false, false),
+        ),
+    ];
+    for (before, booted, built, expected) in cases {
+        let mut fw = before;
+        fw.reconcile(booted, built);
+        assert_eq!(
+            (
+                fw.active,
+                fw.active_version,
+                fw.staged_version,
+                fw.trial,
+                fw.trial_booted
+            ),
+            expected,
+            "{before:?} booted {booted:?}"
+        );
+        assert_eq!(fw.boot_count, before.boot_count + 1, "every boot counts");
+    }
+}
+
+#[test]
+fn a_key_store_round_trips_and_one_whose_selector_disagrees_is_refused() {
+    let mut keys = KeyStore {
+        identity_seed: Some([7; 32]),
+        ..KeyStore::default()
+    };
+    keys.firmware.active = 1;
+    let mut buf = [0u8; 1024];
+    let bytes = keys.encode(&mut buf).expect("fits").to_vec();
+    assert_eq!(KeyStore::decode(&bytes), Some(keys.clone()));
+    let mut damaged = bytes.clone();
+    damaged[1] = 0; // the selector says slot A, the state slot B
+    assert_eq!(KeyStore::decode(&damaged), None);
+    // Layout 2 (the same postcard without the selector) still loads.
+    let layout_2 = postcard::to_allocvec(&keys).expect("encodes");
+    assert_eq!(KeyStore::decode(&layout_2), Some(keys));
 }
 
 #[test]

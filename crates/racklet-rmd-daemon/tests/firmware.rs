@@ -33,23 +33,38 @@ struct Emulator {
     seen: Vec<Value>,
 }
 
+/// A file of `scripts/build-firmware`'s output.
+fn built(name: &str) -> PathBuf {
+    let path = PathBuf::from(std::env::var_os("RACKLET_FIRMWARE_DIR").expect(
+        "RACKLET_FIRMWARE_DIR names scripts/build-firmware's output (scripts/test sets it)",
+    ))
+    .join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run scripts/build-firmware",
+        path.display()
+    );
+    path
+}
+
 impl Emulator {
+    /// The boot stage and the emulator image in slot A, as a UF2 leaves a board.
     fn start(dir: &Path) -> Emulator {
-        let image = PathBuf::from(std::env::var_os("RACKLET_FIRMWARE_DIR").expect(
-            "RACKLET_FIRMWARE_DIR names scripts/build-firmware's output (scripts/test sets it)",
-        ))
-        .join("racklet-bmc-emulator.bin");
-        assert!(
-            image.exists(),
-            "{} is missing: run scripts/build-firmware",
-            image.display()
-        );
+        Emulator::start_with(dir, &built("racklet-bmc-emulator-flash.bin"), &[])
+    }
+
+    /// `flash` as the chip's flash, with watchdog scratch registers as a reset left them.
+    fn start_with(dir: &Path, flash: &Path, scratch: &[(u8, u32)]) -> Emulator {
         let harness =
             Path::new(env!("CARGO_MANIFEST_DIR")).join("../../firmware/emulator/harness.mjs");
-        let mut child = Command::new("node")
-            .arg(harness)
+        let mut command = Command::new("node");
+        command.arg(harness);
+        for (n, value) in scratch {
+            command.arg("--scratch").arg(format!("{n}={value:#x}"));
+        }
+        let mut child = command
             .arg("--image")
-            .arg(&image)
+            .arg(flash)
             .args(["--serial", SERIAL, "--volts", "5.1", "--load-watts", "3.1"])
             .arg("--usb-pty")
             .arg(dir.join("usb"))
@@ -280,8 +295,18 @@ async fn racklet_rmd_enrolls_and_powers_the_real_firmware_in_rp2040js_through_re
         .await;
     assert_eq!(inventory["Version"], "1", "{inventory:#}");
     let monitor = redfish.start_update(1, good).await;
-    emulator.wait_event("reset", |_| true);
+    let reset = emulator.wait_event("reset", |_| true);
+    assert_eq!(
+        reset["reason"], "watchdog-reset",
+        "the firmware resets through its watchdog (peripherals too): {reset}"
+    );
     drop(monitor);
+    // The image runs from SRAM, its stack in what its code and statics leave: the emulator
+    // image leaves 40 KiB (memory-emulator.x), the board image 49 KiB. The deepest the stack
+    // went (enrollment, sessions, a signature check, flash records) stays well inside.
+    let stats = emulator.wait_event("stats", |_| true);
+    let stack = stats["stackBytes"].as_u64().expect("the stack is painted");
+    assert!(stack < 30 * 1024, "stack use {stack} B: {stats}");
 
     let log = daemon.terminate();
     assert!(log.iter().any(|l| l.contains("SIGTERM: stopping")));
@@ -293,4 +318,113 @@ fn base64_basic(user: &str, password: &str) -> String {
         "Basic {}",
         base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
     )
+}
+
+/// A flash image as a board holds it after an update was activated: the boot stage, this
+/// image in both slots, and a key store (record `sequence`) whose selector makes slot B,
+/// version 2, the trial slot with its one try not used yet. Returns the BMC's identity.
+fn flash_on_trial(path: &Path, sequence: u32) -> String {
+    use racklet_bootsel::layout::{KEY_SECTORS, SLOT_OFFSETS};
+    let mut flash = std::fs::read(built("racklet-bmc-emulator-flash.bin")).expect("flash image");
+    let image = std::fs::read(built("racklet-bmc-emulator.bin")).expect("image");
+    let seed = [9u8; 32];
+    let keys = racklet_bmc::KeyStore {
+        identity_seed: Some(seed),
+        firmware: racklet_bmc::FirmwareState {
+            active: 1,
+            active_version: 2,
+            staged_version: Some(1), // what a fall-back returns to
+            trial: true,
+            trial_booted: false,
+            boot_count: 4,
+        },
+        ..racklet_bmc::KeyStore::default()
+    };
+    let mut buf = [0u8; 1024];
+    let payload = keys.encode(&mut buf).expect("fits");
+    let mut record = [0xFFu8; racklet_bootsel::record::SECTOR];
+    racklet_bootsel::record::build(sequence, payload, &mut record).expect("record");
+    let mut put = |at: u32, bytes: &[u8]| {
+        let at = at as usize;
+        if flash.len() < at + bytes.len() {
+            flash.resize(at + bytes.len(), 0xFF);
+        }
+        flash[at..at + bytes.len()].copy_from_slice(bytes);
+    };
+    put(SLOT_OFFSETS[1], &image);
+    put(KEY_SECTORS[0], &record);
+    std::fs::write(path, &flash).expect("write the flash image");
+    hex::encode(
+        ed25519_dalek::SigningKey::from_bytes(&seed)
+            .verifying_key()
+            .to_bytes(),
+    )
+}
+
+/// What Redfish says of tray 1's BMC firmware, once the daemon has a session with it.
+async fn running_firmware(emulator: &mut Emulator, tree: &Tree, identity: &str) -> Value {
+    emulator.wait_event("ready", |_| true);
+    let serial = u64::from_str_radix(SERIAL, 16).expect("hex");
+    tree.plug("ttyACM0", 1, serial, &tree.root.join("usb"));
+    let config = write_config(tree, &[identity]);
+    let mut daemon = Daemon::start(&config, false);
+    let redfish = daemon.first_redfish(tree);
+    wait_for(
+        "bmc-1 trusted (pre-approved identity)",
+        WITHIN,
+        async || redfish.trust(1).await == "Trusted",
+    )
+    .await;
+    wait_for(
+        "tray 1's BMC firmware in the inventory",
+        WITHIN,
+        async || {
+            let all = redfish
+                .get("/redfish/v1/UpdateService/FirmwareInventory")
+                .await;
+            all.to_string()
+                .contains("/redfish/v1/UpdateService/FirmwareInventory/bmc-1")
+        },
+    )
+    .await;
+    let inventory = redfish
+        .get("/redfish/v1/UpdateService/FirmwareInventory/bmc-1")
+        .await;
+    daemon.terminate();
+    inventory
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_boot_stage_gives_a_new_slot_one_try_then_falls_back_to_the_old_one() {
+    const SEQUENCE: u32 = 7;
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let flash = dir.path().join("flash.bin");
+    let identity = flash_on_trial(&flash, SEQUENCE);
+
+    // Power-on: the stage boots slot B, the new version, as its one try.
+    let tree = Tree::new();
+    let mut emulator = Emulator::start_with(&tree.root, &flash, &[]);
+    let inventory = running_firmware(&mut emulator, &tree, &identity).await;
+    assert_eq!(inventory["Version"], "2", "{inventory:#}");
+    assert!(
+        inventory["Description"]
+            .as_str()
+            .is_some_and(|d| d.contains("slot B") && d.contains("on trial")),
+        "{inventory:#}"
+    );
+    drop(emulator);
+
+    // A reset before the new firmware confirmed (and before it could even record its try):
+    // the stage's mark in watchdog scratch 0 survives the reset, so slot A boots, with the
+    // version the key store kept for it.
+    let tree = Tree::new();
+    let tried = racklet_bootsel::select::tried_word(SEQUENCE);
+    let mut emulator = Emulator::start_with(&tree.root, &flash, &[(0, tried)]);
+    let inventory = running_firmware(&mut emulator, &tree, &identity).await;
+    assert_eq!(inventory["Version"], "1", "{inventory:#}");
+    assert_eq!(
+        inventory["Description"], "Runs from slot A",
+        "{inventory:#}"
+    );
+    drop(emulator);
 }

@@ -149,6 +149,7 @@ impl BmcRunner {
             pac_gain: pac_gain(&board.board.power),
             power: power_config(&board.board.power, board.board.thermal.limit_celsius),
             reset_by_watchdog: self.watchdog.caused_last_reset(),
+            booted: None,
         };
         self.watchdog.clear_reason();
         self.watchdog.feed();

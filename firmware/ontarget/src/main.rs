@@ -1,8 +1,8 @@
 //! The BMC's no_std core checked on a Cortex-M (Armv6-M code, soft float, 32-bit
 //! pointers), where it runs on a board: the management protocol's enrollment and sealed
-//! frames, the power sequencing, and the PAC1921 arithmetic. `cargo run --release` runs it
-//! in QEMU; each check prints a line, a failed one panics, and the exit code is the
-//! verdict (semihosting). Host-side tests of the same crates cannot catch what differs on
+//! frames, the power sequencing, the PAC1921 arithmetic, and the boot stage's reading of
+//! the key store. `cargo run --release` runs it in QEMU; each check prints a line, a
+//! failed one panics, and the exit code is the verdict (semihosting). Host-side tests of the same crates cannot catch what differs on
 //! the target: integer widths, soft-float results, stack use of the crypto.
 #![no_std]
 #![no_main]
@@ -156,9 +156,67 @@ fn pac1921_arithmetic_matches_the_recorded_trace() {
     assert!(near(watts, 3.088_954_056_695_992), "watts");
 }
 
+/// The boot stage's decision from a key store written by the core: the record format,
+/// the selector at its start, the one try of a new slot and the fall-back after it.
+// reason: a check's panic is its failure report.
+#[allow(clippy::expect_used)]
+fn boot_stage_reads_the_key_store_the_core_writes() {
+    use racklet_bmc::{FirmwareState, KeyStore};
+    use racklet_bootsel::record::{self, SECTOR};
+    use racklet_bootsel::select::{self, BootKind};
+
+    let keys = KeyStore {
+        firmware: FirmwareState {
+            active: 1,
+            active_version: 2,
+            staged_version: Some(1),
+            trial: true,
+            trial_booted: false,
+            boot_count: 3,
+        },
+        ..KeyStore::default()
+    };
+    let mut buf = [0u8; 1024];
+    let payload = keys.encode(&mut buf).expect("fits");
+    let mut newer = [0xFFu8; SECTOR];
+    record::build(8, payload, &mut newer).expect("record");
+    let older_payload = KeyStore::default();
+    let mut older_buf = [0u8; 1024];
+    let mut older = [0xFFu8; SECTOR];
+    record::build(
+        7,
+        older_payload.encode(&mut older_buf).expect("fits"),
+        &mut older,
+    )
+    .expect("record");
+
+    let (index, r) = record::newest([&older, &newer]).expect("a record");
+    assert_eq!((index, r.sequence), (1, 8), "the newer record wins");
+    let selector = r
+        .payload(&newer)
+        .and_then(select::BootSelector::from_payload);
+    let trial = select::decide(selector, false, |_| true).expect("bootable");
+    assert_eq!((trial.slot, trial.kind), (1, BootKind::Trial));
+    let tried = select::decide(selector, true, |_| true).expect("bootable");
+    assert_eq!((tried.slot, tried.kind), (0, BootKind::FellBack));
+    assert_eq!(
+        select::parse_handoff(select::handoff_word(tried)),
+        Some(tried)
+    );
+    assert_eq!(
+        KeyStore::decode(r.payload(&newer).expect("payload")),
+        Some(keys),
+        "the core reads back what it wrote"
+    );
+
+    // A write cut short (the newer sector torn): the older record is read.
+    newer[record::HEADER_BYTES] ^= 0xFF;
+    assert_eq!(record::newest([&older, &newer]).map(|(i, _)| i), Some(0));
+}
+
 #[entry]
 fn main() -> ! {
-    let checks: [(&str, fn()); 3] = [
+    let checks: [(&str, fn()); 4] = [
         (
             "protocol_enrolls_seals_and_refuses_replays_and_tampering",
             protocol_enrolls_seals_and_refuses_replays_and_tampering,
@@ -170,6 +228,10 @@ fn main() -> ! {
         (
             "pac1921_arithmetic_matches_the_recorded_trace",
             pac1921_arithmetic_matches_the_recorded_trace,
+        ),
+        (
+            "boot_stage_reads_the_key_store_the_core_writes",
+            boot_stage_reads_the_key_store_the_core_writes,
         ),
     ];
     for (name, check) in checks {

@@ -43,6 +43,7 @@ pub fn bmc_on_twin() -> (Twin, Arc<Mutex<TwinBmc>>) {
         pac_gain: (2 << 3) | 2,
         power: PowerConfig::default(),
         reset_by_watchdog: false,
+        booted: None,
     };
     let bmc = Bmc::boot(
         config,

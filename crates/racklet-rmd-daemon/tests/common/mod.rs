@@ -248,6 +248,7 @@ fn run_bmc(
             installed.board.thermal.limit_celsius,
         ),
         reset_by_watchdog: false,
+        booted: None,
     };
     let Ok(mut bmc) = Bmc::boot(config, peripherals, flash.clone(), flash, &mut rng) else {
         panic!("the BMC did not boot");
