@@ -340,7 +340,7 @@ fn schema(kind: Option<&str>) -> anyhow::Result<()> {
     };
     let out: serde_json::Map<String, serde_json::Value> = kinds
         .into_iter()
-        .map(|k| (k.as_str().to_string(), k.schema().clone()))
+        .map(|k| (k.as_str().to_string(), k.schema()))
         .collect();
     let value = if out.len() == 1 {
         out.into_iter().next().map(|(_, v)| v).unwrap_or_default()

@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use crate::diag::{Diagnostic, Position};
 use crate::resource::{
-    decode, AnyResource, BoardModel, BootProfile, Chassis, ComputeUnit, FirmwarePolicy, Kind, Rack,
+    decode, AnyResource, BoardModel, BootProfile, Chassis, CompiledSchema, ComputeUnit,
+    FirmwarePolicy, Kind, Rack,
 };
 use crate::source::{parse_file, Document};
 
@@ -29,6 +30,9 @@ pub struct ManifestSet {
     /// Files that could not be read as manifests at all (a YAML syntax error, not UTF-8):
     /// anything may have been declared there, so nothing is reported missing.
     pub unreadable: Vec<Arc<Path>>,
+    /// The compiled schema of each kind this set has taken documents of (compiled once per
+    /// set, let go with it).
+    schemas: Vec<Arc<CompiledSchema>>,
 }
 
 /// What is known of a document that failed to decode, read from its raw value.
@@ -78,8 +82,7 @@ impl ManifestSet {
     pub fn with_catalog() -> Self {
         ManifestSet {
             entries: crate::catalog::entries().to_vec(),
-            rejected: Vec::new(),
-            unreadable: Vec::new(),
+            ..ManifestSet::default()
         }
     }
 
@@ -108,6 +111,21 @@ impl ManifestSet {
         self.chassis().map(|(_, c)| c).find(|c| c.name() == name)
     }
 
+    /// Holds the compiled schema of `doc`'s kind for as long as this set lives, so the
+    /// set's other documents of that kind reuse it.
+    fn hold_schema(&mut self, doc: &Document) {
+        let kind = doc
+            .value
+            .get("kind")
+            .and_then(|k| k.as_str())
+            .and_then(Kind::parse);
+        if let Some(kind) = kind {
+            if !self.schemas.iter().any(|s| s.kind == kind) {
+                self.schemas.push(kind.compiled());
+            }
+        }
+    }
+
     /// Parses and decodes one file's bytes, adding what decodes and returning every problem.
     pub fn add_source(&mut self, file: &Arc<Path>, bytes: &[u8]) -> Vec<Diagnostic> {
         let docs = match parse_file(file, bytes) {
@@ -119,6 +137,7 @@ impl ManifestSet {
         };
         let mut diags = Vec::new();
         for doc in docs {
+            self.hold_schema(&doc);
             match decode(&doc) {
                 Ok(resource) => self.entries.push(Entry {
                     doc,
@@ -218,4 +237,36 @@ fn manifest_files(path: &Path, diags: &mut Vec<Diagnostic>) -> Vec<PathBuf> {
     }
     out.sort();
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CHASSIS: &str = "apiVersion: racklet.io/v1alpha1
+kind: Chassis
+metadata:
+  name: c1
+spec:
+  rackUnits: 1
+";
+
+    // reason: a test's panic is its failure report.
+    #[allow(clippy::expect_used)]
+    #[test]
+    fn a_sets_compiled_schemas_are_shared_while_it_lives_and_let_go_with_it() {
+        let file: Arc<Path> = Arc::from(Path::new("c1.yaml"));
+        let mut set = ManifestSet::default();
+        let _ = set.add_source(&file, CHASSIS.as_bytes());
+        let held = Arc::downgrade(set.schemas.first().expect("the Chassis schema is held"));
+        assert!(
+            Arc::ptr_eq(&Kind::Chassis.compiled(), &held.upgrade().expect("held")),
+            "documents decoded while the set lives share one compiled schema"
+        );
+        drop(set);
+        assert!(
+            held.upgrade().is_none(),
+            "a long-running process does not keep the validators after loading"
+        );
+    }
 }

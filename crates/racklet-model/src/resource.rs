@@ -2,7 +2,7 @@
 //! set of kinds, their JSON Schemas, and decoding one parsed document into a typed
 //! resource with every schema violation reported at its position.
 
-use std::sync::OnceLock;
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 
 use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
@@ -81,20 +81,29 @@ impl Kind {
     }
 
     /// The JSON Schema (draft 2020-12) of a whole document of this kind.
-    pub fn schema(self) -> &'static Value {
-        &self.compiled().0
+    pub fn schema(self) -> Value {
+        self.compiled().schema.clone()
     }
 
-    fn compiled(self) -> &'static (Value, jsonschema::Validator) {
-        static CELLS: [OnceLock<(Value, jsonschema::Validator)>; 6] = [
-            OnceLock::new(),
-            OnceLock::new(),
-            OnceLock::new(),
-            OnceLock::new(),
-            OnceLock::new(),
-            OnceLock::new(),
-        ];
-        CELLS[self as usize].get_or_init(|| {
+    /// This kind's schema, compiled. Shared while anyone holds it (a [`ManifestSet`] holds
+    /// every kind's while it loads documents), compiled again after the last holder lets
+    /// go: a long-running process that loaded its manifests once does not keep the
+    /// validators (about 1.3 MB) for good.
+    ///
+    /// [`ManifestSet`]: crate::ManifestSet
+    pub(crate) fn compiled(self) -> Arc<CompiledSchema> {
+        static CELLS: Mutex<[Weak<CompiledSchema>; 6]> = Mutex::new([const { Weak::new() }; 6]);
+        let mut cells = CELLS.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(held) = cells[self as usize].upgrade() {
+            return held;
+        }
+        let compiled = Arc::new(self.compile());
+        cells[self as usize] = Arc::downgrade(&compiled);
+        compiled
+    }
+
+    fn compile(self) -> CompiledSchema {
+        {
             let mut schema = match self {
                 Kind::BoardModel => schemars::schema_for!(BoardModel),
                 Kind::BootProfile => schemars::schema_for!(BootProfile),
@@ -109,8 +118,25 @@ impl Kind {
             // it is a programming error caught by every test run.
             #[allow(clippy::expect_used)]
             let validator = jsonschema::validator_for(&schema).expect("generated schema compiles");
-            (schema, validator)
-        })
+            CompiledSchema {
+                kind: self,
+                schema,
+                validator,
+            }
+        }
+    }
+}
+
+/// A kind's JSON Schema and its compiled validator.
+pub(crate) struct CompiledSchema {
+    pub(crate) kind: Kind,
+    schema: Value,
+    validator: jsonschema::Validator,
+}
+
+impl std::fmt::Debug for CompiledSchema {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} schema", self.kind)
     }
 }
 
@@ -365,7 +391,8 @@ fn known_properties(schema_path: &str, doc: &Document) -> Option<String> {
         .get("kind")
         .and_then(Value::as_str)
         .and_then(Kind::parse)?;
-    let schema = kind.schema();
+    let compiled = kind.compiled();
+    let schema = &compiled.schema;
     // schema_path ends in ".../additionalProperties"; its parent holds `properties`.
     let parent = schema_path.strip_suffix("/additionalProperties")?;
     let node = resolve_schema_path(schema, parent)?;
@@ -473,8 +500,8 @@ pub fn decode(doc: &Document) -> Result<AnyResource, Vec<Diagnostic>> {
     if !diags.is_empty() {
         return Err(diags);
     }
-    let validator = &kind.compiled().1;
-    for err in validator.iter_errors(&doc.value) {
+    let compiled = kind.compiled();
+    for err in compiled.validator.iter_errors(&doc.value) {
         let (message, key_pointer) = schema_message(doc, &err);
         let at = err.instance_path().as_str();
         let d = match key_pointer {

@@ -99,6 +99,8 @@ fn run(args: &Args) -> anyhow::Result<()> {
         )
     })?;
     config.pre_approved.clone_from(&file.pre_approved);
+    // The daemon keeps only its chassis' configuration, not the parsed manifests.
+    drop(set);
     for tray in &config.trays {
         if !file.devices.ports.contains_key(&tray.slot) {
             tracing::warn!(
@@ -143,6 +145,12 @@ fn run(args: &Args) -> anyhow::Result<()> {
                 "created Redfish account `admin`; its password is in {} (owner-only)",
                 p.display()
             );
+        }
+        // Start-up (manifests, schemas, the certificate) left free memory inside the heap;
+        // give it back to the kernel.
+        // SAFETY: malloc_trim only releases free heap pages; it is safe to call at any time.
+        unsafe {
+            libc::malloc_trim(0);
         }
         tracing::info!(
             chassis = %file.chassis,
