@@ -9,7 +9,7 @@
 //! `TaskService`, `EventService` (HTTPS push subscriptions and SSE). Errors carry Base
 //! registry messages.
 
-pub mod accounts;
+pub use racklet_accounts as accounts;
 mod console;
 pub mod error;
 pub mod events;

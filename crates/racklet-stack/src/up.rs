@@ -439,6 +439,12 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
         api.token_file.display(),
         api.webhook_secret_file.display()
     );
+    if let Some(first) = &api.initial_password_file {
+        eprintln!(
+            "racklet: created the control plane's account `admin`; its password is in {} (owner-only)",
+            first.display()
+        );
+    }
     endpoints.push(Endpoint {
         name: racklet_client::data_dir::CONTROL_PLANE.into(),
         url: format!("https://{}", api.addr),

@@ -38,6 +38,7 @@ pub mod changes;
 pub mod edit;
 pub mod objects;
 pub mod proxy;
+pub mod session;
 
 /// Why the API cannot start.
 #[derive(Debug, thiserror::Error)]
@@ -54,6 +55,8 @@ pub enum ApiError {
     Identity(#[from] racklet_tls::TlsError),
     #[error("cannot load the API's certificate")]
     Certificate(#[source] std::io::Error),
+    #[error("the control plane's accounts")]
+    Accounts(#[from] racklet_accounts::AccountError),
     #[error("cannot listen on {addr}")]
     Bind {
         addr: SocketAddr,
@@ -70,6 +73,8 @@ pub struct Running {
     /// The key Git servers sign webhook calls with.
     pub webhook_secret_file: PathBuf,
     pub cert_file: PathBuf,
+    /// Where the first admin password was written (owner-only), on first start only.
+    pub initial_password_file: Option<PathBuf>,
 }
 
 /// The secret in `DIR/NAME` (the API token, the webhook secret), made on first start.
@@ -91,22 +96,26 @@ fn secret(dir: &Path, name: &str) -> Result<(String, PathBuf), ApiError> {
 
 struct Api<S> {
     plane: Arc<ControlPlane<S>>,
+    logins: Arc<session::Logins>,
     token: String,
     webhook_secret: String,
     /// One commit at a time: each reads the branch, then commits on top of it.
     commits: Arc<tokio::sync::Mutex<()>>,
 }
 
-/// Routes without TLS (for tests and embedding): requests need `token` as their bearer
-/// token, or a webhook signature keyed with `webhook_secret`.
-pub fn routes<S: StateStore>(
+/// Routes without TLS: requests need `token` as their bearer token, a session of
+/// `logins` (a cookie; see [`session`]), or a webhook signature keyed with
+/// `webhook_secret`.
+fn routes<S: StateStore>(
     plane: Arc<ControlPlane<S>>,
+    logins: Arc<session::Logins>,
     token: String,
     webhook_secret: String,
 ) -> Router {
     let boot = plane.boot_repository();
     let state = Arc::new(Api {
         plane,
+        logins: logins.clone(),
         token,
         webhook_secret,
         commits: Arc::new(tokio::sync::Mutex::new(())),
@@ -128,7 +137,25 @@ pub fn routes<S: StateStore>(
         .route("/v1/delete", post(delete::<S>))
         .route("/v1/sync", post(sync::<S>))
         .route("/v1/webhook", post(sync::<S>))
+        .merge(
+            Router::new()
+                .route(
+                    "/v1/session",
+                    get(session::current).delete(session::sign_out),
+                )
+                .route(
+                    "/v1/accounts",
+                    get(session::accounts).post(session::create_account),
+                )
+                .with_state(logins.clone()),
+        )
         .layer(middleware::from_fn_with_state(state.clone(), auth::<S>))
+        // Signing in needs no credentials but the ones it checks.
+        .merge(
+            Router::new()
+                .route("/v1/session", post(session::sign_in))
+                .with_state(logins),
+        )
         // Node agents authenticate by their client certificate's key, not a token.
         .route("/v1/agent/report", post(agent_report::<S>))
         .with_state(state)
@@ -149,6 +176,7 @@ pub async fn serve<S: StateStore>(
     })?;
     let (token, token_file) = secret(dir, "token")?;
     let (webhook_secret, webhook_secret_file) = secret(dir, "webhook-secret")?;
+    let (logins, initial_password_file) = session::Logins::open(&dir.join("accounts"))?;
     let identity = racklet_tls::load_or_create(&dir.join("tls"))?;
     let config = tls_config(&identity)?;
     let listener =
@@ -160,7 +188,7 @@ pub async fn serve<S: StateStore>(
         .local_addr()
         .map_err(|source| ApiError::Bind { addr, source })?;
     plane.set_boot_uri(format!("https://{local}/boot/"), false);
-    let app = routes(plane, token, webhook_secret);
+    let app = routes(plane, Arc::new(logins), token, webhook_secret);
     tokio::spawn(async move {
         if let Err(e) = axum_server::from_tcp(listener)
             .acceptor(crate::agent::Acceptor::new(
@@ -177,6 +205,7 @@ pub async fn serve<S: StateStore>(
         token_file,
         webhook_secret_file,
         cert_file: identity.cert,
+        initial_password_file,
     })
 }
 
@@ -320,13 +349,24 @@ async fn auth<S: StateStore>(State(api): State<Arc<Api<S>>>, req: Request, next:
             .zip(api.token.bytes())
             .fold(0u8, |acc, (a, b)| acc | (a ^ b))
             == 0;
-    if !same {
+    let caller = if same {
+        session::Caller::Token
+    } else if !given.is_empty() {
         return (
             StatusCode::UNAUTHORIZED,
-            Json(serde_json::json!({"error": "missing or wrong bearer token; it is in the control plane's token file"})),
+            Json(serde_json::json!({"error": "wrong bearer token; it is in the control plane's token file"})),
         )
             .into_response();
-    }
+    } else {
+        match session::authorise(&api.logins, req.method(), req.uri().path(), req.headers()) {
+            Ok(caller) => caller,
+            Err((status, error)) => {
+                return (status, Json(serde_json::json!({ "error": error }))).into_response()
+            }
+        }
+    };
+    let mut req = req;
+    req.extensions_mut().insert(caller);
     next.run(req).await
 }
 

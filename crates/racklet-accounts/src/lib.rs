@@ -1,7 +1,8 @@
 //! Accounts (Administrator, Operator, ReadOnly) with argon2 password hashes and lock-out,
-//! and sessions (X-Auth-Token, idle timeout). Accounts persist in the data dir; the first
-//! start creates `admin` with a random password written once to a file only its owner
-//! can read.
+//! and sessions (a secret token, an idle timeout), shared by the Redfish service (its
+//! X-Auth-Token) and the control plane (the dashboard's session cookie, with a CSRF token
+//! derived from the session's). Accounts persist in the data dir; the first start creates
+//! `admin` with a random password written once to a file only its owner can read.
 //!
 //! Checking a password costs one argon2 verification whether or not the user name exists
 //! (unknown and disabled names are verified against a dummy hash), so refusals do not tell
@@ -129,6 +130,20 @@ pub struct Session {
     pub user: String,
     pub role: Role,
     last_used: Instant,
+}
+
+impl Session {
+    /// The token a browser page proves it may act for this session with (sent in a
+    /// header on every change): derived from the session's secret token, which the page
+    /// never sees (an `HttpOnly` cookie), and read by the page from an authenticated GET
+    /// that a cross-site page cannot make.
+    pub fn csrf_token(&self) -> String {
+        use sha2_std::Digest;
+        let mut h = sha2_std::Sha256::new();
+        h.update(b"racklet csrf token\0");
+        h.update(self.token.as_bytes());
+        hex::encode(h.finalize())
+    }
 }
 
 /// How long a verified Basic-auth credential is remembered (argon2 is slow on purpose;
@@ -481,7 +496,8 @@ impl Accounts {
     }
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+/// Whether `a` and `b` are equal, in a time that does not depend on where they differ.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
@@ -625,6 +641,19 @@ mod tests {
             assert_eq!(theirs, right);
         }
         assert!(!verify("x", "not a hash", &mut memory));
+    }
+
+    #[test]
+    fn a_sessions_csrf_token_is_its_own_and_reveals_nothing_of_its_secret() {
+        let dir = std::env::temp_dir().join(format!("racklet-csrf-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let (mut accounts, _) = Accounts::open(&dir).expect("accounts");
+        let a = accounts.open_session("admin", Role::Administrator);
+        let b = accounts.open_session("admin", Role::Administrator);
+        assert_eq!(a.csrf_token(), a.csrf_token(), "stable for a session");
+        assert_ne!(a.csrf_token(), b.csrf_token(), "one per session");
+        assert!(!a.csrf_token().contains(&a.token), "not the secret itself");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
