@@ -342,3 +342,42 @@ async fn signing_out_ends_the_session() {
         .await;
     assert_eq!(after.status(), StatusCode::UNAUTHORIZED);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_page_is_served_with_a_policy_that_allows_no_inline_script() {
+    let plane = Plane::start().await;
+    let page = plane
+        .http
+        .get(format!("{}/", plane.base))
+        .send()
+        .await
+        .expect("page");
+    assert_eq!(page.status(), StatusCode::OK, "the page needs no session");
+    let header = |r: &reqwest::Response, name: &str| {
+        r.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string()
+    };
+    let csp = header(&page, "content-security-policy");
+    assert!(csp.contains("script-src 'self'"), "{csp}");
+    assert!(!csp.contains("unsafe-inline"), "{csp}");
+    assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+    assert_eq!(header(&page, "x-content-type-options"), "nosniff");
+    let script = plane
+        .http
+        .get(format!("{}/assets/app.js", plane.base))
+        .send()
+        .await
+        .expect("script");
+    assert_eq!(script.status(), StatusCode::OK);
+    assert!(header(&script, "content-type").starts_with("text/javascript"));
+    let missing = plane
+        .http
+        .get(format!("{}/assets/nothing.js", plane.base))
+        .send()
+        .await
+        .expect("call");
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+}

@@ -439,15 +439,23 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
         api.token_file.display(),
         api.webhook_secret_file.display()
     );
-    if let Some(first) = &api.initial_password_file {
-        eprintln!(
-            "racklet: created the control plane's account `admin`; its password is in {} (owner-only)",
-            first.display()
-        );
-    }
+    let admin_password = api.accounts_dir.join("initial-admin-password");
+    eprintln!(
+        "racklet: the dashboard is at https://{}/ ; sign in as `admin` with the password in {} (owner-only; written on first start)",
+        api.addr,
+        admin_password.display()
+    );
     endpoints.push(Endpoint {
         name: racklet_client::data_dir::CONTROL_PLANE.into(),
         url: format!("https://{}", api.addr),
+    });
+    endpoints.push(Endpoint {
+        name: "dashboard".into(),
+        url: format!("https://{}/", api.addr),
+    });
+    endpoints.push(Endpoint {
+        name: "dashboard-admin-password".into(),
+        url: format!("file://{}", admin_password.display()),
     });
     endpoints.push(Endpoint {
         name: "boot-repository".into(),

@@ -35,6 +35,7 @@ use crate::store::{StateStore, StateStoreExt as _, StoreError};
 use crate::ControlPlane;
 
 pub mod changes;
+mod dashboard;
 pub mod edit;
 pub mod objects;
 pub mod proxy;
@@ -75,6 +76,8 @@ pub struct Running {
     pub cert_file: PathBuf,
     /// Where the first admin password was written (owner-only), on first start only.
     pub initial_password_file: Option<PathBuf>,
+    /// The accounts (and the first admin password, `initial-admin-password`).
+    pub accounts_dir: PathBuf,
 }
 
 /// The secret in `DIR/NAME` (the API token, the webhook secret), made on first start.
@@ -150,6 +153,9 @@ fn routes<S: StateStore>(
                 .with_state(logins.clone()),
         )
         .layer(middleware::from_fn_with_state(state.clone(), auth::<S>))
+        // The dashboard's files are public; what they show comes from the API.
+        .route("/", get(dashboard::index))
+        .route("/assets/{name}", get(dashboard::asset))
         // Signing in needs no credentials but the ones it checks.
         .merge(
             Router::new()
@@ -176,7 +182,8 @@ pub async fn serve<S: StateStore>(
     })?;
     let (token, token_file) = secret(dir, "token")?;
     let (webhook_secret, webhook_secret_file) = secret(dir, "webhook-secret")?;
-    let (logins, initial_password_file) = session::Logins::open(&dir.join("accounts"))?;
+    let accounts_dir = dir.join("accounts");
+    let (logins, initial_password_file) = session::Logins::open(&accounts_dir)?;
     let identity = racklet_tls::load_or_create(&dir.join("tls"))?;
     let config = tls_config(&identity)?;
     let listener =
@@ -206,6 +213,7 @@ pub async fn serve<S: StateStore>(
         webhook_secret_file,
         cert_file: identity.cert,
         initial_password_file,
+        accounts_dir,
     })
 }
 
@@ -653,25 +661,42 @@ async fn change<S: StateStore>(
     }
 }
 
+/// The author of a change: a signed-in account's commits are its own, whatever the request
+/// says; the API token's caller names its author.
+fn author_for(caller: &session::Caller, requested: &mut racklet_client::changes::Author) {
+    if let session::Caller::User { name, .. } = caller {
+        *requested = racklet_client::changes::Author {
+            name: name.clone(),
+            email: format!("{name}@{}", session::ACCOUNT_EMAIL_DOMAIN),
+        };
+    }
+}
+
 async fn apply<S: StateStore>(
     State(api): State<Arc<Api<S>>>,
-    Json(request): Json<ApplyRequest>,
+    axum::Extension(caller): axum::Extension<session::Caller>,
+    Json(mut request): Json<ApplyRequest>,
 ) -> Response {
+    author_for(&caller, &mut request.author);
     change(&api, move |repo, sub| changes::apply(repo, sub, &request)).await
 }
 
 async fn delete<S: StateStore>(
     State(api): State<Arc<Api<S>>>,
-    Json(request): Json<DeleteRequest>,
+    axum::Extension(caller): axum::Extension<session::Caller>,
+    Json(mut request): Json<DeleteRequest>,
 ) -> Response {
+    author_for(&caller, &mut request.author);
     change(&api, move |repo, sub| changes::delete(repo, sub, &request)).await
 }
 
 async fn set_power<S: StateStore>(
     State(api): State<Arc<Api<S>>>,
+    axum::Extension(caller): axum::Extension<session::Caller>,
     UrlPath(name): UrlPath<String>,
-    Json(request): Json<PowerRequest>,
+    Json(mut request): Json<PowerRequest>,
 ) -> Response {
+    author_for(&caller, &mut request.author);
     change(&api, move |repo, sub| {
         changes::set_power(repo, sub, &name, &request)
     })

@@ -20,6 +20,10 @@ use axum::Json;
 use racklet_accounts::{Accounts, LoginError, Role, Session, Verifier, SESSION_TIMEOUT};
 use serde::Deserialize;
 
+/// The email domain of a signed-in account's commits (`NAME@racklet.invalid`: the
+/// account has no address; `.invalid` can never be one).
+pub const ACCOUNT_EMAIL_DOMAIN: &str = "racklet.invalid";
+
 /// The session cookie's name.
 pub const COOKIE: &str = "racklet-session";
 /// The header a cookie-authenticated change carries its CSRF token in.
