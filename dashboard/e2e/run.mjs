@@ -6,8 +6,9 @@
 //   RACKLET_CERT=DIR/controlplane/tls/cert.pem RACKLET_SCREENSHOTS=DIR node e2e/run.mjs
 // It trusts exactly the control plane's certificate (its public key's hash), signs in
 // (a wrong password first), checks the rack, shows that a ReadOnly account's power
-// controls are disabled and refused, powers node-6 on with confirmation, and writes
-// screenshots at 1280×800 and at phone width. The last stdout line is a JSON summary.
+// controls are disabled and refused, powers node-6 on with confirmation, visits the node,
+// GitOps and events views, and writes screenshots of each at 1280×800 and at phone width.
+// The last stdout line is a JSON summary.
 import { X509Certificate, createHash } from 'node:crypto';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -114,6 +115,29 @@ try {
   await page.waitForSelector('.tray[data-node="node-6"][data-power="On"]', { timeout: 60_000 });
   await page.screenshot({ path: join(shots, 'rack-node6-on-1280x800.png'), fullPage: true });
   summary.poweredOn = 'node-6';
+
+  // Every view, at both widths.
+  const both = async (name) => {
+    await page.screenshot({ path: join(shots, `${name}-1280x800.png`), fullPage: true });
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.screenshot({ path: join(shots, `${name}-390x844.png`), fullPage: true });
+    await page.setViewportSize({ width: 1280, height: 800 });
+  };
+  await page.click('.tray[data-node="node-6"] a.name');
+  await page.waitForSelector('.sensor[data-sensor] figcaption', { timeout: WITHIN });
+  summary.sensors = await page.$$eval('.sensor figcaption', (f) => f.map((e) => e.textContent));
+  await page.waitForFunction(() => document.querySelectorAll('.chart polyline[points*=","]').length > 0, null, { timeout: WITHIN });
+  await both('node');
+  await page.click('header nav a[href="#/gitops"]');
+  await page.waitForSelector('table.nodes tr[data-node="node-6"]', { timeout: WITHIN });
+  summary.revision = await page.$eval('dl.source', (d) => d.textContent);
+  await both('gitops');
+  await page.click('header nav a[href="#/events"]');
+  await page.waitForSelector('.events li', { timeout: WITHIN });
+  await page.fill('.filters input[type=search]', 'node-6');
+  await page.waitForFunction(() => [...document.querySelectorAll('.events li')].every((e) => e.textContent.includes('node-6')), null, { timeout: WITHIN });
+  summary.node6Events = await page.$$eval('.events li', (l) => l.length);
+  await both('events');
   summary.consoleErrors = violations.filter((v) => !v.includes('401') && !v.includes('403'));
   if (summary.consoleErrors.length > 0) throw new Error(`the page logged errors: ${summary.consoleErrors.join('; ')}`);
   summary.ok = true;

@@ -74,3 +74,59 @@ export const setPower = (node: string, powerState: 'On' | 'Off', message: string
     message,
     author: { name: 'dashboard', email: 'dashboard@racklet.invalid' },
   });
+
+export interface Sensor {
+  name: string;
+  reading?: number;
+  units: string;
+  state: string;
+}
+
+export interface Bmc {
+  node: string;
+  chassis: string;
+  tray: number;
+  serial: string;
+  trust: string;
+  identity?: string;
+  reason?: string;
+}
+
+export interface Event {
+  sequence: number;
+  eventTime: string;
+  type: string;
+  reason: string;
+  regarding?: { kind: string; name: string };
+  note: string;
+}
+
+export interface Source {
+  spec: { url: string; ref: string; path: string };
+  status: {
+    appliedRevision?: string;
+    appliedSubject: string;
+    fetchedRevision?: string;
+    lastFetchTime?: string;
+    lastAppliedTime?: string;
+    conditions: { type: string; status: string; reason: string; message: string }[];
+  };
+}
+
+export interface Rollout {
+  metadata: { name: string };
+  spec: { policy: string; chassis: string; version: number };
+  status: { phase: string; trays: { tray: number; phase: string; message?: string }[]; message: string };
+}
+
+const q = encodeURIComponent;
+export const node = (name: string) => call<Node>('GET', `/v1/nodes/${q(name)}`);
+export const sensors = (name: string) => call<{ items: Sensor[] }>('GET', `/v1/nodes/${q(name)}/sensors`).then((l) => l.items);
+export const bmc = (name: string) => call<Bmc>('GET', `/v1/nodes/${q(name)}/bmc`);
+export const events = (since = 0) => call<{ items: Event[] }>('GET', `/v1/events?since=${since}`).then((l) => l.items);
+export const source = () => call<Source>('GET', '/v1/source');
+export const rollouts = () => call<{ items: Rollout[] }>('GET', '/v1/rollouts').then((l) => l.items);
+/** An imperative action passed to the node's BMC (recorded as the signed-in user's). */
+export const act = (name: string, action: 'PowerCycle' | 'ForceOff') =>
+  call('POST', `/v1/nodes/${q(name)}/actions`, { action });
+export const sync = () => call('POST', '/v1/sync');

@@ -1,26 +1,32 @@
-// The Racklet dashboard: sign in, then the rack (every chassis with its tray slots, each
-// tray coloured by health with its power state), refreshed every second. Changes of
-// desired power are commits by the signed-in user; controls the user's role may not use
-// are shown disabled (and the server refuses them anyway).
+// The Racklet dashboard: sign in, then four views behind a hash route, each refreshed
+// while it is shown: the rack (#/), a node (#/node/NAME), GitOps (#/gitops) and events
+// (#/events). Changes of desired power are commits by the signed-in user; controls the
+// user's role may not use are shown disabled (the server refuses them anyway).
 import * as api from './api';
+import { el, message } from './ui';
+import { rackView } from './rack';
+import { nodeView } from './node';
+import { gitopsView } from './gitops';
+import { eventsView } from './events';
 
 const app = document.getElementById('app') as HTMLElement;
-const REFRESH_MS = 1000;
-/** Trays a Racklet chassis holds. */
-const SLOTS = 7;
+let signedIn: api.Me | null = null;
+/** Bumped on every navigation: a view's refresh loop stops when it is no longer current. */
+let generation = 0;
 
-function el<K extends keyof HTMLElementTagNameMap>(
-  tag: K,
-  attrs: Record<string, string> = {},
-  ...children: (Node | string)[]
-): HTMLElementTagNameMap[K] {
-  const e = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
-  e.append(...children);
-  return e;
+export interface Ctx {
+  me: api.Me;
+  /** Where the view draws. */
+  root: HTMLElement;
+  /** Status line for what a change did. */
+  status: HTMLElement;
+  /** Whether this view is still the one shown. */
+  current: () => boolean;
+  signedOut: (why?: string) => void;
 }
 
 function signInView(problem = ''): void {
+  generation += 1;
   const user = el('input', { name: 'user', autocomplete: 'username', required: '', value: 'admin' });
   const password = el('input', { name: 'password', type: 'password', autocomplete: 'current-password', required: '' });
   const error = el('p', { class: 'error', role: 'alert' }, problem);
@@ -36,117 +42,75 @@ function signInView(problem = ''): void {
   form.addEventListener('submit', async (ev) => {
     ev.preventDefault();
     try {
-      rackView(await api.signIn(user.value, password.value));
+      signedIn = await api.signIn(user.value, password.value);
+      show(signedIn);
     } catch (e) {
-      error.textContent = e instanceof Error ? e.message : String(e);
+      error.textContent = message(e);
     }
   });
   app.replaceChildren(form);
   password.focus();
 }
 
-function header(me: api.Me): HTMLElement {
+function header(me: api.Me, route: string): HTMLElement {
   const out = el('button', { class: 'link' }, 'Sign out');
   out.addEventListener('click', async () => {
     await api.signOut().catch(() => undefined);
+    signedIn = null;
     signInView();
   });
-  return el('header', {}, el('h1', {}, 'Racklet'), el('span', { class: 'who' }, `${me.user} · ${me.role}`), out);
-}
-
-/** Asks before a change; resolves to the user's answer. */
-function confirmChange(question: string): Promise<boolean> {
-  const dialog = el(
-    'dialog',
-    { class: 'confirm' },
-    el('p', {}, question),
-    el('form', { method: 'dialog' }, el('button', { value: 'cancel' }, 'Cancel'), el('button', { value: 'ok', class: 'primary' }, 'Confirm')),
-  );
-  document.body.append(dialog);
-  dialog.showModal();
-  return new Promise((resolve) => {
-    dialog.addEventListener('close', () => {
-      resolve(dialog.returnValue === 'ok');
-      dialog.remove();
-    });
-  });
-}
-
-function healthClass(n: api.Node): string {
-  const h = n.status.health.toLowerCase();
-  return ['healthy', 'progressing', 'degraded', 'failed'].includes(h) ? h : 'unknown';
-}
-
-function trayView(n: api.Node | undefined, slot: number, me: api.Me, status: HTMLElement): HTMLElement {
-  if (!n) return el('li', { class: 'tray empty', 'data-slot': String(slot) }, el('span', { class: 'slot' }, String(slot)), el('span', {}, 'empty'));
-  const observed = n.status.powerState ?? 'Unknown';
-  const wanted = n.spec.powerState === 'On' ? 'Off' : 'On';
-  const button = el('button', { class: 'power', 'data-node': n.metadata.name }, `Power ${wanted.toLowerCase()}`);
-  if (me.role === 'ReadOnly') {
-    button.setAttribute('disabled', '');
-    button.title = `${me.role} may not change power; an Operator may`;
-  }
-  button.addEventListener('click', async () => {
-    if (!(await confirmChange(`Power ${n.metadata.name} ${wanted.toLowerCase()}? This commits powerState: ${wanted} to the repository as ${me.user}.`))) return;
-    try {
-      await api.setPower(n.metadata.name, wanted, `Power ${n.metadata.name} ${wanted.toLowerCase()} (dashboard)`);
-      status.textContent = `Committed: ${n.metadata.name} powerState ${wanted}`;
-    } catch (e) {
-      status.textContent = e instanceof Error ? e.message : String(e);
-    }
-  });
+  const link = (href: string, text: string) =>
+    el('a', href === route || (href === '#/' && route.startsWith('#/node/')) ? { href, 'aria-current': 'page' } : { href }, text);
   return el(
-    'li',
-    { class: `tray ${healthClass(n)}`, 'data-slot': String(slot), 'data-node': n.metadata.name, 'data-power': observed },
-    el('span', { class: 'slot' }, String(slot)),
-    el('span', { class: 'name' }, n.metadata.name),
-    el('span', { class: 'board' }, `${n.spec.board}${n.spec.role === 'Rmc' ? ' · RMC' : ''}`),
-    el('span', { class: 'power-state' }, `${observed}${n.spec.powerState !== observed ? ` → ${n.spec.powerState}` : ''}`),
-    el('span', { class: 'health' }, `${n.status.health} · ${n.status.sync}`),
-    button,
+    'header',
+    {},
+    el('h1', {}, 'Racklet'),
+    el('nav', {}, link('#/', 'Rack'), link('#/gitops', 'GitOps'), link('#/events', 'Events')),
+    el('span', { class: 'who' }, `${me.user} · ${me.role}`),
+    out,
   );
 }
 
-async function rackView(me: api.Me): Promise<void> {
-  const rack = el('section', { class: 'rack', 'aria-label': 'Rack' });
+function show(me: api.Me): void {
+  generation += 1;
+  const mine = generation;
+  const route = location.hash || '#/';
+  const root = el('section', { class: 'view' });
   const status = el('p', { class: 'status', role: 'status' });
-  app.replaceChildren(header(me), rack, status);
-  const draw = async (): Promise<boolean> => {
-    let nodes: api.Node[];
-    try {
-      nodes = await api.nodes();
-    } catch (e) {
-      if (e instanceof api.ApiError && e.status === 401) {
-        signInView('Your session ended; sign in again.');
-        return false;
-      }
-      status.textContent = e instanceof Error ? e.message : String(e);
-      return true;
-    }
-    const chassis = [...new Set(nodes.map((n) => n.spec.chassis))].sort();
-    rack.replaceChildren(
-      ...chassis.map((c) => {
-        const here = nodes.filter((n) => n.spec.chassis === c);
-        const slots = Math.max(SLOTS, ...here.map((n) => n.spec.tray));
-        const trays = Array.from({ length: slots }, (_, i) => trayView(here.find((n) => n.spec.tray === i + 1), i + 1, me, status));
-        return el('article', { class: 'chassis', 'data-chassis': c }, el('h2', {}, c), el('ol', { class: 'trays' }, ...trays));
-      }),
-    );
-    return true;
+  app.replaceChildren(header(me, route), root, status);
+  const ctx: Ctx = {
+    me,
+    root,
+    status,
+    current: () => generation === mine,
+    signedOut: (why) => {
+      signedIn = null;
+      signInView(why ?? 'Your session ended; sign in again.');
+    },
   };
-  while (await draw()) {
-    await new Promise((r) => setTimeout(r, REFRESH_MS));
-    // A confirmation open: keep its buttons where they are.
-    while (document.querySelector('dialog[open]')) await new Promise((r) => setTimeout(r, 100));
-  }
+  const node = /^#\/node\/(.+)$/.exec(route);
+  const view = node
+    ? nodeView(ctx, decodeURIComponent(node[1]))
+    : route === '#/gitops'
+      ? gitopsView(ctx)
+      : route === '#/events'
+        ? eventsView(ctx)
+        : rackView(ctx);
+  view.catch((e) => {
+    if (ctx.current()) status.textContent = message(e);
+  });
 }
+
+window.addEventListener('hashchange', () => {
+  if (signedIn) show(signedIn);
+});
 
 async function start(): Promise<void> {
-  const m = await api.me();
-  if (m) await rackView(m);
+  signedIn = await api.me();
+  if (signedIn) show(signedIn);
   else signInView();
 }
 
 start().catch((e) => {
-  app.textContent = e instanceof Error ? e.message : String(e);
+  app.textContent = message(e);
 });
