@@ -46,6 +46,10 @@ pub enum EventReason {
     BootRepositoryPublished,
     /// The boot repository could not be published; the last signed metadata stays.
     BootRepositoryFailed,
+    /// Someone signed in to the control plane (the dashboard).
+    SignedIn,
+    /// A sign-in was refused (a wrong password, or an account locked after failures).
+    SignInRefused,
     /// Events written before reasons were recorded.
     #[serde(other)]
     Unspecified,
@@ -69,6 +73,8 @@ impl EventReason {
             EventReason::RolloutStopped => "RolloutStopped",
             EventReason::BootRepositoryPublished => "BootRepositoryPublished",
             EventReason::BootRepositoryFailed => "BootRepositoryFailed",
+            EventReason::SignedIn => "SignedIn",
+            EventReason::SignInRefused => "SignInRefused",
             EventReason::Unspecified => "Unspecified",
         }
     }
@@ -83,6 +89,7 @@ impl EventReason {
                 | EventReason::Drifted
                 | EventReason::RolloutStopped
                 | EventReason::BootRepositoryFailed
+                | EventReason::SignInRefused
         )
     }
 }

@@ -381,3 +381,43 @@ async fn the_dashboard_page_is_served_with_a_policy_that_allows_no_inline_script
         .expect("call");
     assert_eq!(missing.status(), StatusCode::NOT_FOUND);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_ins_and_refused_sign_ins_are_in_the_event_log() {
+    let plane = Plane::start().await;
+    let _ = plane.session("admin", &plane.admin_password).await;
+    let refused = plane.sign_in("mallory\u{7}", "guess").await;
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    let events: Value = plane
+        .http
+        .get(format!("{}/v1/events", plane.base))
+        .bearer_auth(&plane.token)
+        .send()
+        .await
+        .expect("events")
+        .json()
+        .await
+        .expect("JSON");
+    let items = events["items"].as_array().cloned().unwrap_or_default();
+    let find = |reason: &str| {
+        items
+            .iter()
+            .find(|e| e["reason"] == reason)
+            .unwrap_or_else(|| panic!("no {reason} event: {items:#?}"))
+            .clone()
+    };
+    let signed_in = find("SignedIn");
+    assert!(
+        signed_in["note"]
+            .as_str()
+            .is_some_and(|n| n.contains("admin")),
+        "{signed_in}"
+    );
+    let refusal = find("SignInRefused");
+    assert_eq!(refusal["type"], "Warning", "{refusal}");
+    let note = refusal["note"].as_str().unwrap_or_default();
+    assert!(
+        note.contains("mallory") && !note.contains('\u{7}'),
+        "printable: {note:?}"
+    );
+}

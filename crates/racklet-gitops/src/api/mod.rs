@@ -157,11 +157,7 @@ fn routes<S: StateStore>(
         .route("/", get(dashboard::index))
         .route("/assets/{name}", get(dashboard::asset))
         // Signing in needs no credentials but the ones it checks.
-        .merge(
-            Router::new()
-                .route("/v1/session", post(session::sign_in))
-                .with_state(logins),
-        )
+        .route("/v1/session", post(sign_in::<S>))
         // Node agents authenticate by their client certificate's key, not a token.
         .route("/v1/agent/report", post(agent_report::<S>))
         .with_state(state)
@@ -520,6 +516,7 @@ async fn bmc<S: StateStore>(
 
 async fn act<S: StateStore>(
     State(api): State<Arc<Api<S>>>,
+    axum::Extension(caller): axum::Extension<session::Caller>,
     UrlPath(name): UrlPath<String>,
     Json(request): Json<ActionRequest>,
 ) -> Response {
@@ -543,6 +540,18 @@ async fn act<S: StateStore>(
         }
     }
     // The author goes into the event log: the same rules as a commit's author.
+    let mut request = request;
+    if let session::Caller::User { .. } = &caller {
+        let mut signed_in = request
+            .author
+            .clone()
+            .unwrap_or(racklet_client::changes::Author {
+                name: String::new(),
+                email: String::new(),
+            });
+        author_for(&caller, &mut signed_in);
+        request.author = Some(signed_in);
+    }
     let by = match request.author.as_ref().map(changes::author).transpose() {
         Ok(a) => a.map_or_else(
             || "the API".to_string(),
@@ -659,6 +668,33 @@ async fn change<S: StateStore>(
         Ok(Err(e)) => change_refused(e),
         Err(e) => refused(StatusCode::INTERNAL_SERVER_ERROR, &e),
     }
+}
+
+/// `POST /v1/session`: signs in ([`session::sign_in`]) and records it, or its refusal, in
+/// the event log.
+async fn sign_in<S: StateStore>(
+    State(api): State<Arc<Api<S>>>,
+    Json(request): Json<session::SignIn>,
+) -> Response {
+    let (response, user, outcome) = session::sign_in(&api.logins, request).await;
+    let (reason, note) = match outcome {
+        Ok(role) => (
+            crate::events::EventReason::SignedIn,
+            format!("{user} signed in ({})", role.as_str()),
+        ),
+        Err(racklet_accounts::LoginError::Locked) => (
+            crate::events::EventReason::SignInRefused,
+            format!("sign-in as {user:?} refused: locked after repeated failures"),
+        ),
+        Err(racklet_accounts::LoginError::BadCredentials) => (
+            crate::events::EventReason::SignInRefused,
+            format!("sign-in as {user:?} refused: wrong user name or password"),
+        ),
+    };
+    if let Err(e) = api.plane.events().record(reason, &note).await {
+        tracing::warn!("cannot record a sign-in in the event log: {e}");
+    }
+    response
 }
 
 /// The author of a change: a signed-in account's commits are its own, whatever the request

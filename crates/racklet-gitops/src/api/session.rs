@@ -143,11 +143,18 @@ fn set_cookie(value: &str, max_age: u64) -> HeaderValue {
 }
 
 /// `POST /v1/session` `{"UserName", "Password"}`: signs in; the session is in the cookie,
-/// the answer says who, with which role, and the CSRF token.
+/// the answer says who, with which role, and the CSRF token. Also returns what happened,
+/// for the event log: the user name (shortened, printable) and the role or the refusal.
 pub(crate) async fn sign_in(
-    State(logins): State<std::sync::Arc<Logins>>,
-    Json(s): Json<SignIn>,
-) -> Response {
+    logins: &Logins,
+    s: SignIn,
+) -> (Response, String, Result<Role, LoginError>) {
+    let shown: String = s
+        .user
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(64)
+        .collect();
     match logins
         .verifier
         .check(&logins.accounts, &s.user, &s.password)
@@ -160,9 +167,9 @@ pub(crate) async fn sign_in(
                 header::SET_COOKIE,
                 set_cookie(&session.token, SESSION_TIMEOUT.as_secs()),
             );
-            r
+            (r, shown, Ok(role))
         }
-        Err(e) => refused_login(e),
+        Err(e) => (refused_login(e), shown, Err(e)),
     }
 }
 
