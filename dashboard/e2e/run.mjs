@@ -88,6 +88,19 @@ try {
   await page.waitForSelector('.tray[data-node="node-6"] button.power', { timeout: WITHIN });
   summary.readOnlyDisabled = await page.$eval('.tray[data-node="node-6"] button.power', (b) => b.disabled);
   if (!summary.readOnlyDisabled) throw new Error('a ReadOnly account sees an enabled power button');
+  // The console is an Operator's too: the server refuses a ReadOnly account's handshake.
+  summary.readOnlyConsole = await page.evaluate(
+    () =>
+      new Promise((resolve) => {
+        const ws = new WebSocket(`wss://${location.host}/v1/nodes/node-1/console`);
+        ws.onopen = () => {
+          ws.close();
+          resolve('opened');
+        };
+        ws.onerror = () => resolve('refused');
+      }),
+  );
+  if (summary.readOnlyConsole !== 'refused') throw new Error('a ReadOnly account opened a console');
   summary.readOnlyRefused = await page.evaluate(async () => {
     const me = await (await fetch('/v1/session')).json();
     const r = await fetch('/v1/nodes/node-6/power', {
@@ -127,6 +140,15 @@ try {
   await page.waitForSelector('.sensor[data-sensor] figcaption', { timeout: WITHIN });
   summary.sensors = await page.$$eval('.sensor figcaption', (f) => f.map((e) => e.textContent));
   await page.waitForFunction(() => document.querySelectorAll('.chart polyline[points*=","]').length > 0, null, { timeout: WITHIN });
+  // The serial console: the tray's output (its boot log, then its shell), and a typed
+  // line reaching the tray's UART (the shell answers it).
+  await page.click('button.console-open');
+  await page.waitForFunction(() => document.querySelector('pre.console')?.textContent?.includes('Booting Linux'), null, { timeout: WITHIN });
+  await page.waitForFunction(() => document.querySelector('pre.console')?.textContent?.includes('root@node-6:~#'), null, { timeout: 60_000 });
+  await page.fill('.console-input', 'racklet-dashboard-check');
+  await page.press('.console-input', 'Enter');
+  await page.waitForFunction(() => document.querySelector('pre.console')?.textContent?.includes('racklet-dashboard-check: not found'), null, { timeout: WITHIN });
+  summary.console = true;
   await both('node');
   await page.click('header nav a[href="#/gitops"]');
   await page.waitForSelector('table.nodes tr[data-node="node-6"]', { timeout: WITHIN });

@@ -2,6 +2,7 @@
 // last five minutes, its BMC, its conditions and its recent events.
 import * as api from './api';
 import type { Ctx } from './main';
+import { openConsole, type Console } from './console';
 import { powerButton } from './rack';
 import { chart, confirmChange, el, every, message } from './ui';
 
@@ -33,6 +34,21 @@ export async function nodeView(ctx: Ctx, name: string): Promise<void> {
   const bmc = el('dl', { class: 'bmc' });
   const conditions = el('ul', { class: 'conditions' });
   const events = el('ol', { class: 'events' });
+  const consoleOut = el('pre', { class: 'console', 'aria-label': `${name} serial console` });
+  const consoleIn = el('input', { class: 'console-input', 'aria-label': 'Type a line for the console', placeholder: 'Type a line, Enter sends it', disabled: '' });
+  const consoleState = el('span', { class: 'console-state' }, 'not connected');
+  const consoleButton = el('button', { class: 'console-open' }, 'Open console');
+  if (ctx.me.role === 'ReadOnly') {
+    consoleButton.disabled = true;
+    consoleButton.title = `${ctx.me.role} may not use the console; an Operator may`;
+  }
+  const live: { console: Console | null } = { console: null };
+  consoleButton.addEventListener('click', () => {
+    live.console?.close();
+    live.console = openConsole(name, consoleOut, consoleIn, (state) => {
+      consoleState.textContent = state;
+    });
+  });
   ctx.root.replaceChildren(
     el('h2', {}, name),
     summary,
@@ -45,11 +61,15 @@ export async function nodeView(ctx: Ctx, name: string): Promise<void> {
     conditions,
     el('h3', {}, 'Recent events'),
     events,
+    el('h3', {}, 'Serial console'),
+    el('div', { class: 'controls' }, consoleButton, consoleState),
+    consoleOut,
+    consoleIn,
   );
   const history = new Map<string, { at: number; value: number }[]>();
   let drawnControls = '';
   let bmcRead = 0;
-  await every(ctx, 2000, async () => {
+  const done = every(ctx, 2000, async () => {
     const n = await api.node(name);
     const observed = n.status.powerState ?? 'Unknown';
     summary.replaceChildren(
@@ -107,4 +127,6 @@ export async function nodeView(ctx: Ctx, name: string): Promise<void> {
       events.replaceChildren(...recent.map((e) => el('li', { class: e.type.toLowerCase() }, `${e.eventTime} ${e.reason}: ${e.note}`)));
     }
   });
+  await done;
+  live.console?.close();
 }

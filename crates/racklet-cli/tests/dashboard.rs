@@ -1,9 +1,10 @@
 //! The dashboard in a real browser (Debian's chromium through playwright-core, driven by
 //! `dashboard/e2e/run.mjs`) against `racklet up`: signing in (a wrong password refused),
 //! the rack with all seven trays, a ReadOnly account's power controls disabled and
-//! refused by the server, a forged change without the CSRF token refused, and node-6
-//! powered on from the page: its tray comes on in the page and in Redfish, and the change
-//! is a commit by the signed-in user. Screenshots of each view, at 1280×800 and at phone
+//! refused by the server, a forged change without the CSRF token refused, node-6 powered
+//! on from the page (its tray comes on in the page and in Redfish, and the change is a
+//! commit by the signed-in user), its serial console in the page both ways, and the
+//! GitOps and events views. Screenshots of each view, at 1280×800 and at phone
 //! width, go to `target/dashboard-screenshots/`.
 //!
 //! Whole-stack tier: needs `chromium` (Debian) and `npm ci` in `dashboard/`, which
@@ -65,6 +66,11 @@ fn the_dashboard_signs_in_shows_the_rack_and_powers_a_tray_on_as_a_commit_by_its
     );
     assert_eq!(summary["readOnlyRefused"], 403, "{summary:#}");
     assert_eq!(summary["forgedStatus"], 403, "{summary:#}");
+    assert_eq!(summary["readOnlyConsole"], "refused", "{summary:#}");
+    assert_eq!(
+        summary["console"], true,
+        "typed bytes reached the tray's UART: {summary:#}"
+    );
 
     // Seen in Redfish too, not only in the page.
     let deadline = Instant::now() + Duration::from_secs(30);

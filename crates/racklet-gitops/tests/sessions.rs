@@ -421,3 +421,22 @@ async fn sign_ins_and_refused_sign_ins_are_in_the_event_log() {
         "printable: {note:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_cookie_from_another_sites_page_is_refused() {
+    let plane = Plane::start().await;
+    let (cookie, csrf) = plane.session("admin", &plane.admin_password).await;
+    let from = |origin: String| {
+        plane
+            .http
+            .get(format!("{}/v1/nodes", plane.base))
+            .header(COOKIE, &cookie)
+            .header("X-CSRF-Token", &csrf)
+            .header("Origin", origin)
+            .send()
+    };
+    let elsewhere = from("https://evil.example".into()).await.expect("call");
+    assert_eq!(elsewhere.status(), StatusCode::FORBIDDEN);
+    let own = from(plane.base.clone()).await.expect("call");
+    assert_eq!(own.status(), StatusCode::OK, "the dashboard's own origin");
+}

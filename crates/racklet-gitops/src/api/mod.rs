@@ -362,7 +362,21 @@ async fn auth<S: StateStore>(State(api): State<Arc<Api<S>>>, req: Request, next:
         )
             .into_response();
     } else {
-        match session::authorise(&api.logins, req.method(), req.uri().path(), req.headers()) {
+        // HTTP/1.1 names the host in a header, HTTP/2 in the request's authority.
+        let host = req
+            .headers()
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .or_else(|| req.uri().authority().map(|a| a.as_str()))
+            .unwrap_or_default()
+            .to_string();
+        match session::authorise(
+            &api.logins,
+            req.method(),
+            req.uri().path(),
+            &host,
+            req.headers(),
+        ) {
             Ok(caller) => caller,
             Err((status, error)) => {
                 return (status, Json(serde_json::json!({ "error": error }))).into_response()

@@ -81,10 +81,14 @@ impl Caller {
 }
 
 /// The least role a request needs: accounts are an Administrator's; otherwise reading
-/// needs an account and changing anything (power, actions, commits, syncs) an Operator.
+/// needs an account, and changing anything (power, actions, commits, syncs) or typing
+/// into a node's serial console an Operator.
 pub fn required_role(method: &Method, path: &str) -> Role {
+    let console = path.starts_with("/v1/nodes/") && path.ends_with("/console");
     if path == "/v1/accounts" || path.starts_with("/v1/accounts/") {
         Role::Administrator
+    } else if console {
+        Role::Operator
     } else if method == Method::GET || method == Method::HEAD {
         Role::ReadOnly
     } else {
@@ -223,6 +227,7 @@ pub(crate) fn authorise(
     logins: &Logins,
     method: &Method,
     path: &str,
+    host: &str,
     headers: &HeaderMap,
 ) -> Result<Caller, (StatusCode, String)> {
     let refuse = |status: StatusCode, message: String| Err((status, message));
@@ -232,6 +237,16 @@ pub(crate) fn authorise(
             "sign in (POST /v1/session) or give the API token as a bearer token (it is in the control plane's token file)".into(),
         );
     };
+    // A browser names the page a request comes from; with a session cookie it must be
+    // this one (a WebSocket handshake, which no CSRF header accompanies, included).
+    if let Some(origin) = headers.get(header::ORIGIN) {
+        if origin.to_str().ok() != Some(format!("https://{host}").as_str()) {
+            return refuse(
+                StatusCode::FORBIDDEN,
+                "a request with a session cookie must come from the dashboard's own pages".into(),
+            );
+        }
+    }
     if !csrf_ok(method, headers, &session) {
         return refuse(
             StatusCode::FORBIDDEN,
