@@ -17,9 +17,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::{Path as UrlPath, Query, Request, State};
-use axum::http::{header, StatusCode};
-use axum::middleware::{self, Next};
+use axum::extract::{Path as UrlPath, Query, State};
+use axum::http::StatusCode;
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -34,6 +34,7 @@ use crate::power::{node_statuses, NodeStatus};
 use crate::store::{StateStore, StateStoreExt as _, StoreError};
 use crate::ControlPlane;
 
+mod auth;
 pub mod changes;
 mod dashboard;
 pub mod edit;
@@ -152,12 +153,15 @@ fn routes<S: StateStore>(
                 )
                 .with_state(logins.clone()),
         )
-        .layer(middleware::from_fn_with_state(state.clone(), auth::<S>))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::auth::<S>,
+        ))
         // The dashboard's files are public; what they show comes from the API.
         .route("/", get(dashboard::index))
         .route("/assets/{name}", get(dashboard::asset))
         // Signing in needs no credentials but the ones it checks.
-        .route("/v1/session", post(sign_in::<S>))
+        .route("/v1/session", post(auth::sign_in::<S>))
         // Node agents authenticate by their client certificate's key, not a token.
         .route("/v1/agent/report", post(agent_report::<S>))
         .with_state(state)
@@ -297,95 +301,6 @@ async fn agent_report<S: StateStore>(
         Ok(()) => Json(serde_json::json!({"node": node})).into_response(),
         Err(e) => failed(e),
     }
-}
-
-/// True when `signature` (`sha256=HEX`) is the HMAC-SHA256 of `body` keyed with `secret`.
-fn signed_by(secret: &str, body: &[u8], signature: &str) -> bool {
-    use hmac::{Hmac, Mac};
-    let Some(given) = signature
-        .strip_prefix("sha256=")
-        .and_then(|h| hex::decode(h).ok())
-    else {
-        return false;
-    };
-    let Ok(mut mac) = Hmac::<sha2_std::Sha256>::new_from_slice(secret.as_bytes()) else {
-        return false;
-    };
-    mac.update(body);
-    // Constant-time comparison.
-    mac.verify_slice(&given).is_ok()
-}
-
-async fn auth<S: StateStore>(State(api): State<Arc<Api<S>>>, req: Request, next: Next) -> Response {
-    if req.uri().path() == "/v1/webhook" {
-        if let Some(sig) = req
-            .headers()
-            .get("X-Hub-Signature-256")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string)
-        {
-            let (parts, body) = req.into_parts();
-            let Ok(bytes) = axum::body::to_bytes(body, 1 << 20).await else {
-                return StatusCode::PAYLOAD_TOO_LARGE.into_response();
-            };
-            if api.webhook_secret.is_empty() || !signed_by(&api.webhook_secret, &bytes, &sig) {
-                return (
-                    StatusCode::UNAUTHORIZED,
-                    Json(serde_json::json!({"error": "the webhook signature does not match; set the webhook's secret to the contents of the control plane's webhook-secret file"})),
-                )
-                    .into_response();
-            }
-            let req = Request::from_parts(parts, axum::body::Body::from(bytes));
-            return next.run(req).await;
-        }
-    }
-    let given = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or_default();
-    // Compare without an early exit on the first differing byte.
-    let same = !api.token.is_empty()
-        && given.len() == api.token.len()
-        && given
-            .bytes()
-            .zip(api.token.bytes())
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0;
-    let caller = if same {
-        session::Caller::Token
-    } else if !given.is_empty() {
-        return (
-            StatusCode::UNAUTHORIZED,
-            Json(serde_json::json!({"error": "wrong bearer token; it is in the control plane's token file"})),
-        )
-            .into_response();
-    } else {
-        // HTTP/1.1 names the host in a header, HTTP/2 in the request's authority.
-        let host = req
-            .headers()
-            .get(header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .or_else(|| req.uri().authority().map(|a| a.as_str()))
-            .unwrap_or_default()
-            .to_string();
-        match session::authorise(
-            &api.logins,
-            req.method(),
-            req.uri().path(),
-            &host,
-            req.headers(),
-        ) {
-            Ok(caller) => caller,
-            Err((status, error)) => {
-                return (status, Json(serde_json::json!({ "error": error }))).into_response()
-            }
-        }
-    };
-    let mut req = req;
-    req.extensions_mut().insert(caller);
-    next.run(req).await
 }
 
 /// An error answer: `{"error": "what went wrong: why"}` with every cause.
@@ -684,33 +599,6 @@ async fn change<S: StateStore>(
     }
 }
 
-/// `POST /v1/session`: signs in ([`session::sign_in`]) and records it, or its refusal, in
-/// the event log.
-async fn sign_in<S: StateStore>(
-    State(api): State<Arc<Api<S>>>,
-    Json(request): Json<session::SignIn>,
-) -> Response {
-    let (response, user, outcome) = session::sign_in(&api.logins, request).await;
-    let (reason, note) = match outcome {
-        Ok(role) => (
-            crate::events::EventReason::SignedIn,
-            format!("{user} signed in ({})", role.as_str()),
-        ),
-        Err(racklet_accounts::LoginError::Locked) => (
-            crate::events::EventReason::SignInRefused,
-            format!("sign-in as {user:?} refused: locked after repeated failures"),
-        ),
-        Err(racklet_accounts::LoginError::BadCredentials) => (
-            crate::events::EventReason::SignInRefused,
-            format!("sign-in as {user:?} refused: wrong user name or password"),
-        ),
-    };
-    if let Err(e) = api.plane.events().record(reason, &note).await {
-        tracing::warn!("cannot record a sign-in in the event log: {e}");
-    }
-    response
-}
-
 /// The author of a change: a signed-in account's commits are its own, whatever the request
 /// says; the API token's caller names its author.
 fn author_for(caller: &session::Caller, requested: &mut racklet_client::changes::Author) {
@@ -815,24 +703,5 @@ async fn rollouts<S: StateStore>(State(api): State<Arc<Api<S>>>) -> Response {
     match crate::firmware::rollouts(&**api.plane.store()).await {
         Ok(r) => Json(List::new(r.iter().map(objects::rollout).collect())).into_response(),
         Err(e) => failed(e),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn webhook_signatures_are_checked_against_the_secret() {
-        use hmac::{Hmac, Mac};
-        let token = "ab".repeat(32);
-        let body = br#"{"ref":"refs/heads/main"}"#;
-        let mut mac = Hmac::<sha2_std::Sha256>::new_from_slice(token.as_bytes()).expect("key");
-        mac.update(body);
-        let good = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
-        assert!(signed_by(&token, body, &good));
-        assert!(!signed_by(&token, b"{}", &good), "another body");
-        assert!(!signed_by(&"cd".repeat(32), body, &good), "another secret");
-        assert!(!signed_by(&token, body, "sha1=00"), "another scheme");
     }
 }
