@@ -55,9 +55,14 @@ function signInView(problem = ''): void {
 function header(me: api.Me, route: string): HTMLElement {
   const out = el('button', { class: 'link' }, 'Sign out');
   out.addEventListener('click', async () => {
-    await api.signOut().catch(() => undefined);
-    signedIn = null;
-    signInView();
+    try {
+      await api.signOut();
+      signedIn = null;
+      signInView();
+    } catch (e) {
+      const status = document.querySelector('.status');
+      if (status) status.textContent = `Signing out failed: ${message(e)}`;
+    }
   });
   const link = (href: string, text: string) =>
     el('a', href === route || (href === '#/' && route.startsWith('#/node/')) ? { href, 'aria-current': 'page' } : { href }, text);
@@ -89,8 +94,14 @@ function show(me: api.Me): void {
     },
   };
   const node = /^#\/node\/(.+)$/.exec(route);
-  const view = node
-    ? nodeView(ctx, decodeURIComponent(node[1]))
+  let nodeName: string | null = null;
+  try {
+    nodeName = node ? decodeURIComponent(node[1]) : null;
+  } catch {
+    status.textContent = `No such page: ${route}`;
+  }
+  const view = nodeName !== null
+    ? nodeView(ctx, nodeName)
     : route === '#/gitops'
       ? gitopsView(ctx)
       : route === '#/events'

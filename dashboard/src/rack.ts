@@ -53,8 +53,14 @@ function trayView(ctx: Ctx, n: api.Node | undefined, slot: number): HTMLElement 
 export async function rackView(ctx: Ctx): Promise<void> {
   const rack = el('div', { class: 'rack', 'aria-label': 'Rack' });
   ctx.root.replaceChildren(rack);
+  let drawn = '';
   await every(ctx, 1000, async () => {
     const nodes = await api.nodes();
+    // Redrawn only when something changed: a redraw would drop a click in progress and
+    // the keyboard focus.
+    const now = JSON.stringify(nodes);
+    if (now === drawn) return;
+    drawn = now;
     const chassis = [...new Set(nodes.map((n) => n.spec.chassis))].sort();
     rack.replaceChildren(
       ...chassis.map((c) => {

@@ -93,7 +93,8 @@ export async function every(
       if (ctx.current()) ctx.status.textContent = message(e);
     }
     await sleep(ms);
-    // A confirmation open: keep its buttons where they are.
-    while (ctx.current() && document.querySelector('dialog[open]')) await sleep(100);
+    // A confirmation open: keep its buttons where they are. A hidden tab does not poll,
+    // so a forgotten tab lets its session time out.
+    while (ctx.current() && (document.querySelector('dialog[open]') || document.hidden)) await sleep(250);
   }
 }

@@ -443,6 +443,13 @@ impl Accounts {
             a.enabled = e;
         }
         a.version += 1;
+        // Open sessions act with the account as it is now: a new role at once, none when
+        // the account is disabled.
+        let (role, enabled) = (a.role, a.enabled);
+        self.sessions.retain(|_, s| s.user != name || enabled);
+        for s in self.sessions.values_mut().filter(|s| s.user == name) {
+            s.role = role;
+        }
         self.save()?;
         Ok(true)
     }
@@ -641,6 +648,34 @@ mod tests {
             assert_eq!(theirs, right);
         }
         assert!(!verify("x", "not a hash", &mut memory));
+    }
+
+    #[test]
+    fn open_sessions_take_an_accounts_new_role_and_end_when_it_is_disabled() {
+        let dir = std::env::temp_dir().join(format!("racklet-update-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let (mut accounts, _) = Accounts::open(&dir).expect("accounts");
+        accounts
+            .create(
+                "ops",
+                hash_password("a long password").expect("hash"),
+                Role::Operator,
+            )
+            .expect("create");
+        let s = accounts.open_session("ops", Role::Operator);
+        accounts
+            .update("ops", None, Some(Role::ReadOnly), None)
+            .expect("update");
+        let now = accounts.session_by_token(&s.token).expect("still open");
+        assert_eq!(now.role, Role::ReadOnly, "demoted at once");
+        accounts
+            .update("ops", None, None, Some(false))
+            .expect("disable");
+        assert!(
+            accounts.session_by_token(&s.token).is_none(),
+            "a disabled account's session ends"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -135,7 +135,7 @@ async fn signing_in_gives_a_strict_http_only_secure_cookie_that_opens_the_api() 
         .and_then(|v| v.to_str().ok())
         .expect("cookie")
         .to_string();
-    for attribute in ["HttpOnly", "Secure", "SameSite=Strict", "Path=/"] {
+    for attribute in ["__Host-", "HttpOnly", "Secure", "SameSite=Strict", "Path=/"] {
         assert!(cookie.contains(attribute), "{attribute} in {cookie}");
     }
     let body: Value = r.json().await.expect("JSON");
@@ -170,7 +170,7 @@ async fn signing_in_gives_a_strict_http_only_secure_cookie_that_opens_the_api() 
         .call(
             reqwest::Method::GET,
             "/v1/nodes",
-            "racklet-session=0123",
+            "__Host-racklet-session=0123",
             None,
             None,
         )
@@ -255,6 +255,38 @@ async fn a_read_only_account_reads_but_the_server_refuses_its_changes() {
         )
         .await;
     assert_eq!(sync.status(), StatusCode::FORBIDDEN);
+    let console = plane
+        .call(
+            reqwest::Method::GET,
+            "/v1/nodes/node-1/console",
+            &cookie,
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(
+        console.status(),
+        StatusCode::FORBIDDEN,
+        "the console is an Operator's"
+    );
+    let out = plane
+        .call(
+            reqwest::Method::DELETE,
+            "/v1/session",
+            &cookie,
+            Some(&csrf),
+            None,
+        )
+        .await;
+    assert_eq!(
+        out.status(),
+        StatusCode::NO_CONTENT,
+        "a ReadOnly account signs itself out"
+    );
+    let after = plane
+        .call(reqwest::Method::GET, "/v1/nodes", &cookie, None, None)
+        .await;
+    assert_eq!(after.status(), StatusCode::UNAUTHORIZED);
 
     // An Operator may change the rack but not the accounts.
     let (cookie, csrf) = plane.session("ops", "a long operator password").await;
@@ -386,8 +418,12 @@ async fn the_dashboard_page_is_served_with_a_policy_that_allows_no_inline_script
 async fn sign_ins_and_refused_sign_ins_are_in_the_event_log() {
     let plane = Plane::start().await;
     let _ = plane.session("admin", &plane.admin_password).await;
-    let refused = plane.sign_in("mallory\u{7}", "guess").await;
-    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    // Single wrong passwords are not recorded (a flood would push real events out);
+    // the lock-out they lead to is.
+    for _ in 0..racklet_accounts::LOCKOUT_THRESHOLD + 3 {
+        let refused = plane.sign_in("mallory\u{7}", "guess").await;
+        assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    }
     let events: Value = plane
         .http
         .get(format!("{}/v1/events", plane.base))
@@ -412,6 +448,15 @@ async fn sign_ins_and_refused_sign_ins_are_in_the_event_log() {
             .as_str()
             .is_some_and(|n| n.contains("admin")),
         "{signed_in}"
+    );
+    let refusals: Vec<&Value> = items
+        .iter()
+        .filter(|e| e["reason"] == "SignInRefused")
+        .collect();
+    assert_eq!(
+        refusals.len(),
+        1,
+        "one event for the lock-out: {refusals:#?}"
     );
     let refusal = find("SignInRefused");
     assert_eq!(refusal["type"], "Warning", "{refusal}");

@@ -107,29 +107,34 @@ pub(super) async fn auth<S: StateStore>(
     next.run(req).await
 }
 
-/// `POST /v1/session`: signs in ([`session::sign_in`]) and records it, or its refusal, in
-/// the event log.
+/// `POST /v1/session`: signs in ([`session::sign_in`]) and records it in the event log,
+/// and a name's lock-out after repeated failures; single wrong passwords are not recorded
+/// (nor refusals while locked, which cost nothing to send), so nobody can flood the log.
 pub(super) async fn sign_in<S: StateStore>(
     State(api): State<Arc<Api<S>>>,
     Json(request): Json<session::SignIn>,
 ) -> Response {
+    let name = request.user_name().to_string();
     let (response, user, outcome) = session::sign_in(&api.logins, request).await;
-    let (reason, note) = match outcome {
-        Ok(role) => (
+    let event = match outcome {
+        Ok(role) => Some((
             crate::events::EventReason::SignedIn,
             format!("{user} signed in ({})", role.as_str()),
-        ),
-        Err(racklet_accounts::LoginError::Locked) => (
+        )),
+        Err(racklet_accounts::LoginError::BadCredentials) if api.logins.is_locked(&name) => Some((
             crate::events::EventReason::SignInRefused,
-            format!("sign-in as {user:?} refused: locked after repeated failures"),
-        ),
-        Err(racklet_accounts::LoginError::BadCredentials) => (
-            crate::events::EventReason::SignInRefused,
-            format!("sign-in as {user:?} refused: wrong user name or password"),
-        ),
+            format!(
+                "sign-in as {user:?} locked for {} s after {} wrong passwords",
+                racklet_accounts::LOCKOUT_DURATION.as_secs(),
+                racklet_accounts::LOCKOUT_THRESHOLD
+            ),
+        )),
+        Err(_) => None,
     };
-    if let Err(e) = api.plane.events().record(reason, &note).await {
-        tracing::warn!("cannot record a sign-in in the event log: {e}");
+    if let Some((reason, note)) = event {
+        if let Err(e) = api.plane.events().record(reason, &note).await {
+            tracing::warn!("cannot record a sign-in in the event log: {e}");
+        }
     }
     response
 }

@@ -24,8 +24,9 @@ use serde::Deserialize;
 /// account has no address; `.invalid` can never be one).
 pub const ACCOUNT_EMAIL_DOMAIN: &str = "racklet.invalid";
 
-/// The session cookie's name.
-pub const COOKIE: &str = "racklet-session";
+/// The session cookie's name. `__Host-`: the browser takes it only from this host, over
+/// HTTPS, for every path, so no sibling subdomain can plant one.
+pub const COOKIE: &str = "__Host-racklet-session";
 /// The header a cookie-authenticated change carries its CSRF token in.
 pub const CSRF_HEADER: &str = "X-CSRF-Token";
 
@@ -53,6 +54,11 @@ impl Logins {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Accounts> {
         self.accounts.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether sign-ins as `name` are locked after repeated failures.
+    pub(crate) fn is_locked(&self, name: &str) -> bool {
+        self.lock().is_locked(name)
     }
 
     /// The session whose token `headers`' cookie carries, if it is open.
@@ -85,7 +91,9 @@ impl Caller {
 /// into a node's serial console an Operator.
 pub fn required_role(method: &Method, path: &str) -> Role {
     let console = path.starts_with("/v1/nodes/") && path.ends_with("/console");
-    if path == "/v1/accounts" || path.starts_with("/v1/accounts/") {
+    if path == "/v1/session" {
+        Role::ReadOnly // every account may sign itself out
+    } else if path == "/v1/accounts" || path.starts_with("/v1/accounts/") {
         Role::Administrator
     } else if console {
         Role::Operator
@@ -130,6 +138,12 @@ pub(crate) struct SignIn {
     password: String,
 }
 
+impl SignIn {
+    pub(crate) fn user_name(&self) -> &str {
+        &self.user
+    }
+}
+
 fn who(session: &Session) -> serde_json::Value {
     serde_json::json!({
         "user": session.user,
@@ -139,11 +153,14 @@ fn who(session: &Session) -> serde_json::Value {
     })
 }
 
-fn set_cookie(value: &str, max_age: u64) -> HeaderValue {
-    let c =
-        format!("{COOKIE}={value}; Path=/; HttpOnly; Secure; SameSite=Strict; Max-Age={max_age}");
-    HeaderValue::from_str(&c)
-        .unwrap_or_else(|_| HeaderValue::from_static("racklet-session=; Max-Age=0"))
+/// The session cookie: no expiry of its own (the server ends a session after
+/// [`SESSION_TIMEOUT`] without use, or at sign-out); `ending` clears it.
+fn set_cookie(value: &str, ending: bool) -> HeaderValue {
+    let end = if ending { "; Max-Age=0" } else { "" };
+    let c = format!("{COOKIE}={value}; Path=/; HttpOnly; Secure; SameSite=Strict{end}");
+    HeaderValue::from_str(&c).unwrap_or_else(|_| {
+        HeaderValue::from_static("__Host-racklet-session=; Path=/; Secure; Max-Age=0")
+    })
 }
 
 /// `POST /v1/session` `{"UserName", "Password"}`: signs in; the session is in the cookie,
@@ -167,10 +184,8 @@ pub(crate) async fn sign_in(
         Ok(role) => {
             let session = logins.lock().open_session(&s.user, role);
             let mut r = (StatusCode::CREATED, Json(who(&session))).into_response();
-            r.headers_mut().insert(
-                header::SET_COOKIE,
-                set_cookie(&session.token, SESSION_TIMEOUT.as_secs()),
-            );
+            r.headers_mut()
+                .insert(header::SET_COOKIE, set_cookie(&session.token, false));
             (r, shown, Ok(role))
         }
         Err(e) => (refused_login(e), shown, Err(e)),
@@ -217,7 +232,7 @@ pub(crate) async fn sign_out(
     }
     let mut r = StatusCode::NO_CONTENT.into_response();
     r.headers_mut()
-        .insert(header::SET_COOKIE, set_cookie("", 0));
+        .insert(header::SET_COOKIE, set_cookie("", true));
     r
 }
 
