@@ -139,6 +139,8 @@ try {
   await page.click('.tray[data-node="node-6"] a.name');
   await page.waitForSelector('.sensor[data-sensor] figcaption', { timeout: WITHIN });
   summary.sensors = await page.$$eval('.sensor figcaption', (f) => f.map((e) => e.textContent));
+  await page.waitForFunction(() => /Firmware\s*\d/.test(document.querySelector('dl.bmc')?.textContent ?? ''), null, { timeout: WITHIN });
+  summary.bmc = await page.$eval('dl.bmc', (d) => d.textContent);
   await page.waitForFunction(() => document.querySelectorAll('.chart polyline[points*=","]').length > 0, null, { timeout: WITHIN });
   // The serial console: the tray's output (its boot log, then its shell), and a typed
   // line reaching the tray's UART (the shell answers it).

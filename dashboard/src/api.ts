@@ -90,6 +90,7 @@ export interface Bmc {
   trust: string;
   identity?: string;
   reason?: string;
+  firmwareVersion?: string;
 }
 
 export interface Event {

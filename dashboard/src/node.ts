@@ -119,7 +119,12 @@ export async function nodeView(ctx: Ctx, name: string): Promise<void> {
       try {
         const b = await api.bmc(name);
         const row = (k: string, v: string) => [el('dt', {}, k), el('dd', {}, v)];
-        bmc.replaceChildren(...row('Trust', b.trust), ...row('Serial', b.serial), ...(b.reason ? row('Why', b.reason) : []));
+        bmc.replaceChildren(
+          ...row('Trust', b.trust),
+          ...row('Serial', b.serial),
+          ...row('Firmware', b.firmwareVersion ?? 'not reported yet'),
+          ...(b.reason ? row('Why', b.reason) : []),
+        );
       } catch (e) {
         bmc.replaceChildren(el('dd', { class: 'error' }, message(e)));
       }

@@ -491,6 +491,9 @@ pub struct BmcInfo {
     /// Why it is refused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// The firmware version it runs (Redfish `FirmwareVersion`), once it has said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub firmware_version: Option<String>,
 }
 
 /// One sensor of a node, as its chassis' Redfish service reads it now.

@@ -114,6 +114,7 @@ pub async fn bmc(t: &Target<'_>, node: &str) -> Result<racklet_client::BmcInfo, 
         trust: text(&oem["Trust"]).unwrap_or_else(|| "Unknown".into()),
         identity: text(&oem["Identity"]),
         reason: text(&oem["Reason"]),
+        firmware_version: text(&m["FirmwareVersion"]).filter(|v| !v.is_empty()),
     })
 }
 
