@@ -97,6 +97,14 @@ type Keys = storage::RamKeys;
 #[cfg(feature = "emulator")]
 type Slots = storage::RamSlots;
 
+type BoardPeripherals = TrayPeripherals<
+    Output<'static>,
+    Output<'static>,
+    I2c<'static, I2C0, i2c::Blocking>,
+    console::Console,
+    NoSocSensor,
+    Clock,
+>;
 type BoardBmc = Bmc<
     Output<'static>,
     Output<'static>,
@@ -114,14 +122,7 @@ type BoardBmc = Bmc<
 #[inline(never)]
 fn boot_core(
     config: BmcConfig,
-    peripherals: TrayPeripherals<
-        Output<'static>,
-        Output<'static>,
-        I2c<'static, I2C0, i2c::Blocking>,
-        console::Console,
-        NoSocSensor,
-        Clock,
-    >,
+    peripherals: BoardPeripherals,
     keys: Keys,
     slots: Slots,
     rng: &mut rand_chacha::ChaCha20Rng,

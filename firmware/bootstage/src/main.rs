@@ -14,9 +14,7 @@
 
 use cortex_m_rt::entry;
 use embassy_rp::pac;
-use racklet_bootsel::layout::{
-    slot_offset, KEY_SECTORS, RUN_ADDRESS, RUN_BYTES, SECTOR_BYTES, XIP_BASE,
-};
+use racklet_bootsel::layout::{slot_offset, KEY_SECTORS, RUN_ADDRESS, RUN_BYTES, XIP_BASE};
 use racklet_bootsel::record::{self, SECTOR};
 use racklet_bootsel::select::{self, BootKind, BootSelector};
 
@@ -67,7 +65,6 @@ fn arm_watchdog() {
 #[entry]
 fn main() -> ! {
     let sectors = KEY_SECTORS.map(|at| flash(at, SECTOR));
-    debug_assert_eq!(SECTOR, SECTOR_BYTES as usize);
     let newest = record::newest(sectors);
     let (selector, sequence) = match newest {
         Some((index, r)) => (

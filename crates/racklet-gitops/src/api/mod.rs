@@ -470,16 +470,8 @@ async fn act<S: StateStore>(
     }
     // The author goes into the event log: the same rules as a commit's author.
     let mut request = request;
-    if let session::Caller::User { .. } = &caller {
-        let mut signed_in = request
-            .author
-            .clone()
-            .unwrap_or(racklet_client::changes::Author {
-                name: String::new(),
-                email: String::new(),
-            });
-        author_for(&caller, &mut signed_in);
-        request.author = Some(signed_in);
+    if let Some(author) = account_author(&caller) {
+        request.author = Some(author);
     }
     let by = match request.author.as_ref().map(changes::author).transpose() {
         Ok(a) => a.map_or_else(
@@ -599,14 +591,15 @@ async fn change<S: StateStore>(
     }
 }
 
-/// The author of a change: a signed-in account's commits are its own, whatever the request
-/// says; the API token's caller names its author.
-fn author_for(caller: &session::Caller, requested: &mut racklet_client::changes::Author) {
-    if let session::Caller::User { name, .. } = caller {
-        *requested = racklet_client::changes::Author {
+/// The author a signed-in account's changes carry, whatever the request says (`None`
+/// for the API token's caller, who names its author).
+fn account_author(caller: &session::Caller) -> Option<racklet_client::changes::Author> {
+    match caller {
+        session::Caller::User { name, .. } => Some(racklet_client::changes::Author {
             name: name.clone(),
             email: format!("{name}@{}", session::ACCOUNT_EMAIL_DOMAIN),
-        };
+        }),
+        session::Caller::Token => None,
     }
 }
 
@@ -615,7 +608,9 @@ async fn apply<S: StateStore>(
     axum::Extension(caller): axum::Extension<session::Caller>,
     Json(mut request): Json<ApplyRequest>,
 ) -> Response {
-    author_for(&caller, &mut request.author);
+    if let Some(author) = account_author(&caller) {
+        request.author = author;
+    }
     change(&api, move |repo, sub| changes::apply(repo, sub, &request)).await
 }
 
@@ -624,7 +619,9 @@ async fn delete<S: StateStore>(
     axum::Extension(caller): axum::Extension<session::Caller>,
     Json(mut request): Json<DeleteRequest>,
 ) -> Response {
-    author_for(&caller, &mut request.author);
+    if let Some(author) = account_author(&caller) {
+        request.author = author;
+    }
     change(&api, move |repo, sub| changes::delete(repo, sub, &request)).await
 }
 
@@ -634,7 +631,9 @@ async fn set_power<S: StateStore>(
     UrlPath(name): UrlPath<String>,
     Json(mut request): Json<PowerRequest>,
 ) -> Response {
-    author_for(&caller, &mut request.author);
+    if let Some(author) = account_author(&caller) {
+        request.author = author;
+    }
     change(&api, move |repo, sub| {
         changes::set_power(repo, sub, &name, &request)
     })

@@ -77,15 +77,6 @@ pub enum Caller {
     User { name: String, role: Role },
 }
 
-impl Caller {
-    pub fn role(&self) -> Role {
-        match self {
-            Caller::Token => Role::Administrator,
-            Caller::User { role, .. } => *role,
-        }
-    }
-}
-
 /// The least role a request needs: accounts are an Administrator's; otherwise reading
 /// needs an account, and changing anything (power, actions, commits, syncs) or typing
 /// into a node's serial console an Operator.
